@@ -1,0 +1,59 @@
+# Two commands from a fresh clone: `make synth` and `make test` (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+# The project's Node.js 22 and CDK CLI (package.json) come before the machine's.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/.venv/bin:$(PATH)
+
+PYTHON ?= python3
+VENV_STAMP := .venv/.installed
+NODE_STAMP := node_modules/.installed
+ENV ?= dev
+CDK := cdk
+
+.PHONY: setup synth test lint typecheck unit diff deploy destroy bench rehearse clean
+
+setup: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Synthesize every environment into cdk.out (no AWS account needed) and print the stacks.
+synth: setup
+	$(CDK) synth --quiet '**'
+
+## ruff, mypy, pytest.
+test: setup lint typecheck unit
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+typecheck: setup
+	mypy
+
+unit: setup
+	pytest -q
+
+## Per environment: make diff ENV=prod, make deploy ENV=dev, make destroy ENV=dev.
+diff: setup
+	$(CDK) diff '$(ENV)/*'
+
+deploy: setup
+	$(CDK) deploy '$(ENV)/*'
+
+destroy: setup
+	$(CDK) destroy '$(ENV)/*'
+
+## Speed and memory figures, side by side with their baselines (see bench/README.md).
+bench: setup
+	python -m bench
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .bench
