@@ -1,0 +1,45 @@
+"""Command-line interface: `python -m finetune COMMAND ...`.
+
+Exit codes, for every command: 0 ok, 1 the input was checked and is invalid (bad data, bad config),
+2 usage error (unknown option, unknown model, unreadable file). Errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+# Command modules, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("validate", "models", "cost")
+
+
+class UsageError(Exception):
+    """A problem with how the command was called: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m finetune",
+        description="Validate training data, browse models, estimate cost and operate fine-tunings.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(f"finetune.commands.{module_name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits with 2 on usage errors
+    try:
+        exit_code: int = args.handler(args)
+    except UsageError as error:
+        print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return exit_code

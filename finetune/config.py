@@ -1,0 +1,519 @@
+"""The user-facing configuration: cdk.json context `environments` and `fine_tunings`.
+
+`parse_config(context, data_root)` turns the raw context into frozen dataclasses, one
+`FineTuningConfig` per (environment, fine-tuning): the typed parameter of one stack. Every problem is
+collected in one pass and raised together as a `ConfigError`, each naming its field path
+(`fine_tunings.support-assistant.hyperparameters.epochCount`). A value that comes from
+`environments.<env>.overrides.<fine-tuning>` is reported under that override path instead, so the
+user is sent to the line that set it.
+
+This module checks shapes, types, required fields, unknown keys and file existence. Checks against
+what Bedrock accepts (models, regions, hyperparameter ranges, serving modes) live in
+`finetune.catalog_checks`, and checks of the data files themselves in `finetune.dataset`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+RemovalPolicy = Literal["retain", "destroy"]
+ServingMode = Literal["provisioned", "on_demand", "none"]
+Commitment = Literal["none", "OneMonth", "SixMonths"]
+CustomizationType = Literal["FINE_TUNING", "CONTINUED_PRE_TRAINING", "DISTILLATION"]
+
+REMOVAL_POLICIES: tuple[RemovalPolicy, ...] = ("retain", "destroy")
+SERVING_MODES: tuple[ServingMode, ...] = ("provisioned", "on_demand", "none")
+COMMITMENTS: tuple[Commitment, ...] = ("none", "OneMonth", "SixMonths")
+CUSTOMIZATION_TYPES: tuple[CustomizationType, ...] = (
+    "FINE_TUNING",
+    "CONTINUED_PRE_TRAINING",
+    "DISTILLATION",
+)
+PRICE_FIELDS = (
+    "training_per_1k_tokens",
+    "storage_per_month",
+    "pt_no_commitment_per_hour",
+    "pt_one_month_per_hour",
+    "pt_six_months_per_hour",
+)
+
+# Names end up in stack names, construct IDs, S3 prefixes and Bedrock job names (at most 63
+# characters: "<environment>-<fine-tuning>-<12 hex digits of the data digest>"), hence the bounds.
+ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+FINE_TUNING_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+ENVIRONMENT_KEYS = (
+    "account",
+    "region",
+    "removal_policy",
+    "notification_emails",
+    "allow_commitment",
+    "stop_jobs_on_destroy",
+    "pricing",
+    "overrides",
+)
+FINE_TUNING_KEYS = (
+    "base_model",
+    "customization_type",
+    "teacher_model",
+    "region",
+    "training_data",
+    "validation_data",
+    "hyperparameters",
+    "serving",
+)
+SERVING_KEYS = ("mode", "model_units", "commitment")
+# Fields of a fine-tuning that are maps: an override merges into them key by key.
+MERGED_FIELDS = ("hyperparameters", "serving")
+
+HyperparameterValue = int | float | str
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem in the configuration, at a field path (or a FILE:LINE location)."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `errors` holds every problem found, in document order."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A training or validation file under the training data folder."""
+
+    relative_path: str  # as written in cdk.json, relative to training_data/
+    path: Path  # absolute
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """How a trained custom model is served. Defaults: not served, one unit, no commitment."""
+
+    mode: ServingMode = "none"
+    model_units: int = 1
+    commitment: Commitment = "none"
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """One deployment environment (one `cdk.Stage`)."""
+
+    name: str
+    region: str
+    account: str | None = None  # None: the CLI's default account
+    removal_policy: RemovalPolicy = "retain"
+    notification_emails: tuple[str, ...] = ()
+    allow_commitment: bool = False
+    stop_jobs_on_destroy: bool = False
+    # {base model id: {price field: USD}} overriding the catalog's prices.
+    pricing: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FineTuningConfig:
+    """One fine-tuning in one environment: the parameter of one stack, decided at synth time."""
+
+    name: str
+    environment: EnvironmentConfig
+    base_model: str
+    region: str
+    training_data: DataFile
+    customization_type: CustomizationType = "FINE_TUNING"
+    teacher_model: str | None = None
+    validation_data: DataFile | None = None
+    hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
+    serving: ServingConfig = ServingConfig()
+    # Relative field path -> full path, for every field an environment override set.
+    overridden: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.environment.name}-{self.name}"
+
+    def tags(self) -> dict[str, str]:
+        """The tags that identify this fine-tuning's resources, in CloudFormation and Bedrock alike."""
+        return {
+            "finetune:environment": self.environment.name,
+            "finetune:fine-tuning": self.name,
+            "finetune:stack": self.stack_name,
+        }
+
+    def path_of(self, relative: str) -> str:
+        """The full config path of a field (`hyperparameters.epochCount`), override-aware."""
+        parts = relative.split(".")
+        for depth in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:depth])
+            if prefix in self.overridden:
+                return ".".join([self.overridden[prefix], *parts[depth:]])
+        return f"fine_tunings.{self.name}.{relative}"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The whole app: every environment and, per environment, its fine-tunings in cdk.json order."""
+
+    environments: tuple[EnvironmentConfig, ...]
+    fine_tunings: tuple[FineTuningConfig, ...]
+
+    def fine_tunings_of(self, environment: str) -> tuple[FineTuningConfig, ...]:
+        return tuple(ft for ft in self.fine_tunings if ft.environment.name == environment)
+
+    def get(self, environment: str, fine_tuning: str) -> FineTuningConfig:
+        for ft in self.fine_tunings:
+            if ft.environment.name == environment and ft.name == fine_tuning:
+                return ft
+        known = ", ".join(f"{ft.environment.name}/{ft.name}" for ft in self.fine_tunings)
+        raise KeyError(f"no fine-tuning {fine_tuning!r} in environment {environment!r} (known: {known})")
+
+
+def parse_config(context: Mapping[str, Any], data_root: Path) -> AppConfig:
+    """Parse cdk.json context into an `AppConfig`, or raise `ConfigError` with every problem."""
+    errors: list[FieldError] = []
+    environments_raw = _mapping(context.get("environments"), "environments", errors, required=True)
+    fine_tunings_raw = _mapping(context.get("fine_tunings"), "fine_tunings", errors, required=True)
+    if errors:
+        raise ConfigError(errors)
+    if not environments_raw:
+        errors.append(FieldError("environments", "define at least one environment"))
+    if not fine_tunings_raw:
+        errors.append(FieldError("fine_tunings", "define at least one fine-tuning"))
+    for name in fine_tunings_raw:
+        if not FINE_TUNING_NAME.match(name):
+            errors.append(FieldError(f"fine_tunings.{name}", _NAME_RULE.format(max=32)))
+
+    environments: list[EnvironmentConfig] = []
+    fine_tunings: list[FineTuningConfig] = []
+    for env_name, env_raw in environments_raw.items():
+        env_path = f"environments.{env_name}"
+        if not ENVIRONMENT_NAME.match(env_name):
+            errors.append(FieldError(env_path, _NAME_RULE.format(max=16)))
+        env_fields = _mapping(env_raw, env_path, errors, required=True)
+        environment = _parse_environment(env_name, env_fields, errors)
+        environments.append(environment)
+        overrides = _mapping(env_fields.get("overrides"), f"{env_path}.overrides", errors)
+        for unknown in overrides.keys() - fine_tunings_raw.keys():
+            errors.append(
+                FieldError(
+                    f"{env_path}.overrides.{unknown}",
+                    f"no fine-tuning named {unknown!r}{_suggest(unknown, fine_tunings_raw)}",
+                )
+            )
+        for ft_name, ft_raw in fine_tunings_raw.items():
+            base = _mapping(ft_raw, f"fine_tunings.{ft_name}", errors, required=True)
+            merged, overridden = _apply_override(
+                base, overrides.get(ft_name), f"{env_path}.overrides.{ft_name}", errors
+            )
+            parsed = _parse_fine_tuning(ft_name, environment, merged, overridden, data_root, errors)
+            if parsed is not None:
+                fine_tunings.append(parsed)
+    if errors:
+        raise ConfigError(_deduplicate(errors))
+    return AppConfig(environments=tuple(environments), fine_tunings=tuple(fine_tunings))
+
+
+_NAME_RULE = "name must be lowercase letters, digits and '-', start with a letter, at most {max} characters"
+
+
+def _deduplicate(errors: list[FieldError]) -> list[FieldError]:
+    """A fine-tuning is parsed once per environment: report each shared problem once."""
+    return list(dict.fromkeys(errors))
+
+
+def _suggest(word: str, choices: Mapping[str, Any] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _mapping(value: Any, path: str, errors: list[FieldError], *, required: bool = False) -> dict[str, Any]:
+    if value is None:
+        if required:
+            errors.append(FieldError(path, "required: an object (JSON map) is missing"))
+        return {}
+    if not isinstance(value, Mapping):
+        errors.append(FieldError(path, f"expected an object (JSON map), got {_type_name(value)}"))
+        return {}
+    return dict(value)
+
+
+def _unknown_keys(fields: Mapping[str, Any], allowed: tuple[str, ...], path: str) -> Iterator[FieldError]:
+    for key in fields:
+        if key not in allowed:
+            accepted = ", ".join(allowed)
+            yield FieldError(f"{path}.{key}", f"unknown key{_suggest(key, allowed)}; accepted: {accepted}")
+
+
+def _string(
+    fields: Mapping[str, Any],
+    key: str,
+    path: str,
+    errors: list[FieldError],
+    *,
+    required: bool = False,
+    pattern: re.Pattern[str] | None = None,
+    rule: str = "",
+) -> str | None:
+    value = fields.get(key)
+    if value is None:
+        if required:
+            errors.append(FieldError(path, "required field is missing (a string)"))
+        return None
+    if not isinstance(value, str) or not value.strip():
+        errors.append(FieldError(path, f"expected a non-empty string, got {_type_name(value)} {value!r}"))
+        return None
+    if pattern is not None and not pattern.match(value):
+        errors.append(FieldError(path, f"{value!r} is not valid: {rule}"))
+        return None
+    return value
+
+
+def _choice(
+    fields: Mapping[str, Any], key: str, path: str, choices: tuple[str, ...], errors: list[FieldError]
+) -> str | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if value not in choices:
+        accepted = " | ".join(repr(choice) for choice in choices)
+        hint = _suggest(value, choices) if isinstance(value, str) else ""
+        errors.append(FieldError(path, f"got {value!r}{hint}; accepted: {accepted}"))
+        return None
+    return cast(str, value)
+
+
+def _boolean(fields: Mapping[str, Any], key: str, path: str, errors: list[FieldError]) -> bool | None:
+    value = fields.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        errors.append(FieldError(path, f"expected true or false, got {_type_name(value)} {value!r}"))
+        return None
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _parse_environment(name: str, fields: Mapping[str, Any], errors: list[FieldError]) -> EnvironmentConfig:
+    path = f"environments.{name}"
+    errors.extend(_unknown_keys(fields, ENVIRONMENT_KEYS, path))
+    region = _string(
+        fields,
+        "region",
+        f"{path}.region",
+        errors,
+        required=True,
+        pattern=REGION,
+        rule="an AWS region such as 'us-west-2'",
+    )
+    account = _string(
+        fields, "account", f"{path}.account", errors, pattern=ACCOUNT_ID, rule="a 12-digit AWS account id"
+    )
+    removal_policy = _choice(fields, "removal_policy", f"{path}.removal_policy", REMOVAL_POLICIES, errors)
+    emails: list[str] = []
+    raw_emails = fields.get("notification_emails", [])
+    if not isinstance(raw_emails, list):
+        errors.append(
+            FieldError(
+                f"{path}.notification_emails", f"expected a list of e-mail addresses, got {raw_emails!r}"
+            )
+        )
+    else:
+        for index, email in enumerate(raw_emails):
+            if isinstance(email, str) and EMAIL.match(email):
+                emails.append(email)
+            else:
+                errors.append(
+                    FieldError(f"{path}.notification_emails[{index}]", f"{email!r} is not an e-mail address")
+                )
+    allow_commitment = _boolean(fields, "allow_commitment", f"{path}.allow_commitment", errors)
+    stop_jobs = _boolean(fields, "stop_jobs_on_destroy", f"{path}.stop_jobs_on_destroy", errors)
+    policy = cast(RemovalPolicy, removal_policy or "retain")
+    return EnvironmentConfig(
+        name=name,
+        region=region or "",
+        account=account,
+        removal_policy=policy,
+        notification_emails=tuple(emails),
+        allow_commitment=bool(allow_commitment),
+        # A destroyable environment stops its running jobs on destroy unless told otherwise.
+        stop_jobs_on_destroy=stop_jobs if stop_jobs is not None else policy == "destroy",
+        pricing=_parse_pricing(fields.get("pricing"), f"{path}.pricing", errors),
+    )
+
+
+def _parse_pricing(value: Any, path: str, errors: list[FieldError]) -> dict[str, dict[str, float]]:
+    pricing: dict[str, dict[str, float]] = {}
+    for model_id, prices_raw in _mapping(value, path, errors).items():
+        model_path = f"{path}.{model_id}"
+        prices = _mapping(prices_raw, model_path, errors, required=True)
+        errors.extend(_unknown_keys(prices, PRICE_FIELDS, model_path))
+        pricing[model_id] = {}
+        for key, price in prices.items():
+            if key not in PRICE_FIELDS:
+                continue
+            if not _is_number(price) or price < 0:
+                errors.append(
+                    FieldError(f"{model_path}.{key}", f"expected a price in USD >= 0, got {price!r}")
+                )
+            else:
+                pricing[model_id][key] = float(price)
+    return pricing
+
+
+def _apply_override(
+    base: dict[str, Any], override_raw: Any, override_path: str, errors: list[FieldError]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Merge an environment's override into a fine-tuning; remember which fields it set."""
+    if override_raw is None:
+        return base, {}
+    override = _mapping(override_raw, override_path, errors)
+    merged = dict(base)
+    overridden: dict[str, str] = {}
+    for key, value in override.items():
+        if key in MERGED_FIELDS and isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            merged[key] = {**base[key], **value}
+            for inner in value:
+                overridden[f"{key}.{inner}"] = f"{override_path}.{key}.{inner}"
+        else:
+            merged[key] = value
+            overridden[key] = f"{override_path}.{key}"
+    return merged, overridden
+
+
+def _parse_fine_tuning(
+    name: str,
+    environment: EnvironmentConfig,
+    fields: Mapping[str, Any],
+    overridden: dict[str, str],
+    data_root: Path,
+    errors: list[FieldError],
+) -> FineTuningConfig | None:
+    # A throwaway instance only to resolve paths the same way the finished config does.
+    where = FineTuningConfig(
+        name=name,
+        environment=environment,
+        base_model="",
+        region="",
+        training_data=DataFile("", data_root),
+        overridden=overridden,
+    ).path_of
+    before = len(errors)
+    for error in _unknown_keys(fields, FINE_TUNING_KEYS, "fine_tunings." + name):
+        key = error.path.rsplit(".", 1)[1]
+        errors.append(FieldError(where(key), error.message))
+
+    base_model = _string(fields, "base_model", where("base_model"), errors, required=True)
+    customization_type = _choice(
+        fields, "customization_type", where("customization_type"), CUSTOMIZATION_TYPES, errors
+    )
+    teacher_model = _string(fields, "teacher_model", where("teacher_model"), errors)
+    region = _string(
+        fields, "region", where("region"), errors, pattern=REGION, rule="an AWS region such as 'us-west-2'"
+    )
+    training = _data_file(fields, "training_data", where("training_data"), data_root, errors, required=True)
+    validation = _data_file(fields, "validation_data", where("validation_data"), data_root, errors)
+    hyperparameters = _parse_hyperparameters(fields.get("hyperparameters"), where, errors)
+    serving = _parse_serving(fields.get("serving"), where, errors)
+
+    if len(errors) > before or base_model is None or training is None:
+        return None
+    return FineTuningConfig(
+        name=name,
+        environment=environment,
+        base_model=base_model,
+        customization_type=cast(CustomizationType, customization_type or "FINE_TUNING"),
+        teacher_model=teacher_model,
+        region=region or environment.region,
+        training_data=training,
+        validation_data=validation,
+        hyperparameters=hyperparameters,
+        serving=serving,
+        overridden=overridden,
+    )
+
+
+def _data_file(
+    fields: Mapping[str, Any],
+    key: str,
+    path: str,
+    data_root: Path,
+    errors: list[FieldError],
+    *,
+    required: bool = False,
+) -> DataFile | None:
+    relative = _string(fields, key, path, errors, required=required)
+    if relative is None:
+        return None
+    candidate = Path(relative)
+    resolved = (data_root / candidate).resolve()
+    if candidate.is_absolute() or not resolved.is_relative_to(data_root.resolve()):
+        errors.append(FieldError(path, f"{relative!r} must be a path inside {data_root.name}/ (relative)"))
+        return None
+    if not resolved.is_file():
+        errors.append(FieldError(path, f"file not found: {data_root.name}/{relative}"))
+        return None
+    return DataFile(relative_path=relative, path=resolved)
+
+
+def _parse_hyperparameters(
+    value: Any, where: Any, errors: list[FieldError]
+) -> dict[str, HyperparameterValue]:
+    parsed: dict[str, HyperparameterValue] = {}
+    for key, raw in _mapping(value, where("hyperparameters"), errors).items():
+        if _is_number(raw) or (isinstance(raw, str) and raw.strip()):
+            parsed[key] = raw
+        else:
+            errors.append(
+                FieldError(
+                    where(f"hyperparameters.{key}"),
+                    f'expected a number (or a special value such as "auto"), got {_type_name(raw)} {raw!r}',
+                )
+            )
+    return parsed
+
+
+def _parse_serving(value: Any, where: Any, errors: list[FieldError]) -> ServingConfig:
+    fields = _mapping(value, where("serving"), errors)
+    for error in _unknown_keys(fields, SERVING_KEYS, "serving"):
+        errors.append(FieldError(where(error.path), error.message))
+    mode = _choice(fields, "mode", where("serving.mode"), SERVING_MODES, errors)
+    commitment = _choice(fields, "commitment", where("serving.commitment"), COMMITMENTS, errors)
+    units = fields.get("model_units", 1)
+    if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+        errors.append(
+            FieldError(where("serving.model_units"), f"expected a whole number >= 1, got {units!r}")
+        )
+        units = 1
+    return ServingConfig(
+        mode=cast(ServingMode, mode or "none"),
+        model_units=units,
+        commitment=cast(Commitment, commitment or "none"),
+    )

@@ -1,0 +1,78 @@
+"""Training-data formats and dataset limits: the vocabulary shared by the catalog and the validator.
+
+Sources: Bedrock user guide "Prepare data for fine-tuning" and the Nova guide "Dataset constraints"
+(summarised in shared/bedrock-reference.md, section 6).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DataFormat(StrEnum):
+    """The JSONL record shapes Bedrock accepts, one JSON object per line."""
+
+    PROMPT_COMPLETION = "prompt-completion"  # {"prompt": str, "completion": str}
+    CONTINUED_PRE_TRAINING = "continued-pre-training"  # {"input": str}
+    CLAUDE_MESSAGES = "claude-messages"  # {"system"?: str, "messages": [{"role", "content": str}]}
+    CONVERSE = "bedrock-conversation-2024"  # {"schemaVersion", "system": [...], "messages": [...]}
+    IMAGE_CAPTION = "image-caption"  # {"image-ref": "s3://...", "caption": str}
+    REINFORCEMENT = "reinforcement-fine-tuning"  # {"messages": [...], "reference_answer": any}
+
+
+# The user guide sizes text at about 6 characters per token; every estimate in this project uses it
+# and says so, because no tokenizer of the base models can run offline.
+CHARS_PER_TOKEN = 6
+TOKEN_ESTIMATE_METHOD = f"characters / {CHARS_PER_TOKEN} (the Bedrock user guide's approximation)"
+
+
+def estimate_tokens(characters: int) -> int:
+    """Estimated tokens for a text of `characters` characters (rounded up)."""
+    return math.ceil(characters / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class TokenLimit:
+    """At most `max_tokens` per record when the batch size is within [batch_size_min, batch_size_max]."""
+
+    max_tokens: int
+    batch_size_min: int = 1
+    batch_size_max: int | None = None  # None: no upper bound
+
+    def applies_to(self, batch_size: int) -> bool:
+        upper_ok = self.batch_size_max is None or batch_size <= self.batch_size_max
+        return self.batch_size_min <= batch_size and upper_ok
+
+
+@dataclass(frozen=True)
+class DatasetLimits:
+    """What one base model accepts as training (and validation) data for one customization type.
+
+    Every bound is optional (None = not documented, so not enforced).
+    """
+
+    data_format: DataFormat
+    min_records: int | None = None
+    max_records: int | None = None
+    # Per-record token limits; several entries when the limit depends on the batch size.
+    token_limits: tuple[TokenLimit, ...] = ()
+    max_file_bytes: int | None = None
+    validation_allowed: bool = True
+    validation_max_records: int | None = None
+    validation_max_file_bytes: int | None = None
+    # Caption length bounds (characters) for image/caption formats.
+    caption_min_chars: int | None = None
+    caption_max_chars: int | None = None
+    # Media per sample (Converse with images).
+    max_images_per_record: int | None = None
+
+    def max_tokens_for(self, batch_size: int | None) -> int | None:
+        """The per-record token limit for a batch size (the strictest one when it is unknown)."""
+        if not self.token_limits:
+            return None
+        if batch_size is None:
+            return min(limit.max_tokens for limit in self.token_limits)
+        matching = [limit.max_tokens for limit in self.token_limits if limit.applies_to(batch_size)]
+        return min(matching) if matching else None

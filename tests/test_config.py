@@ -1,0 +1,269 @@
+"""cdk.json context -> typed configuration: shapes, defaults, overrides, and every error with its path."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune.config import ConfigError, parse_config
+from tests.conftest import DATA_ROOT, sample_context
+
+
+def context_with(data_root: Path) -> dict[str, Any]:
+    (data_root / "assistant").mkdir(parents=True, exist_ok=True)
+    (data_root / "assistant" / "train.jsonl").write_text('{"prompt": "p", "completion": "c"}\n')
+    (data_root / "assistant" / "valid.jsonl").write_text('{"prompt": "p", "completion": "c"}\n')
+    return {
+        "environments": {
+            "dev": {"region": "us-west-2", "removal_policy": "destroy"},
+            "prod": {"region": "us-east-1", "account": "123456789012", "notification_emails": ["a@b.org"]},
+        },
+        "fine_tunings": {
+            "assistant": {
+                "base_model": "meta.llama3-1-8b-instruct-v1:0:128k",
+                "training_data": "assistant/train.jsonl",
+                "validation_data": "assistant/valid.jsonl",
+                "hyperparameters": {"epochCount": 2, "learningRate": 0.0001},
+                "serving": {"mode": "provisioned", "model_units": 2},
+            }
+        },
+    }
+
+
+def errors_of(context: dict[str, Any], data_root: Path) -> dict[str, str]:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(context, data_root)
+    return {error.path: error.message for error in raised.value.errors}
+
+
+def test_sample_configuration_parses_into_one_config_per_environment_and_fine_tuning() -> None:
+    config = parse_config(sample_context(), DATA_ROOT)
+    assert [env.name for env in config.environments] == ["dev", "prod"]
+    assert sorted((ft.environment.name, ft.name) for ft in config.fine_tunings) == [
+        ("dev", "sql-generator"),
+        ("dev", "support-assistant"),
+        ("prod", "sql-generator"),
+        ("prod", "support-assistant"),
+    ]
+
+
+def test_defaults_and_resolved_fields(tmp_path: Path) -> None:
+    config = parse_config(context_with(tmp_path), tmp_path)
+    dev = config.get("dev", "assistant")
+    prod = config.get("prod", "assistant")
+    assert dev.region == "us-west-2" and prod.region == "us-east-1"  # the environment's region
+    assert dev.customization_type == "FINE_TUNING"
+    assert dev.environment.stop_jobs_on_destroy is True  # destroy environments stop jobs by default
+    assert prod.environment.removal_policy == "retain"  # the safe default
+    assert prod.environment.stop_jobs_on_destroy is False
+    assert prod.environment.allow_commitment is False
+    assert prod.environment.notification_emails == ("a@b.org",)
+    assert dev.serving.model_units == 2 and dev.serving.commitment == "none"
+    assert dev.training_data.path == (tmp_path / "assistant" / "train.jsonl").resolve()
+    assert dev.tags() == {
+        "finetune:environment": "dev",
+        "finetune:fine-tuning": "assistant",
+        "finetune:stack": "dev-assistant",
+    }
+
+
+def test_override_merges_maps_and_replaces_scalars_for_its_environment_only(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["environments"]["dev"]["overrides"] = {
+        "assistant": {
+            "hyperparameters": {"epochCount": 1},
+            "serving": {"mode": "none"},
+            "region": "us-east-1",
+        }
+    }
+    config = parse_config(context, tmp_path)
+    dev, prod = config.get("dev", "assistant"), config.get("prod", "assistant")
+    assert dev.hyperparameters == {"epochCount": 1, "learningRate": 0.0001}
+    assert dev.serving.mode == "none" and dev.serving.model_units == 2
+    assert dev.region == "us-east-1"
+    assert prod.hyperparameters == {"epochCount": 2, "learningRate": 0.0001}
+    assert (
+        dev.path_of("hyperparameters.epochCount")
+        == "environments.dev.overrides.assistant.hyperparameters.epochCount"
+    )
+    assert (
+        dev.path_of("hyperparameters.learningRate") == "fine_tunings.assistant.hyperparameters.learningRate"
+    )
+    assert prod.path_of("serving.mode") == "fine_tunings.assistant.serving.mode"
+
+
+def test_missing_required_fields_are_reported_with_their_paths(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    del context["fine_tunings"]["assistant"]["base_model"]
+    del context["environments"]["dev"]["region"]
+    errors = errors_of(context, tmp_path)
+    assert "required" in errors["fine_tunings.assistant.base_model"]
+    assert "required" in errors["environments.dev.region"]
+
+
+def test_missing_sections_are_reported() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({}, DATA_ROOT)
+    assert [error.path for error in raised.value.errors] == ["environments", "fine_tunings"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "words"),
+    [
+        (
+            lambda c: c["fine_tunings"]["assistant"].update(base_model=42),
+            "fine_tunings.assistant.base_model",
+            "string",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"]["hyperparameters"].update(epochCount=[2]),
+            "fine_tunings.assistant.hyperparameters.epochCount",
+            "expected a number",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"]["hyperparameters"].update(epochCount=True),
+            "fine_tunings.assistant.hyperparameters.epochCount",
+            "expected a number",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"]["serving"].update(model_units=0),
+            "fine_tunings.assistant.serving.model_units",
+            ">= 1",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"]["serving"].update(mode="always"),
+            "fine_tunings.assistant.serving.mode",
+            "'provisioned' | 'on_demand' | 'none'",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"]["serving"].update(commitment="OneYear"),
+            "fine_tunings.assistant.serving.commitment",
+            "'none' | 'OneMonth' | 'SixMonths'",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"].update(customization_type="LORA"),
+            "fine_tunings.assistant.customization_type",
+            "FINE_TUNING",
+        ),
+        (
+            lambda c: c["environments"]["dev"].update(removal_policy="keep"),
+            "environments.dev.removal_policy",
+            "retain",
+        ),
+        (lambda c: c["environments"]["dev"].update(region="mars-1"), "environments.dev.region", "AWS region"),
+        (
+            lambda c: c["environments"]["prod"].update(account="12345"),
+            "environments.prod.account",
+            "12-digit",
+        ),
+        (
+            lambda c: c["environments"]["prod"].update(notification_emails=["not-an-address"]),
+            "environments.prod.notification_emails[0]",
+            "e-mail",
+        ),
+        (
+            lambda c: c["environments"]["dev"].update(allow_commitment="yes"),
+            "environments.dev.allow_commitment",
+            "true or false",
+        ),
+        (
+            lambda c: c["fine_tunings"]["assistant"].update(serving="provisioned"),
+            "fine_tunings.assistant.serving",
+            "object",
+        ),
+    ],
+)
+def test_wrong_types_and_values(tmp_path: Path, mutate: Any, path: str, words: str) -> None:
+    context = context_with(tmp_path)
+    mutate(context)
+    errors = errors_of(context, tmp_path)
+    assert path in errors, errors
+    assert words in errors[path]
+
+
+def test_unknown_keys_are_rejected_with_a_suggestion_and_the_accepted_keys(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["fine_tunings"]["assistant"]["hyperparameter"] = {}
+    context["fine_tunings"]["assistant"]["serving"]["units"] = 1
+    context["environments"]["dev"]["removal"] = "destroy"
+    errors = errors_of(context, tmp_path)
+    assert "did you mean 'hyperparameters'" in errors["fine_tunings.assistant.hyperparameter"]
+    assert "accepted: mode, model_units, commitment" in errors["fine_tunings.assistant.serving.units"]
+    assert "did you mean 'removal_policy'" in errors["environments.dev.removal"]
+
+
+def test_missing_and_escaping_data_files(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["fine_tunings"]["assistant"]["training_data"] = "assistant/missing.jsonl"
+    context["fine_tunings"]["assistant"]["validation_data"] = "../outside.jsonl"
+    errors = errors_of(context, tmp_path)
+    assert (
+        errors["fine_tunings.assistant.training_data"]
+        == f"file not found: {tmp_path.name}/assistant/missing.jsonl"
+    )
+    assert "must be a path inside" in errors["fine_tunings.assistant.validation_data"]
+
+
+def test_errors_in_an_override_name_the_override_path(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["environments"]["prod"]["overrides"] = {
+        "assistant": {"serving": {"mode": "sometimes"}, "training_data": "nope.jsonl", "colour": "red"},
+        "unknown-ft": {},
+    }
+    errors = errors_of(context, tmp_path)
+    assert "accepted" in errors["environments.prod.overrides.assistant.serving.mode"]
+    assert "file not found" in errors["environments.prod.overrides.assistant.training_data"]
+    assert "unknown key" in errors["environments.prod.overrides.assistant.colour"]
+    assert "no fine-tuning named 'unknown-ft'" in errors["environments.prod.overrides.unknown-ft"]
+    # The base fine-tuning is fine: nothing is reported against it.
+    assert not [path for path in errors if path.startswith("fine_tunings.")]
+
+
+def test_all_errors_are_reported_at_once_and_once_each(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    broken = copy.deepcopy(context)
+    broken["fine_tunings"]["assistant"]["base_model"] = ""
+    broken["fine_tunings"]["assistant"]["serving"]["model_units"] = -1
+    broken["environments"]["dev"]["region"] = 7
+    with pytest.raises(ConfigError) as raised:
+        parse_config(broken, tmp_path)
+    paths = [error.path for error in raised.value.errors]
+    # The fine-tuning is parsed for both environments, its problems reported once.
+    assert sorted(paths) == sorted(
+        {
+            "fine_tunings.assistant.base_model",
+            "fine_tunings.assistant.serving.model_units",
+            "environments.dev.region",
+        }
+    )
+    assert len(paths) == len(set(paths))
+    assert str(raised.value).count("\n") == 2
+
+
+@pytest.mark.parametrize("name", ["Dev", "1dev", "dev_1", "a" * 17])
+def test_environment_names_must_fit_stack_and_job_names(tmp_path: Path, name: str) -> None:
+    context = context_with(tmp_path)
+    context["environments"][name] = context["environments"].pop("dev")
+    errors = errors_of(context, tmp_path)
+    assert "lowercase letters" in errors[f"environments.{name}"]
+
+
+def test_pricing_overrides_are_checked_for_shape(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["environments"]["dev"]["pricing"] = {
+        "meta.llama3-1-8b-instruct-v1:0:128k": {"training_per_1k_tokens": -1, "per_token": 1},
+    }
+    errors = errors_of(context, tmp_path)
+    base = "environments.dev.pricing.meta.llama3-1-8b-instruct-v1:0:128k"
+    assert ">= 0" in errors[f"{base}.training_per_1k_tokens"]
+    assert "unknown key" in errors[f"{base}.per_token"]
+    context["environments"]["dev"]["pricing"] = {
+        "meta.llama3-1-8b-instruct-v1:0:128k": {"storage_per_month": 2}
+    }
+    config = parse_config(context, tmp_path)
+    assert config.get("dev", "assistant").environment.pricing == {
+        "meta.llama3-1-8b-instruct-v1:0:128k": {"storage_per_month": 2.0}
+    }
