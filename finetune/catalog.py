@@ -1,0 +1,879 @@
+"""The catalog of customizable Bedrock base models: what each accepts and what it costs.
+
+One `ModelEntry` per base model that can be customized, written as data (the table at the bottom
+of this module), with the source of every fact. Facts come from shared/bedrock-reference.md
+(2026-08), which summarises the Bedrock user guide, the Nova user guide and botocore's Bedrock
+service model; where that reference is silent, the field says "not documented" rather than guess.
+
+Decisions:
+- `model_id` is the exact `baseModelIdentifier` a customization job takes, with its context-window
+  suffix (`anthropic.claude-3-haiku-20240307-v1:0:200k`). The plain foundation-model id without the
+  suffix is listed as an alias: `find_model` resolves it so the config check can say which
+  identifier to write instead of only "unknown model".
+- Context windows are read from the identifier's suffix, in thousands of tokens ("128k" -> 128,000).
+- Sizes in the user guide ("10 GB") are read as decimal units (10 * 1000**3 bytes): the stricter
+  reading, so a file we accept is never rejected by Bedrock for its size.
+- Distillation teachers must be larger than their student: the reference lists "Nova Pro / Nova
+  Premier -> Nova Lite/Micro/Pro", so Nova Pro may teach Micro and Lite, and only Nova Premier may
+  teach Nova Pro. Teachers are listed by their foundation-model id; inference-profile ids are not
+  documented in the reference and are therefore not listed.
+- Prices: no official per-model figure could be retrieved (reference section 7). Storage (~$1.95 per
+  month) comes from secondary sources and is marked unverified; every other price is `None`
+  (unknown), never 0. An environment's `pricing` block in cdk.json replaces any figure
+  (`prices_for`).
+- Hyperparameters apply to every customization type of a model (the reference documents them per
+  model). Nova 2 Lite's reinforcement fine-tuning takes typed hyperparameters under
+  `customizationConfig.rftConfig`; only their documented bounds are listed here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+from finetune.formats import DataFormat, DatasetLimits, TokenLimit
+
+# --------------------------------------------------------------------------------------------------
+# Sources (every fact in the table names one of these)
+# --------------------------------------------------------------------------------------------------
+
+AS_OF = "2026-08"
+_REFERENCE = f"per shared/bedrock-reference.md, {AS_OF}"
+SOURCE_HYPERPARAMETERS = f"Bedrock user guide: Custom model hyperparameters ({_REFERENCE}, section 5)"
+SOURCE_REGIONS = f"Bedrock user guide: fine-tuning models and Regions table ({_REFERENCE}, section 5)"
+SOURCE_DISTILLATION = f"Bedrock user guide: Model distillation, supported models ({_REFERENCE}, section 5)"
+SOURCE_RFT = (
+    f"Bedrock user guide: Reinforcement fine-tuning ({_REFERENCE}, section 5); bounds from botocore's "
+    "Bedrock service model, shape RFTHyperParameters"
+)
+SOURCE_DATA = (
+    "Bedrock user guide: Prepare data for fine-tuning; Nova user guide: Dataset constraints "
+    f"({_REFERENCE}, section 6)"
+)
+SOURCE_SERVING = (
+    f"Bedrock user guide: Provisioned Throughput; On-demand custom model deployment ({_REFERENCE}, section 3)"
+)
+SOURCE_IDENTITY = (
+    f"Bedrock user guide: model identifiers (context suffix) and model cards ({_REFERENCE}, section 5)"
+)
+SOURCE_LIFECYCLE = f"Bedrock user guide: newest vs older fine-tuning tables ({_REFERENCE}, section 5)"
+SOURCE_STORAGE_PRICE = (
+    f"secondary sources quoted in shared/bedrock-reference.md section 7 ({AS_OF}); "
+    "the official pricing page could not be retrieved"
+)
+SOURCE_PRICE_UNKNOWN = (
+    f"no official per-model figure retrievable (shared/bedrock-reference.md section 7, {AS_OF}); "
+    "set environments.<env>.pricing in cdk.json"
+)
+OVERRIDE_SOURCE = "cdk.json pricing override"
+
+LIFECYCLE_CURRENT = "current"
+LIFECYCLE_DROPPED = "dropped from the newest fine-tuning table (unconfirmed)"
+
+# The customization types Bedrock knows (botocore enum CustomizationType, minus IMPORTED).
+FINE_TUNING = "FINE_TUNING"
+CONTINUED_PRE_TRAINING = "CONTINUED_PRE_TRAINING"
+DISTILLATION = "DISTILLATION"
+REINFORCEMENT_FINE_TUNING = "REINFORCEMENT_FINE_TUNING"
+CUSTOMIZATION_TYPES = (FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION, REINFORCEMENT_FINE_TUNING)
+TYPE_ABBREVIATIONS = {
+    FINE_TUNING: "FT",
+    CONTINUED_PRE_TRAINING: "CPT",
+    DISTILLATION: "DIST",
+    REINFORCEMENT_FINE_TUNING: "RFT",
+}
+
+US_EAST_1 = "us-east-1"
+US_WEST_2 = "us-west-2"
+
+MB = 1000**2
+GB = 1000**3
+
+# --------------------------------------------------------------------------------------------------
+# Types
+# --------------------------------------------------------------------------------------------------
+
+HyperparameterKind = Literal["int", "float"]
+Number = int | float
+
+
+def format_number(value: Number) -> str:
+    """A number as Bedrock's string-valued hyperParameters map expects it.
+
+    Ints are written without a fraction ("5"); floats with Python's shortest round-tripping repr
+    ("1e-05", "0.0001", "1.0"), which is stable across runs and parses back to the same float.
+    """
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a hyperparameter value")
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+@dataclass(frozen=True)
+class HyperparameterSpec:
+    """One hyperparameter a model takes: the exact Bedrock key, its type and inclusive bounds."""
+
+    key: str
+    kind: HyperparameterKind
+    minimum: Number
+    maximum: Number
+    default: Number | str | None = None  # None: Bedrock chooses (or the key is required)
+    required: bool = False
+    special_values: tuple[str, ...] = ()  # strings accepted besides numbers, e.g. "auto"
+
+    def in_range(self, value: Number) -> bool:
+        return self.minimum <= value <= self.maximum
+
+    def range_text(self) -> str:
+        return f"{format_number(self.minimum)} to {format_number(self.maximum)} (inclusive)"
+
+    def describe(self) -> str:
+        """`int 1..10, default 2` and the special values, for tables and messages."""
+        text = f"{self.kind} {format_number(self.minimum)}..{format_number(self.maximum)}"
+        if self.special_values:
+            text += " or " + " | ".join(f'"{value}"' for value in self.special_values)
+        if self.required:
+            text += ", required"
+        elif self.default is not None:
+            default = self.default if isinstance(self.default, str) else format_number(self.default)
+            text += f", default {default}"
+        return text
+
+
+@dataclass(frozen=True)
+class Customization:
+    """One customization type a model supports: where, with which data and (distillation) teachers."""
+
+    type: str
+    regions: tuple[str, ...]
+    limits: DatasetLimits
+    teachers: tuple[str, ...] = ()  # allowed teacherModelIdentifier values (DISTILLATION only)
+    source: str = SOURCE_REGIONS
+    limits_source: str = SOURCE_DATA
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How a custom model of this base can be served.
+
+    Provisioned Throughput is documented for every custom model; on-demand deployment only for the
+    models and regions in reference section 3 (for models customized on or after 2025-07-16).
+    """
+
+    provisioned: bool = True
+    on_demand_regions: tuple[str, ...] = ()
+    source: str = SOURCE_SERVING
+
+    @property
+    def on_demand(self) -> bool:
+        return bool(self.on_demand_regions)
+
+
+@dataclass(frozen=True)
+class Price:
+    """One price in USD. `value` None means unknown (never 0); `unverified` marks a weak source."""
+
+    value: float | None
+    source: str
+    as_of: str | None = AS_OF
+    unverified: bool = False
+
+    def render(self, suffix: str = "") -> str:
+        """`$1.95`, `~$1.95 (unverified)` or `unknown`; `suffix` goes after the amount (`/month`)."""
+        if self.value is None:
+            return "unknown"
+        amount = format_usd(self.value)
+        if self.unverified:
+            return f"~{amount}{suffix} (unverified)"
+        return f"{amount}{suffix}"
+
+
+def format_usd(value: float) -> str:
+    """Dollars with cents, or four significant digits below one cent (`$0.0008`)."""
+    if value != 0 and abs(value) < 0.01:
+        return f"${value:.4g}"
+    return f"${value:,.2f}"
+
+
+@dataclass(frozen=True)
+class Prices:
+    """The prices of one model, one field per `finetune.config.PRICE_FIELDS` entry."""
+
+    training_per_1k_tokens: Price
+    storage_per_month: Price
+    pt_no_commitment_per_hour: Price
+    pt_one_month_per_hour: Price
+    pt_six_months_per_hour: Price
+
+    def get(self, field_name: str) -> Price:
+        if field_name not in PRICE_FIELD_NAMES:
+            raise KeyError(f"no price field {field_name!r}; known: {', '.join(PRICE_FIELD_NAMES)}")
+        price: Price = getattr(self, field_name)
+        return price
+
+    def pt_per_hour(self, commitment: str) -> Price:
+        """The PT price per model unit and hour for a commitment: none | OneMonth | SixMonths."""
+        by_commitment = {
+            "none": self.pt_no_commitment_per_hour,
+            "OneMonth": self.pt_one_month_per_hour,
+            "SixMonths": self.pt_six_months_per_hour,
+        }
+        return by_commitment[commitment]
+
+
+PRICE_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Prices))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One customizable base model."""
+
+    model_id: str  # the exact baseModelIdentifier, with the context suffix
+    provider: str
+    name: str
+    input_modalities: tuple[str, ...]
+    output_modalities: tuple[str, ...]
+    context_window: int | None  # tokens; None: not documented
+    customizations: tuple[Customization, ...]
+    hyperparameters: tuple[HyperparameterSpec, ...]
+    serving: ServingOptions
+    license: str
+    lifecycle: str
+    prices: Prices
+    aliases: tuple[str, ...] = ()  # other ids find_model resolves (not accepted in a job)
+    languages: tuple[str, ...] = ()  # empty: not documented in the reference
+    notes: tuple[str, ...] = ()
+    identity_source: str = SOURCE_IDENTITY
+    hyperparameters_source: str = SOURCE_HYPERPARAMETERS
+    lifecycle_source: str = SOURCE_LIFECYCLE
+
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        return (self.model_id, *self.aliases)
+
+    @property
+    def customization_types(self) -> tuple[str, ...]:
+        return tuple(c.type for c in self.customizations)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """Every region where some customization type is available, in table order."""
+        return tuple(dict.fromkeys(r for c in self.customizations for r in c.regions))
+
+    @property
+    def data_formats(self) -> tuple[DataFormat, ...]:
+        return tuple(dict.fromkeys(c.limits.data_format for c in self.customizations))
+
+    def customization(self, customization_type: str) -> Customization | None:
+        return next((c for c in self.customizations if c.type == customization_type), None)
+
+    def dataset_limits(self, customization_type: str) -> DatasetLimits | None:
+        found = self.customization(customization_type)
+        return found.limits if found else None
+
+    def regions_for(self, customization_type: str) -> tuple[str, ...]:
+        found = self.customization(customization_type)
+        return found.regions if found else ()
+
+    def teachers_for(self, customization_type: str = DISTILLATION) -> tuple[str, ...]:
+        found = self.customization(customization_type)
+        return found.teachers if found else ()
+
+    def hyperparameter(self, key: str) -> HyperparameterSpec | None:
+        return next((spec for spec in self.hyperparameters if spec.key == key), None)
+
+    @property
+    def hyperparameter_keys(self) -> tuple[str, ...]:
+        return tuple(spec.key for spec in self.hyperparameters)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared building blocks of the table
+# --------------------------------------------------------------------------------------------------
+
+
+def _int(
+    key: str,
+    minimum: int,
+    maximum: int,
+    default: int | None = None,
+    *,
+    required: bool = False,
+    special_values: tuple[str, ...] = (),
+) -> HyperparameterSpec:
+    return HyperparameterSpec(key, "int", minimum, maximum, default, required, special_values)
+
+
+def _float(key: str, minimum: float, maximum: float, default: float | None = None) -> HyperparameterSpec:
+    return HyperparameterSpec(key, "float", minimum, maximum, default)
+
+
+def _unknown_price() -> Price:
+    return Price(None, SOURCE_PRICE_UNKNOWN)
+
+
+# Every model carries the same prices: only storage has a (secondary, unverified) figure.
+DEFAULT_PRICES = Prices(
+    training_per_1k_tokens=_unknown_price(),
+    storage_per_month=Price(1.95, SOURCE_STORAGE_PRICE, AS_OF, unverified=True),
+    pt_no_commitment_per_hour=_unknown_price(),
+    pt_one_month_per_hour=_unknown_price(),
+    pt_six_months_per_hour=_unknown_price(),
+)
+
+TEXT = ("text",)
+TEXT_IMAGE = ("text", "image")
+TEXT_IMAGE_VIDEO = ("text", "image", "video")
+
+LICENSE_AMAZON = "Amazon model: AWS Service Terms"
+LICENSE_ANTHROPIC = "Anthropic model: Anthropic commercial terms of service via AWS"
+LICENSE_META_31 = "Meta Llama 3.1 Community License and Acceptable Use Policy"
+LICENSE_META_32 = "Meta Llama 3.2 Community License and Acceptable Use Policy"
+LICENSE_META_33 = "Meta Llama 3.3 Community License and Acceptable Use Policy"
+LICENSE_COHERE = "Cohere model: Cohere terms of use via AWS Marketplace"
+
+PROVISIONED_ONLY = ServingOptions()
+
+# Hyperparameters (reference section 5), in the order the user guide lists them.
+CLAUDE_3_HAIKU_HYPERPARAMETERS = (
+    _int("epochCount", 1, 10, 2),
+    _int("batchSize", 4, 256, 32),
+    _float("learningRateMultiplier", 0.1, 2.0, 1.0),
+    _float("earlyStoppingThreshold", 0.0, 0.1, 0.001),
+    _int("earlyStoppingPatience", 1, 10, 2),
+)
+NOVA_HYPERPARAMETERS = (
+    _int("epochCount", 1, 5, 2),
+    _float("learningRate", 1e-6, 1e-4, 1e-5),
+    _int("learningRateWarmupSteps", 0, 100, 10),
+)
+LLAMA_HYPERPARAMETERS = (
+    _int("epochCount", 1, 10, 5),
+    _int("batchSize", 1, 1, 1),
+    _float("learningRate", 5e-6, 0.1, 1e-4),
+)
+TITAN_TEXT_HYPERPARAMETERS = (
+    _int("epochCount", 1, 10, 5),
+    _int("batchSize", 1, 64, 1),
+    _float("learningRate", 0.0, 1.0, 1e-5),
+    _int("learningRateWarmupSteps", 0, 250, 5),
+)
+TITAN_PREMIER_HYPERPARAMETERS = (
+    _int("epochCount", 1, 5, 2),
+    # The guide gives the range 1-1 and no default: 1 is the only value, so it is the default.
+    _int("batchSize", 1, 1, 1),
+    _float("learningRate", 1e-7, 1e-5, 1e-6),
+    _int("learningRateWarmupSteps", 0, 20, 5),
+)
+TITAN_IMAGE_HYPERPARAMETERS = (
+    _int("batchSize", 8, 192, 8),
+    _int("stepCount", 10, 40000, None, required=True, special_values=("auto",)),
+    _float("learningRate", 1e-7, 1.0, 1e-5),
+)
+TITAN_EMBEDDINGS_HYPERPARAMETERS = (
+    _int("epochCount", 1, 100, None, special_values=("Auto",)),
+    _int("batchSize", 256, 9216, 576),
+    _float("learningRate", 5e-8, 1.0, 5e-5),
+)
+COHERE_HYPERPARAMETERS = (
+    _int("epochCount", 1, 100, 1),
+    _int("batchSize", 8, 32, 8),
+    _float("learningRate", 5e-6, 0.1, 1e-5),
+    _float("earlyStoppingThreshold", 0.0, 0.1, 0.01),
+    _int("earlyStoppingPatience", 1, 10, 6),
+    # The reference gives 5-50 (20) without a type; the user guide's Cohere table types it Float.
+    _float("evalPercentage", 5.0, 50.0, 20.0),
+)
+# botocore RFTHyperParameters: the bounded members (maxPromptLength and inferenceMaxTokens have no
+# documented bounds, reasoningEffort is an enum; they are not modelled). No defaults are documented.
+NOVA_2_RFT_HYPERPARAMETERS = (
+    _int("epochCount", 1, 50),
+    _int("batchSize", 16, 512),
+    _float("learningRate", 1e-7, 1e-3),
+    _int("trainingSamplePerPrompt", 2, 16),
+    _int("evalInterval", 1, 100),
+)
+
+# Dataset limits (reference section 6), per format and model.
+CLAUDE_3_HAIKU_LIMITS = DatasetLimits(
+    DataFormat.CLAUDE_MESSAGES,
+    min_records=32,
+    max_records=10_000,
+    token_limits=(TokenLimit(32_000),),
+    max_file_bytes=10 * GB,
+    validation_max_records=1_000,
+    validation_max_file_bytes=1 * GB,
+)
+# "Context 32k tokens" is read as 32,000 (the stricter reading).
+NOVA_LIMITS = DatasetLimits(
+    DataFormat.CONVERSE,
+    min_records=8,
+    max_records=20_000,
+    token_limits=(TokenLimit(32_000),),
+    max_images_per_record=10,
+)
+# Distillation data: the format is documented, its bounds are not.
+CONVERSE_UNBOUNDED = DatasetLimits(DataFormat.CONVERSE)
+# Input, output and input+output are each <= 16,000 tokens; a record is checked as a whole.
+LLAMA_31_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
+)
+LLAMA_32_LIMITS = DatasetLimits(
+    DataFormat.CONVERSE, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
+)
+LLAMA_32_90B_LIMITS = replace(LLAMA_32_LIMITS, token_limits=(TokenLimit(10_000),))
+TITAN_TEXT_EXPRESS_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION,
+    token_limits=(TokenLimit(4_096, 1, 1), TokenLimit(2_048, 2, 4)),
+    max_file_bytes=1 * GB,
+    validation_max_file_bytes=100 * MB,
+)
+TITAN_TEXT_LITE_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION,
+    token_limits=(TokenLimit(4_096, 1, 2), TokenLimit(2_048, 3, 6)),
+    max_file_bytes=1 * GB,
+    validation_max_file_bytes=100 * MB,
+)
+# Continued pre-training: only the record shape is documented.
+CONTINUED_PRE_TRAINING_LIMITS = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING)
+PROMPT_COMPLETION_UNBOUNDED = DatasetLimits(DataFormat.PROMPT_COMPLETION)
+TITAN_IMAGE_LIMITS = DatasetLimits(
+    DataFormat.IMAGE_CAPTION,
+    min_records=5,
+    max_records=10_000,
+    validation_allowed=False,
+    caption_min_chars=3,
+    caption_max_chars=1_024,
+)
+TITAN_EMBEDDINGS_LIMITS = DatasetLimits(
+    DataFormat.IMAGE_CAPTION,
+    min_records=1_000,
+    max_records=500_000,
+    validation_allowed=False,
+    caption_min_chars=0,
+    caption_max_chars=2_560,
+)
+RFT_LIMITS = DatasetLimits(DataFormat.REINFORCEMENT, min_records=100)
+
+# Distillation teachers (foundation-model ids).
+NOVA_PRO_TEACHER = "amazon.nova-pro-v1:0"
+NOVA_PREMIER_TEACHER = "amazon.nova-premier-v1:0"
+LLAMA_31_405B_TEACHER = "meta.llama3-1-405b-instruct-v1:0"
+LLAMA_31_70B_TEACHER = "meta.llama3-1-70b-instruct-v1:0"
+LLAMA_33_70B_TEACHER = "meta.llama3-3-70b-instruct-v1:0"
+
+NOVA_ON_DEMAND = ServingOptions(on_demand_regions=(US_EAST_1,))
+LLAMA_33_ON_DEMAND = ServingOptions(on_demand_regions=(US_WEST_2,))
+
+TITAN_TEXT_NOTE = (
+    "Titan Text left the newest fine-tuning table; whether it still accepts jobs is unconfirmed."
+)
+LLAMA_33_NOTE = (
+    "Hyperparameters assumed to be those of Llama 3.1/3.2 (the reference gives none for Llama 3.3)."
+)
+
+# --------------------------------------------------------------------------------------------------
+# The catalog
+# --------------------------------------------------------------------------------------------------
+
+CATALOG: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        model_id="anthropic.claude-3-haiku-20240307-v1:0:200k",
+        aliases=("anthropic.claude-3-haiku-20240307-v1:0",),
+        provider="Anthropic",
+        name="Claude 3 Haiku",
+        input_modalities=TEXT_IMAGE,
+        output_modalities=TEXT,
+        context_window=200_000,
+        customizations=(Customization(FINE_TUNING, (US_WEST_2,), CLAUDE_3_HAIKU_LIMITS),),
+        hyperparameters=CLAUDE_3_HAIKU_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_ANTHROPIC,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+        notes=("Distillation is not available for Anthropic models.",),
+    ),
+    ModelEntry(
+        model_id="amazon.nova-micro-v1:0:128k",
+        aliases=("amazon.nova-micro-v1:0",),
+        provider="Amazon",
+        name="Nova Micro",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(
+                DISTILLATION,
+                (US_EAST_1,),
+                CONVERSE_UNBOUNDED,
+                teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
+                source=SOURCE_DISTILLATION,
+            ),
+        ),
+        hyperparameters=NOVA_HYPERPARAMETERS,
+        serving=NOVA_ON_DEMAND,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="amazon.nova-lite-v1:0:300k",
+        aliases=("amazon.nova-lite-v1:0",),
+        provider="Amazon",
+        name="Nova Lite",
+        input_modalities=TEXT_IMAGE_VIDEO,
+        output_modalities=TEXT,
+        context_window=300_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(
+                DISTILLATION,
+                (US_EAST_1,),
+                CONVERSE_UNBOUNDED,
+                teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
+                source=SOURCE_DISTILLATION,
+            ),
+        ),
+        hyperparameters=NOVA_HYPERPARAMETERS,
+        serving=NOVA_ON_DEMAND,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="amazon.nova-pro-v1:0:300k",
+        aliases=("amazon.nova-pro-v1:0",),
+        provider="Amazon",
+        name="Nova Pro",
+        input_modalities=TEXT_IMAGE_VIDEO,
+        output_modalities=TEXT,
+        context_window=300_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(
+                DISTILLATION,
+                (US_EAST_1,),
+                CONVERSE_UNBOUNDED,
+                teachers=(NOVA_PREMIER_TEACHER,),
+                source=SOURCE_DISTILLATION,
+            ),
+        ),
+        hyperparameters=NOVA_HYPERPARAMETERS,
+        serving=NOVA_ON_DEMAND,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        # The reference gives no context suffix for Nova 2 Lite: the plain id is used.
+        model_id="amazon.nova-2-lite-v1:0",
+        provider="Amazon",
+        name="Nova 2 Lite",
+        input_modalities=TEXT_IMAGE_VIDEO,
+        output_modalities=TEXT,
+        context_window=None,
+        customizations=(
+            Customization(REINFORCEMENT_FINE_TUNING, (US_EAST_1,), RFT_LIMITS, source=SOURCE_RFT),
+        ),
+        hyperparameters=NOVA_2_RFT_HYPERPARAMETERS,
+        hyperparameters_source=SOURCE_RFT,
+        serving=NOVA_ON_DEMAND,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+        notes=(
+            "Hyperparameters go in customizationConfig.rftConfig.hyperParameters (typed), with a Lambda "
+            "grader; maxPromptLength, inferenceMaxTokens and reasoningEffort are not modelled.",
+        ),
+    ),
+    ModelEntry(
+        model_id="meta.llama3-1-8b-instruct-v1:0:128k",
+        aliases=("meta.llama3-1-8b-instruct-v1:0",),
+        provider="Meta",
+        name="Llama 3.1 8B Instruct",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_WEST_2,), LLAMA_31_LIMITS),
+            Customization(
+                DISTILLATION,
+                (US_WEST_2,),
+                CONVERSE_UNBOUNDED,
+                teachers=(LLAMA_31_405B_TEACHER, LLAMA_31_70B_TEACHER, LLAMA_33_70B_TEACHER),
+                source=SOURCE_DISTILLATION,
+            ),
+        ),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_META_31,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="meta.llama3-1-70b-instruct-v1:0:128k",
+        aliases=("meta.llama3-1-70b-instruct-v1:0",),
+        provider="Meta",
+        name="Llama 3.1 70B Instruct",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_WEST_2,), LLAMA_31_LIMITS),
+            Customization(
+                DISTILLATION,
+                (US_WEST_2,),
+                CONVERSE_UNBOUNDED,
+                teachers=(LLAMA_31_405B_TEACHER,),
+                source=SOURCE_DISTILLATION,
+            ),
+        ),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_META_31,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="meta.llama3-2-1b-instruct-v1:0:128k",
+        aliases=("meta.llama3-2-1b-instruct-v1:0",),
+        provider="Meta",
+        name="Llama 3.2 1B Instruct",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_LIMITS),),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_META_32,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="meta.llama3-2-3b-instruct-v1:0:128k",
+        aliases=("meta.llama3-2-3b-instruct-v1:0",),
+        provider="Meta",
+        name="Llama 3.2 3B Instruct",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_LIMITS),),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_META_32,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="meta.llama3-2-11b-instruct-v1:0:128k",
+        aliases=("meta.llama3-2-11b-instruct-v1:0",),
+        provider="Meta",
+        name="Llama 3.2 11B Vision Instruct",
+        input_modalities=TEXT_IMAGE,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_LIMITS),),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_META_32,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="meta.llama3-2-90b-instruct-v1:0:128k",
+        aliases=("meta.llama3-2-90b-instruct-v1:0",),
+        provider="Meta",
+        name="Llama 3.2 90B Vision Instruct",
+        input_modalities=TEXT_IMAGE,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_90B_LIMITS),),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_META_32,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+    ),
+    ModelEntry(
+        model_id="meta.llama3-3-70b-instruct-v1:0:128k",
+        aliases=(LLAMA_33_70B_TEACHER,),
+        provider="Meta",
+        name="Llama 3.3 70B Instruct",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=128_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_LIMITS),
+            Customization(
+                DISTILLATION,
+                (US_WEST_2,),
+                CONVERSE_UNBOUNDED,
+                teachers=(LLAMA_31_405B_TEACHER,),
+                source=SOURCE_DISTILLATION,
+            ),
+        ),
+        hyperparameters=LLAMA_HYPERPARAMETERS,
+        serving=LLAMA_33_ON_DEMAND,
+        license=LICENSE_META_33,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+        notes=(LLAMA_33_NOTE,),
+    ),
+    ModelEntry(
+        model_id="amazon.titan-text-express-v1:0:8k",
+        aliases=("amazon.titan-text-express-v1",),
+        provider="Amazon",
+        name="Titan Text G1 - Express",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=8_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_TEXT_EXPRESS_LIMITS),
+            Customization(CONTINUED_PRE_TRAINING, (US_EAST_1, US_WEST_2), CONTINUED_PRE_TRAINING_LIMITS),
+        ),
+        hyperparameters=TITAN_TEXT_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_DROPPED,
+        prices=DEFAULT_PRICES,
+        notes=(TITAN_TEXT_NOTE,),
+    ),
+    ModelEntry(
+        model_id="amazon.titan-text-lite-v1:0:4k",
+        aliases=("amazon.titan-text-lite-v1",),
+        provider="Amazon",
+        name="Titan Text G1 - Lite",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=4_000,
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_TEXT_LITE_LIMITS),
+            Customization(CONTINUED_PRE_TRAINING, (US_EAST_1, US_WEST_2), CONTINUED_PRE_TRAINING_LIMITS),
+        ),
+        hyperparameters=TITAN_TEXT_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_DROPPED,
+        prices=DEFAULT_PRICES,
+        notes=(TITAN_TEXT_NOTE,),
+    ),
+    ModelEntry(
+        model_id="amazon.titan-text-premier-v1:0:32k",
+        aliases=("amazon.titan-text-premier-v1:0",),
+        provider="Amazon",
+        name="Titan Text G1 - Premier",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=32_000,
+        customizations=(Customization(FINE_TUNING, (US_EAST_1,), PROMPT_COMPLETION_UNBOUNDED),),
+        hyperparameters=TITAN_PREMIER_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_DROPPED,
+        prices=DEFAULT_PRICES,
+        notes=(TITAN_TEXT_NOTE, "No dataset limits are documented in the reference."),
+    ),
+    ModelEntry(
+        model_id="amazon.titan-image-generator-v2:0",
+        provider="Amazon",
+        name="Titan Image Generator G1 v2",
+        input_modalities=TEXT_IMAGE,
+        output_modalities=("image",),
+        context_window=None,
+        customizations=(Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_IMAGE_LIMITS),),
+        hyperparameters=TITAN_IMAGE_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+        notes=("Images: PNG or JPEG, at most 50 MB, sides 512-4,096 px; no validation set.",),
+    ),
+    ModelEntry(
+        model_id="amazon.titan-embed-image-v1:0",
+        provider="Amazon",
+        name="Titan Multimodal Embeddings G1",
+        input_modalities=TEXT_IMAGE,
+        output_modalities=("embedding",),
+        context_window=None,
+        customizations=(Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_EMBEDDINGS_LIMITS),),
+        hyperparameters=TITAN_EMBEDDINGS_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_AMAZON,
+        lifecycle=LIFECYCLE_CURRENT,
+        prices=DEFAULT_PRICES,
+        notes=("Images at most 5 MB; no validation set.",),
+    ),
+    ModelEntry(
+        model_id="cohere.command-light-text-v14:7:4k",
+        aliases=("cohere.command-light-text-v14",),
+        provider="Cohere",
+        name="Command Light",
+        input_modalities=TEXT,
+        output_modalities=TEXT,
+        context_window=4_000,
+        customizations=(Customization(FINE_TUNING, (US_EAST_1,), PROMPT_COMPLETION_UNBOUNDED),),
+        hyperparameters=COHERE_HYPERPARAMETERS,
+        serving=PROVISIONED_ONLY,
+        license=LICENSE_COHERE,
+        lifecycle=LIFECYCLE_DROPPED,
+        prices=DEFAULT_PRICES,
+        notes=(
+            "Cohere left the newest fine-tuning table; whether it still accepts jobs is unconfirmed.",
+            "No dataset limits are documented in the reference.",
+        ),
+    ),
+)
+
+# --------------------------------------------------------------------------------------------------
+# Look-ups
+# --------------------------------------------------------------------------------------------------
+
+_BY_IDENTIFIER: dict[str, ModelEntry] = {
+    identifier: entry for entry in CATALOG for identifier in entry.identifiers
+}
+
+# Every key some model takes: tells "this model takes no such key" from "no model knows this key".
+ALL_HYPERPARAMETER_KEYS: tuple[str, ...] = tuple(
+    dict.fromkeys(spec.key for entry in CATALOG for spec in entry.hyperparameters)
+)
+
+
+def find_model(identifier: str) -> ModelEntry | None:
+    """The entry one of whose identifiers is exactly `identifier` (case-sensitive, like Bedrock)."""
+    return _BY_IDENTIFIER.get(identifier)
+
+
+def suggest_models(identifier: str, n: int = 3) -> list[str]:
+    """Up to `n` canonical model ids closest to `identifier`: ids containing it first, then difflib's."""
+    ids = [entry.model_id for entry in CATALOG]
+    wanted = identifier.strip().lower()
+    if not wanted:
+        return []
+    # Substrings shorter than 4 characters ("x", "v1") match almost everything: not a suggestion.
+    containing = [model_id for model_id in ids if len(wanted) >= 4 and wanted in model_id.lower()]
+    close = difflib.get_close_matches(wanted, [i.lower() for i in ids], n=n, cutoff=0.4)
+    by_lower = {model_id.lower(): model_id for model_id in ids}
+    ranked = [*containing, *(by_lower[c] for c in close)]
+    return list(dict.fromkeys(ranked))[:n]
+
+
+def prices_for(model: ModelEntry, pricing_overrides: Mapping[str, Mapping[str, float]]) -> Prices:
+    """The model's prices with an environment's `pricing` overrides applied.
+
+    `pricing_overrides` is `EnvironmentConfig.pricing`: {model identifier: {price field: USD}}. An
+    override written under an alias applies too; one under the canonical id wins over an alias.
+    Overridden figures are marked with the source "cdk.json pricing override" and are verified.
+    """
+    merged: dict[str, float] = {}
+    for identifier in reversed(model.identifiers):
+        merged.update(pricing_overrides.get(identifier, {}))
+    changes = {
+        name: Price(float(value), OVERRIDE_SOURCE, None, unverified=False)
+        for name, value in merged.items()
+        if name in PRICE_FIELD_NAMES
+    }
+    return replace(model.prices, **changes)

@@ -1,0 +1,299 @@
+"""`python -m finetune models`: list the customizable base models, or compare some side by side.
+
+    models [--customization-type T] [--region R] [--modality M]
+    models compare ID ID [ID ...]
+
+Output is plain text in aligned columns. Filters that match nothing print a message and exit 0
+(an empty answer is an answer); an unknown id in `compare` is a usage error (exit 2) with the
+closest ids suggested.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from finetune.catalog import (
+    CATALOG,
+    CUSTOMIZATION_TYPES,
+    PRICE_FIELD_NAMES,
+    TYPE_ABBREVIATIONS,
+    ModelEntry,
+    Price,
+    find_model,
+    format_number,
+    suggest_models,
+)
+from finetune.cli import EXIT_OK, UsageError
+from finetune.formats import DatasetLimits
+
+PRICE_LABELS = {
+    "training_per_1k_tokens": "price: training / 1k tokens",
+    "storage_per_month": "price: storage / month",
+    "pt_no_commitment_per_hour": "price: PT / unit-hour, no commitment",
+    "pt_one_month_per_hour": "price: PT / unit-hour, OneMonth",
+    "pt_six_months_per_hour": "price: PT / unit-hour, SixMonths",
+}
+TYPE_LEGEND = "Types: " + ", ".join(f"{short}={full}" for full, short in TYPE_ABBREVIATIONS.items())
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "models",
+        help="list the customizable base models (or `models compare ID ID ...`)",
+        description="List the base models Bedrock can customize, filtered, or compare some side by side.",
+    )
+    parser.add_argument(
+        "--customization-type",
+        type=_customization_type,
+        metavar="T",
+        help="only models supporting this type: "
+        + ", ".join(CUSTOMIZATION_TYPES)
+        + " (or FT, CPT, DIST, RFT)",
+    )
+    parser.add_argument("--region", metavar="R", help="only models customizable in this region")
+    parser.add_argument(
+        "--modality", metavar="M", help="only models taking or producing this modality (text, image, ...)"
+    )
+    parser.set_defaults(handler=list_models)
+    actions = parser.add_subparsers(dest="models_action", metavar="{compare}")
+    compare = actions.add_parser(
+        "compare",
+        help="compare models side by side",
+        description="Compare base models: customization, hyperparameters, data, serving and prices.",
+    )
+    compare.add_argument("ids", nargs="+", metavar="ID", help="model ids (at least two)")
+    compare.set_defaults(handler=compare_models)
+
+
+def _customization_type(value: str) -> str:
+    wanted = value.strip().upper()
+    for full, short in TYPE_ABBREVIATIONS.items():
+        if wanted in (full, short):
+            return full
+    accepted = ", ".join(CUSTOMIZATION_TYPES)
+    raise argparse.ArgumentTypeError(f"unknown customization type {value!r}; accepted: {accepted}")
+
+
+def select_models(
+    customization_type: str | None = None, region: str | None = None, modality: str | None = None
+) -> list[ModelEntry]:
+    """The catalog entries matching every given filter, in catalog order."""
+    selected: list[ModelEntry] = []
+    for model in CATALOG:
+        types = [customization_type] if customization_type else list(model.customization_types)
+        if customization_type and customization_type not in model.customization_types:
+            continue
+        if region and not any(region in model.regions_for(t) for t in types):
+            continue
+        modalities = {m.lower() for m in (*model.input_modalities, *model.output_modalities)}
+        if modality and modality.strip().lower() not in modalities:
+            continue
+        selected.append(model)
+    return selected
+
+
+def list_models(args: argparse.Namespace) -> int:
+    selected = select_models(args.customization_type, args.region, args.modality)
+    if not selected:
+        given = [
+            f"{flag} {value}"
+            for flag, value in (
+                ("--customization-type", args.customization_type),
+                ("--region", args.region),
+                ("--modality", args.modality),
+            )
+            if value
+        ]
+        print(f"No model matches {' '.join(given)}. Run without filters to see all {len(CATALOG)} models.")
+        return EXIT_OK
+    header = (
+        "ID",
+        "PROVIDER",
+        "NAME",
+        "TYPES",
+        "REGIONS",
+        "CONTEXT",
+        "MODALITIES",
+        "DATA FORMAT",
+        "ON-DEMAND",
+        "LIFECYCLE",
+    )
+    rows = [
+        (
+            model.model_id,
+            model.provider,
+            model.name,
+            ",".join(TYPE_ABBREVIATIONS[t] for t in model.customization_types),
+            ",".join(
+                model.regions_for(args.customization_type) if args.customization_type else model.regions
+            ),
+            _context(model),
+            _modalities(model),
+            ",".join(model.data_formats),
+            _on_demand(model),
+            model.lifecycle,
+        )
+        for model in selected
+    ]
+    for line in format_table(header, rows):
+        print(line)
+    print()
+    print(f"{len(selected)} models. {TYPE_LEGEND}. Details: python -m finetune models compare ID ID")
+    return EXIT_OK
+
+
+def compare_models(args: argparse.Namespace) -> int:
+    ids: list[str] = args.ids
+    if len(ids) < 2:
+        raise UsageError("compare needs at least two model ids")
+    models: list[ModelEntry] = []
+    for identifier in ids:
+        model = find_model(identifier)
+        if model is None:
+            close = suggest_models(identifier)
+            hint = f"; closest: {', '.join(close)}" if close else ""
+            raise UsageError(f"unknown model id {identifier!r}{hint} (`python -m finetune models` lists all)")
+        models.append(model)
+    for line in compare_lines(models):
+        print(line)
+    return EXIT_OK
+
+
+def compare_lines(models: Sequence[ModelEntry]) -> list[str]:
+    """The side-by-side comparison: one row per factor, one column per model, then price sources."""
+    sources: list[str] = []
+
+    def price_cell(price: Price) -> str:
+        if price.source not in sources:
+            sources.append(price.source)
+        return f"{price.render()} [{sources.index(price.source) + 1}]"
+
+    rows: list[tuple[str, ...]] = [
+        ("provider", *(m.provider for m in models)),
+        ("name", *(m.name for m in models)),
+        ("lifecycle", *(m.lifecycle for m in models)),
+        ("context window", *(_context(m) for m in models)),
+        ("modalities", *(_modalities(m) for m in models)),
+        ("languages", *(", ".join(m.languages) or "not in the reference" for m in models)),
+        ("types", *(", ".join(m.customization_types) for m in models)),
+    ]
+    types = [t for t in CUSTOMIZATION_TYPES if any(t in m.customization_types for m in models)]
+    for ctype in types:
+        short = TYPE_ABBREVIATIONS[ctype]
+        limits = [m.dataset_limits(ctype) for m in models]
+        rows += [
+            (f"{short} regions", *(", ".join(m.regions_for(ctype)) or "-" for m in models)),
+            (f"{short} data format", *(str(lim.data_format) if lim else "-" for lim in limits)),
+            (f"{short} records", *(_records(lim) for lim in limits)),
+            (f"{short} tokens per record", *(_tokens(lim) for lim in limits)),
+            (f"{short} max file size", *(_bytes(lim.max_file_bytes) if lim else "-" for lim in limits)),
+            (f"{short} validation set", *(_validation(lim) for lim in limits)),
+        ]
+        if ctype == "DISTILLATION":
+            rows.append((f"{short} teachers", *(", ".join(m.teachers_for(ctype)) or "-" for m in models)))
+    keys = list(dict.fromkeys(key for m in models for key in m.hyperparameter_keys))
+    for key in keys:
+        cells = []
+        for model in models:
+            spec = model.hyperparameter(key)
+            cells.append(spec.describe() if spec else "-")
+        rows.append((f"hyperparameter {key}", *cells))
+    rows += [
+        ("serving", *(_serving(m) for m in models)),
+        ("on-demand", *(_on_demand(m) for m in models)),
+    ]
+    for name in PRICE_FIELD_NAMES:
+        rows.append((PRICE_LABELS[name], *(price_cell(m.prices.get(name)) for m in models)))
+    rows.append(("license", *(m.license for m in models)))
+    header = ("MODEL", *(m.model_id for m in models))
+    lines = format_table(header, rows)
+    notes = [(m.model_id, note) for m in models for note in m.notes]
+    if notes:
+        lines += ["", "Notes:", *(f"  {model_id}: {note}" for model_id, note in notes)]
+    lines += ["", "Price sources:", *(f"  [{i}] {source}" for i, source in enumerate(sources, 1))]
+    lines.append(
+        "Prices can be overridden per environment in cdk.json: environments.<env>.pricing.<model id>."
+    )
+    return lines
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows as left-aligned columns separated by two spaces, without trailing blanks."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def _context(model: ModelEntry) -> str:
+    if model.context_window is None:
+        return "-"
+    return f"{model.context_window // 1000}k"
+
+
+def _modalities(model: ModelEntry) -> str:
+    return f"{','.join(model.input_modalities)}->{','.join(model.output_modalities)}"
+
+
+def _serving(model: ModelEntry) -> str:
+    modes = [
+        mode
+        for mode, ok in (("provisioned", model.serving.provisioned), ("on-demand", model.serving.on_demand))
+        if ok
+    ]
+    return ", ".join(modes) or "none"
+
+
+def _on_demand(model: ModelEntry) -> str:
+    regions = model.serving.on_demand_regions
+    return f"yes ({','.join(regions)})" if regions else "no"
+
+
+def _range(low: int | None, high: int | None) -> str:
+    if low is None and high is None:
+        return "not documented"
+    return f"{format(low, ',') if low is not None else '?'}..{format(high, ',') if high is not None else '?'}"
+
+
+def _records(limits: DatasetLimits | None) -> str:
+    return _range(limits.min_records, limits.max_records) if limits else "-"
+
+
+def _tokens(limits: DatasetLimits | None) -> str:
+    if limits is None:
+        return "-"
+    if not limits.token_limits:
+        return "not documented"
+    parts = []
+    for limit in limits.token_limits:
+        text = f"<={limit.max_tokens:,}"
+        low, high = limit.batch_size_min, limit.batch_size_max
+        if low == high:
+            text += f" at batch {low}"
+        elif (low, high) != (1, None):
+            text += f" at batch {low}-{high if high is not None else ''}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "not documented"
+    if size >= 1000**3:
+        return f"{format_number(size / 1000**3).removesuffix('.0')} GB"
+    return f"{format_number(size / 1000**2).removesuffix('.0')} MB"
+
+
+def _validation(limits: DatasetLimits | None) -> str:
+    if limits is None:
+        return "-"
+    if not limits.validation_allowed:
+        return "not allowed"
+    parts = []
+    if limits.validation_max_records is not None:
+        parts.append(f"<={limits.validation_max_records:,} records")
+    if limits.validation_max_file_bytes is not None:
+        parts.append(f"<={_bytes(limits.validation_max_file_bytes)}")
+    return "allowed" + (f" ({', '.join(parts)})" if parts else "")

@@ -1,0 +1,354 @@
+"""The model catalog: consistency of every entry, the documented facts, look-ups and prices."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from finetune import catalog
+from finetune.catalog import (
+    CATALOG,
+    CUSTOMIZATION_TYPES,
+    DISTILLATION,
+    LIFECYCLE_CURRENT,
+    LIFECYCLE_DROPPED,
+    OVERRIDE_SOURCE,
+    PRICE_FIELD_NAMES,
+    ModelEntry,
+    Price,
+    find_model,
+    format_number,
+    format_usd,
+    prices_for,
+    suggest_models,
+)
+from finetune.config import PRICE_FIELDS
+from finetune.formats import DataFormat
+
+ENTRIES = pytest.mark.parametrize("model", CATALOG, ids=[m.model_id for m in CATALOG])
+
+# Reference section 5: every customizable model it names.
+SECTION_5_IDS = (
+    "anthropic.claude-3-haiku-20240307-v1:0:200k",
+    "amazon.nova-micro-v1:0:128k",
+    "amazon.nova-lite-v1:0:300k",
+    "amazon.nova-pro-v1:0:300k",
+    "amazon.nova-2-lite-v1:0",
+    "meta.llama3-1-8b-instruct-v1:0:128k",
+    "meta.llama3-1-70b-instruct-v1:0:128k",
+    "meta.llama3-2-1b-instruct-v1:0:128k",
+    "meta.llama3-2-3b-instruct-v1:0:128k",
+    "meta.llama3-2-11b-instruct-v1:0:128k",
+    "meta.llama3-2-90b-instruct-v1:0:128k",
+    "meta.llama3-3-70b-instruct-v1:0:128k",
+    "amazon.titan-text-express-v1:0:8k",
+    "amazon.titan-text-lite-v1:0:4k",
+    "amazon.titan-text-premier-v1:0:32k",
+    "amazon.titan-image-generator-v2:0",
+    "amazon.titan-embed-image-v1:0",
+    "cohere.command-light-text-v14:7:4k",
+)
+
+
+def model(model_id: str) -> ModelEntry:
+    entry = find_model(model_id)
+    assert entry is not None, model_id
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------
+# Consistency of every entry
+# ---------------------------------------------------------------------------------------------
+
+
+def test_catalog_covers_every_model_of_the_reference() -> None:
+    assert {m.model_id for m in CATALOG} == set(SECTION_5_IDS)
+
+
+def test_identifiers_are_unique_across_the_catalog() -> None:
+    identifiers = [identifier for m in CATALOG for identifier in m.identifiers]
+    assert len(identifiers) == len(set(identifiers))
+
+
+def test_price_fields_match_the_config_schema() -> None:
+    assert PRICE_FIELD_NAMES == PRICE_FIELDS
+
+
+@ENTRIES
+def test_hyperparameter_defaults_lie_within_their_ranges(model: ModelEntry) -> None:
+    keys = [spec.key for spec in model.hyperparameters]
+    assert len(keys) == len(set(keys)), "a key is listed twice"
+    for spec in model.hyperparameters:
+        assert spec.minimum <= spec.maximum, spec.key
+        assert spec.kind in ("int", "float")
+        if spec.kind == "int":
+            assert isinstance(spec.minimum, int) and isinstance(spec.maximum, int), spec.key
+        if spec.required:
+            assert spec.default is None, f"{spec.key}: a required key has no default"
+        if isinstance(spec.default, str):
+            assert spec.default in spec.special_values, spec.key
+        elif spec.default is not None:
+            assert not isinstance(spec.default, bool)
+            assert spec.in_range(spec.default), f"{spec.key} default {spec.default} outside its range"
+            if spec.kind == "int":
+                assert isinstance(spec.default, int), spec.key
+
+
+@ENTRIES
+def test_every_customization_type_has_regions_and_known_formats(model: ModelEntry) -> None:
+    assert model.customizations, "a customizable model supports at least one type"
+    for customization in model.customizations:
+        assert customization.type in CUSTOMIZATION_TYPES
+        assert customization.regions, f"{customization.type} lists no region"
+        assert all(re.fullmatch(r"[a-z]{2}-[a-z]+-\d", region) for region in customization.regions)
+        assert isinstance(customization.limits.data_format, DataFormat)
+        assert customization.source and customization.limits_source
+    assert len(model.customization_types) == len(set(model.customization_types))
+
+
+@ENTRIES
+def test_dataset_limits_are_ordered(model: ModelEntry) -> None:
+    for customization in model.customizations:
+        limits = customization.limits
+        if limits.min_records is not None and limits.max_records is not None:
+            assert 0 < limits.min_records <= limits.max_records
+        if limits.caption_min_chars is not None and limits.caption_max_chars is not None:
+            assert 0 <= limits.caption_min_chars <= limits.caption_max_chars
+        for token_limit in limits.token_limits:
+            assert token_limit.max_tokens > 0
+            if token_limit.batch_size_max is not None:
+                assert token_limit.batch_size_min <= token_limit.batch_size_max
+        if not limits.validation_allowed:
+            assert limits.validation_max_records is None and limits.validation_max_file_bytes is None
+        for size in (limits.max_file_bytes, limits.validation_max_file_bytes):
+            assert size is None or size > 0
+
+
+@ENTRIES
+def test_teachers_only_on_distillation(model: ModelEntry) -> None:
+    for customization in model.customizations:
+        if customization.type == DISTILLATION:
+            assert customization.teachers, "a distillation student names its allowed teachers"
+            assert model.model_id not in customization.teachers
+            assert all(teacher not in model.identifiers for teacher in customization.teachers)
+        else:
+            assert customization.teachers == (), f"teachers listed on {customization.type}"
+
+
+@ENTRIES
+def test_identity_serving_lifecycle_and_prices_are_sourced(model: ModelEntry) -> None:
+    assert model.provider and model.name and model.license
+    assert model.input_modalities and model.output_modalities
+    assert model.lifecycle in (LIFECYCLE_CURRENT, LIFECYCLE_DROPPED)
+    assert model.serving.provisioned, "Provisioned Throughput is documented for every custom model"
+    assert model.identity_source and model.hyperparameters_source and model.lifecycle_source
+    for name in PRICE_FIELD_NAMES:
+        price = model.prices.get(name)
+        assert price.source, name
+        assert price.value is None or price.value > 0, f"{name}: unknown must be None, never 0"
+    if model.context_window is not None:
+        suffix = model.model_id.rsplit(":", 1)[1]
+        assert suffix == f"{model.context_window // 1000}k"
+
+
+def test_on_demand_only_where_the_reference_documents_it() -> None:
+    on_demand = {m.name: m.serving.on_demand_regions for m in CATALOG if m.serving.on_demand}
+    assert on_demand == {
+        "Nova Micro": ("us-east-1",),
+        "Nova Lite": ("us-east-1",),
+        "Nova Pro": ("us-east-1",),
+        "Nova 2 Lite": ("us-east-1",),
+        "Llama 3.3 70B Instruct": ("us-west-2",),
+    }
+
+
+def test_dropped_models_are_titan_text_and_cohere() -> None:
+    dropped = {m.name for m in CATALOG if m.lifecycle == LIFECYCLE_DROPPED}
+    assert dropped == {
+        "Titan Text G1 - Express",
+        "Titan Text G1 - Lite",
+        "Titan Text G1 - Premier",
+        "Command Light",
+    }
+
+
+def test_continued_pre_training_only_for_titan_text_express_and_lite() -> None:
+    cpt = {m.model_id for m in CATALOG if "CONTINUED_PRE_TRAINING" in m.customization_types}
+    assert cpt == {"amazon.titan-text-express-v1:0:8k", "amazon.titan-text-lite-v1:0:4k"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Documented facts (reference sections 5 and 6)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_claude_3_haiku_facts() -> None:
+    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    assert haiku.customization_types == ("FINE_TUNING",)
+    assert haiku.regions_for("FINE_TUNING") == ("us-west-2",)
+    batch = haiku.hyperparameter("batchSize")
+    assert batch is not None
+    assert (batch.kind, batch.minimum, batch.maximum, batch.default) == ("int", 4, 256, 32)
+    multiplier = haiku.hyperparameter("learningRateMultiplier")
+    assert multiplier is not None and (multiplier.minimum, multiplier.maximum) == (0.1, 2.0)
+    limits = haiku.dataset_limits("FINE_TUNING")
+    assert limits is not None
+    assert limits.data_format is DataFormat.CLAUDE_MESSAGES
+    assert (limits.min_records, limits.max_records, limits.validation_max_records) == (32, 10_000, 1_000)
+    assert limits.max_tokens_for(None) == 32_000
+    assert limits.max_file_bytes == 10 * 1000**3
+
+
+def test_nova_takes_no_batch_size_and_distils_from_larger_teachers() -> None:
+    micro = model("amazon.nova-micro-v1:0:128k")
+    pro = model("amazon.nova-pro-v1:0:300k")
+    assert micro.hyperparameter("batchSize") is None
+    assert micro.hyperparameter_keys == ("epochCount", "learningRate", "learningRateWarmupSteps")
+    rate = micro.hyperparameter("learningRate")
+    assert rate is not None and (rate.minimum, rate.maximum, rate.default) == (1e-6, 1e-4, 1e-5)
+    assert micro.teachers_for() == ("amazon.nova-pro-v1:0", "amazon.nova-premier-v1:0")
+    assert pro.teachers_for() == ("amazon.nova-premier-v1:0",)
+    limits = micro.dataset_limits("FINE_TUNING")
+    assert limits is not None and (limits.min_records, limits.max_records) == (8, 20_000)
+    assert limits.max_images_per_record == 10
+
+
+def test_llama_facts() -> None:
+    llama_31 = model("meta.llama3-1-8b-instruct-v1:0:128k")
+    assert llama_31.regions_for("DISTILLATION") == ("us-west-2",)
+    assert "meta.llama3-1-405b-instruct-v1:0" in llama_31.teachers_for()
+    limits_31 = llama_31.dataset_limits("FINE_TUNING")
+    assert limits_31 is not None and limits_31.data_format is DataFormat.PROMPT_COMPLETION
+    limits_90b = model("meta.llama3-2-90b-instruct-v1:0:128k").dataset_limits("FINE_TUNING")
+    assert limits_90b is not None and limits_90b.max_tokens_for(1) == 10_000
+    assert limits_90b.data_format is DataFormat.CONVERSE
+    assert model("meta.llama3-2-1b-instruct-v1:0:128k").customization_types == ("FINE_TUNING",)
+    batch = llama_31.hyperparameter("batchSize")
+    assert batch is not None and (batch.minimum, batch.maximum, batch.default) == (1, 1, 1)
+
+
+def test_titan_text_token_limits_depend_on_batch_size() -> None:
+    express = model("amazon.titan-text-express-v1:0:8k").dataset_limits("FINE_TUNING")
+    lite = model("amazon.titan-text-lite-v1:0:4k").dataset_limits("FINE_TUNING")
+    assert express is not None and lite is not None
+    assert [express.max_tokens_for(b) for b in (1, 2, 4)] == [4_096, 2_048, 2_048]
+    assert [lite.max_tokens_for(b) for b in (1, 2, 3, 6)] == [4_096, 4_096, 2_048, 2_048]
+    assert express.max_file_bytes == 1000**3 and express.validation_max_file_bytes == 100 * 1000**2
+    assert express.max_tokens_for(None) == 2_048, "unknown batch size: the strictest limit"
+
+
+def test_image_models_take_special_values_and_no_validation_set() -> None:
+    image = model("amazon.titan-image-generator-v2:0")
+    steps = image.hyperparameter("stepCount")
+    assert steps is not None and steps.required and steps.special_values == ("auto",)
+    embeddings = model("amazon.titan-embed-image-v1:0")
+    epochs = embeddings.hyperparameter("epochCount")
+    assert epochs is not None and epochs.special_values == ("Auto",) and not epochs.required
+    for entry in (image, embeddings):
+        limits = entry.dataset_limits("FINE_TUNING")
+        assert limits is not None and limits.data_format is DataFormat.IMAGE_CAPTION
+        assert not limits.validation_allowed
+    image_limits = image.dataset_limits("FINE_TUNING")
+    assert image_limits is not None and (image_limits.caption_min_chars, image_limits.caption_max_chars) == (
+        3,
+        1_024,
+    )
+
+
+def test_cohere_eval_percentage() -> None:
+    spec = model("cohere.command-light-text-v14:7:4k").hyperparameter("evalPercentage")
+    assert spec is not None and (spec.minimum, spec.maximum, spec.default) == (5.0, 50.0, 20.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Look-ups
+# ---------------------------------------------------------------------------------------------
+
+
+def test_find_model_matches_any_identifier_exactly() -> None:
+    haiku = find_model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    assert haiku is not None and haiku.name == "Claude 3 Haiku"
+    assert find_model("anthropic.claude-3-haiku-20240307-v1:0") is haiku, "the alias resolves"
+    assert find_model("ANTHROPIC.claude-3-haiku-20240307-v1:0:200k") is None, "case-sensitive"
+    assert find_model("anthropic.claude-3-haiku") is None
+
+
+def test_suggest_models_returns_the_closest_ids() -> None:
+    assert suggest_models("amazon.nova-lite-v1:0:128k")[0] == "amazon.nova-lite-v1:0:300k"
+    assert suggest_models("claude-3-haiku") == ["anthropic.claude-3-haiku-20240307-v1:0:200k"]
+    assert len(suggest_models("meta.llama3", n=2)) == 2
+    assert suggest_models("") == []
+    assert suggest_models("x") == [], "a one-letter query suggests nothing rather than noise"
+
+
+def test_unsupported_type_has_no_limits_and_no_regions() -> None:
+    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    assert haiku.dataset_limits("DISTILLATION") is None
+    assert haiku.regions_for("DISTILLATION") == ()
+    assert haiku.teachers_for() == ()
+    assert haiku.hyperparameter("nope") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Prices and rendering
+# ---------------------------------------------------------------------------------------------
+
+
+def test_catalog_prices_are_unknown_except_unverified_storage() -> None:
+    prices = model("amazon.nova-micro-v1:0:128k").prices
+    assert prices.storage_per_month.value == 1.95 and prices.storage_per_month.unverified
+    for name in ("training_per_1k_tokens", "pt_no_commitment_per_hour", "pt_one_month_per_hour"):
+        assert prices.get(name).value is None
+    with pytest.raises(KeyError, match="no price field"):
+        prices.get("per_token")
+
+
+def test_prices_for_applies_an_override_as_verified() -> None:
+    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    prices = prices_for(haiku, {haiku.model_id: {"training_per_1k_tokens": 0.008, "storage_per_month": 2.0}})
+    assert prices.training_per_1k_tokens == Price(0.008, OVERRIDE_SOURCE, None, unverified=False)
+    assert prices.storage_per_month.value == 2.0 and not prices.storage_per_month.unverified
+    assert prices.pt_no_commitment_per_hour == haiku.prices.pt_no_commitment_per_hour
+    assert prices_for(haiku, {"amazon.nova-micro-v1:0:128k": {"storage_per_month": 9.0}}) == haiku.prices
+
+
+def test_prices_for_canonical_id_wins_over_alias() -> None:
+    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    overrides = {
+        "anthropic.claude-3-haiku-20240307-v1:0": {"storage_per_month": 1.0, "pt_one_month_per_hour": 7.0},
+        haiku.model_id: {"storage_per_month": 3.0},
+    }
+    prices = prices_for(haiku, overrides)
+    assert prices.storage_per_month.value == 3.0
+    assert prices.pt_one_month_per_hour.value == 7.0
+    assert prices.pt_per_hour("OneMonth").value == 7.0
+
+
+def test_price_rendering() -> None:
+    assert Price(None, "x").render() == "unknown"
+    assert Price(1.95, "x", unverified=True).render("/month") == "~$1.95/month (unverified)"
+    assert Price(1234.5, "x").render() == "$1,234.50"
+    assert format_usd(0.0008) == "$0.0008"
+    assert format_usd(0) == "$0.00"
+
+
+def test_format_number_is_stable() -> None:
+    assert [format_number(v) for v in (5, 1e-5, 0.0001, 1.0, 5e-8)] == [
+        "5",
+        "1e-05",
+        "0.0001",
+        "1.0",
+        "5e-08",
+    ]
+    assert float(format_number(1e-5)) == 1e-5
+    assert math.isclose(float(format_number(0.1)), 0.1)
+    with pytest.raises(TypeError):
+        format_number(True)
+
+
+def test_all_hyperparameter_keys_lists_every_key_once() -> None:
+    keys = catalog.ALL_HYPERPARAMETER_KEYS
+    assert len(keys) == len(set(keys))
+    assert {"epochCount", "batchSize", "stepCount", "evalPercentage", "learningRateMultiplier"} <= set(keys)
