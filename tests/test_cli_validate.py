@@ -1,0 +1,216 @@
+"""`python -m finetune validate`: output format and exit codes (0 valid, 1 invalid data, 2 usage)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finetune import cli
+
+CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
+LLAMA = "meta.llama3-1-8b-instruct-v1:0:128k"
+NOVA = "amazon.nova-lite-v1:0:300k"
+TITAN_TEXT = "amazon.titan-text-express-v1:0:8k"
+TITAN_IMAGE = "amazon.titan-image-generator-v2:0"
+
+
+@pytest.fixture(autouse=True)
+def validate_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the command whatever cli.COMMAND_MODULES holds while other commands are being added."""
+    if "validate" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "validate"))
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def claude_records(count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i}"},
+                {"role": "assistant", "content": "answer"},
+            ]
+        }
+        for i in range(count)
+    ]
+
+
+def prompt_completions(count: int, prompt_chars: int = 10) -> list[dict[str, Any]]:
+    return [{"prompt": f"{i:05d}" + "p" * prompt_chars, "completion": "c"} for i in range(count)]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
+    code = cli.main(["validate", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err
+
+
+def test_valid_file_exits_0_with_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", claude_records(32))
+    code, out, err = run(["--model", CLAUDE, str(path)], capsys)
+    assert code == 0 and err == ""
+    assert out[0] == f"{path}: valid (training data, 32 records, {path.stat().st_size:,} bytes)"
+    assert out[1].startswith(f"{path}: estimated tokens: ") and "characters / 6" in out[1]
+    assert out[2].startswith(f"{path}: largest record: line ") and out[2].endswith(" tokens")
+    assert len(out) == 3
+
+
+def test_warnings_alone_still_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    records = claude_records(32)
+    path = write_jsonl(tmp_path / "train.jsonl", [*records, records[0]])
+    code, out, _ = run(["--model", CLAUDE, str(path)], capsys)
+    assert code == 0
+    assert out[0] == f"{path}:33: warning: duplicate record: identical to line 1"
+    assert out[1].startswith(f"{path}: valid, 1 warning")
+
+
+def test_invalid_data_exits_1_with_one_problem_per_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = claude_records(32)
+    records[4]["messages"][1]["role"] = "user"
+    path = write_jsonl(tmp_path / "train.jsonl", records)
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write("{broken\n")
+    code, out, _ = run(["--model", CLAUDE, str(path)], capsys)
+    assert code == 1
+    assert out[0] == (
+        f'{path}:5: error: messages[1].role: expected "assistant" after "user" '
+        "(roles alternate, starting with user, ending with assistant)"
+    )
+    assert out[1].startswith(f"{path}:33: error: invalid JSON: Expecting property name")
+    assert out[2].startswith(f"{path}: INVALID, 2 errors (training data, 33 records")
+
+
+def test_record_count_is_checked_against_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", prompt_completions(99))
+    code, out, _ = run(["--model", LLAMA, str(path)], capsys)
+    assert code == 1
+    assert out[0] == f"{path}: error: 99 records; at least 100 are required for training data"
+
+
+def test_every_file_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", prompt_completions(100))
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "p"}] * 100)
+    code, out, _ = run(["--model", LLAMA, str(good), str(bad)], capsys)
+    assert code == 1
+    assert out[0].startswith(f"{good}: valid")
+    assert f"{bad}:1: error: completion: missing (required: a non-empty string)" in out
+    assert any(line.startswith(f"{bad}: INVALID, 100 errors") for line in out)
+
+
+def test_token_limit_uses_the_default_batch_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Titan Text Express: 4,096 tokens at batchSize 1 (its default), 2,048 at 2-4.
+    path = write_jsonl(tmp_path / "train.jsonl", prompt_completions(3, prompt_chars=3_000 * 6))
+    code, out, _ = run(["--model", TITAN_TEXT, str(path)], capsys)
+    assert code == 0, out
+    assert out[-1] == "(token limits checked for batchSize 1)"
+    code, out, _ = run(["--model", TITAN_TEXT, "--batch-size", "2", str(path)], capsys)
+    assert code == 1
+    assert "at most 2,048 tokens per record are accepted at batch size 2" in out[0]
+
+
+def test_continued_pre_training_takes_input_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "cpt.jsonl", [{"input": "raw text"}, {"prompt": "p", "completion": "c"}])
+    code, out, _ = run(["--model", TITAN_TEXT, "--customization-type", "cpt", str(path)], capsys)
+    assert code == 1
+    assert out[0] == f"{path}:2: error: input: missing (required: a non-empty string)"
+
+
+def test_converse_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record = {
+        "schemaVersion": "bedrock-conversation-2024",
+        "messages": [
+            {"role": "user", "content": [{"text": "hi"}]},
+            {"role": "assistant", "content": "hello"},
+        ],
+    }
+    path = write_jsonl(tmp_path / "nova.jsonl", [record] * 8)
+    code, out, _ = run(["--model", NOVA, str(path)], capsys)
+    assert code == 1
+    assert out[0] == (
+        f"{path}:1: error: messages[1].content: expected an array of content blocks, got a string "
+        '(write [{"text": "..."}])'
+    )
+
+
+def test_validation_set_for_a_model_without_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_jsonl(tmp_path / "val.jsonl", [{"image-ref": "s3://b/a.png", "caption": "a cat"}] * 5)
+    code, out, _ = run(["--model", TITAN_IMAGE, "--validation", str(path)], capsys)
+    assert code == 1
+    assert out[0].startswith(f"{path}: error: a validation set is not accepted for this model")
+    assert out[1].startswith(f"{path}: INVALID, 1 error (validation data")
+
+
+def test_unknown_model_is_a_usage_error_with_suggestions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", claude_records(32))
+    code, out, err = run(["--model", "anthropic.claude-3-haiku", str(path)], capsys)
+    assert code == 2 and out == []
+    assert "unknown model 'anthropic.claude-3-haiku'; did you mean " + CLAUDE in err
+
+
+def test_unsupported_customization_type_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", claude_records(32))
+    code, out, err = run(
+        ["--model", CLAUDE, "--customization-type", "CONTINUED_PRE_TRAINING", str(path)], capsys
+    )
+    assert code == 2 and out == []
+    assert f"{CLAUDE} does not support CONTINUED_PRE_TRAINING; it supports: FINE_TUNING" in err
+
+
+def test_missing_file_is_a_usage_error_before_any_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_jsonl(tmp_path / "train.jsonl", claude_records(32))
+    missing = tmp_path / "nope.jsonl"
+    code, out, err = run(["--model", CLAUDE, str(good), str(missing)], capsys)
+    assert code == 2 and out == []
+    assert f"{missing}: no such file" in err
+    code, _, err = run(["--model", CLAUDE, str(tmp_path)], capsys)
+    assert code == 2 and "not a regular file" in err
+
+
+@pytest.mark.parametrize(
+    ("model", "batch_size", "message"),
+    [
+        (CLAUDE, "2", "--batch-size 2 is outside"),
+        (NOVA, "4", "takes no batchSize hyperparameter"),
+    ],
+)
+def test_batch_size_must_fit_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str, batch_size: str, message: str
+) -> None:
+    path = write_jsonl(tmp_path / "train.jsonl", claude_records(32))
+    code, out, err = run(["--model", model, "--batch-size", batch_size, str(path)], capsys)
+    assert code == 2 and out == []
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--model", CLAUDE],  # no FILE
+        ["--model", CLAUDE, "--batch-size", "0", "f.jsonl"],
+        ["--model", CLAUDE, "--customization-type", "PRETRAINING", "f.jsonl"],
+        ["f.jsonl"],  # no --model
+    ],
+)
+def test_argument_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["validate", *argv])
+    assert exit_info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
