@@ -1,0 +1,188 @@
+"""From a parsed configuration to one plan per stack: everything synth decides before building anything.
+
+`plan_app(config)` checks every fine-tuning against the model catalog, validates every training and
+validation file against its model's format and limits (each file read once, however many
+environments use it), computes the data digests, resolves the hyperparameters and estimates the
+cost. Every problem of every stack is collected and raised together as one `ConfigError`, so a
+user fixes them all in one round, and no construct is built from a configuration with an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune import catalog, catalog_checks, dataset
+from finetune.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
+from finetune.cost import CostEstimate, estimate_cost
+from finetune.digest import FileDigest, file_digest
+from finetune.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits
+from finetune.identity import JobSpec
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """A data file as synth saw it: its digest and what the validator counted."""
+
+    file: DataFile
+    digest: FileDigest
+    records: int
+    estimated_tokens: int
+
+
+@dataclass(frozen=True)
+class FineTuningPlan:
+    """A stack's parameter: the configuration plus what synth resolved from it."""
+
+    config: FineTuningConfig
+    training: DataPlan
+    validation: DataPlan | None
+    hyperparameters: Mapping[str, str]  # every value as the string Bedrock expects
+    cost: CostEstimate
+
+    @property
+    def cost_summary(self) -> str:
+        return self.cost.summary()
+
+    @property
+    def job_spec(self) -> JobSpec:
+        """What the customization job of this stack trains; its digest names the job."""
+        config = self.config
+        return JobSpec(
+            environment=config.environment.name,
+            fine_tuning=config.name,
+            base_model=config.base_model,
+            customization_type=config.customization_type,
+            hyperparameters=self.hyperparameters,
+            training_sha256=self.training.digest.sha256,
+            validation_sha256=self.validation.digest.sha256 if self.validation is not None else None,
+            teacher_model=config.teacher_model,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved configuration, as recorded in the template for reviewers."""
+        config = self.config
+        described: dict[str, Any] = {
+            "environment": config.environment.name,
+            "fineTuning": config.name,
+            "baseModel": config.base_model,
+            "customizationType": config.customization_type,
+            "region": config.region,
+            "hyperparameters": dict(self.hyperparameters),
+            "jobName": self.job_spec.job_name,
+            "trainingData": _describe_data(self.training),
+            "serving": {
+                "mode": config.serving.mode,
+                "modelUnits": config.serving.model_units,
+                "commitment": config.serving.commitment,
+            },
+            "cost": self.cost.lines(),
+        }
+        if config.teacher_model is not None:
+            described["teacherModel"] = config.teacher_model
+        if self.validation is not None:
+            described["validationData"] = _describe_data(self.validation)
+        return described
+
+
+def _describe_data(data: DataPlan) -> dict[str, Any]:
+    return {
+        "file": data.file.relative_path,
+        "sha256": data.digest.sha256,
+        "bytes": data.digest.size_bytes,
+        "records": data.records,
+        "estimatedTokens": data.estimated_tokens,
+        "tokenEstimate": TOKEN_ESTIMATE_METHOD,
+    }
+
+
+@dataclass
+class _FileChecks:
+    """Validation reports and digests computed once per file (and per set of rules)."""
+
+    data_root_name: str
+    reports: dict[tuple[Path, DatasetLimits, bool, int | None], dataset.DatasetReport]
+    digests: dict[Path, FileDigest]
+
+    def report(
+        self, file: DataFile, limits: DatasetLimits, *, validation: bool, batch_size: int | None
+    ) -> dataset.DatasetReport:
+        key = (file.path, limits, validation, batch_size)
+        if key not in self.reports:
+            self.reports[key] = dataset.validate_file(
+                file.path,
+                display_name=f"{self.data_root_name}/{file.relative_path}",
+                limits=limits,
+                validation=validation,
+                batch_size=batch_size,
+            )
+        return self.reports[key]
+
+    def digest(self, file: DataFile) -> FileDigest:
+        if file.path not in self.digests:
+            self.digests[file.path] = file_digest(file.path)
+        return self.digests[file.path]
+
+
+def plan_app(config: AppConfig, data_root: Path) -> tuple[tuple[FineTuningPlan, ...], list[str]]:
+    """Plans for every stack, and the warnings to show; raises ConfigError with every problem."""
+    errors: list[FieldError] = []
+    warnings: list[str] = []
+    for environment in config.environments:
+        errors.extend(catalog_checks.check_environment(environment))
+    checks = _FileChecks(data_root_name=data_root.name, reports={}, digests={})
+    plans: list[FineTuningPlan] = []
+    for fine_tuning in config.fine_tunings:
+        plan = _plan(fine_tuning, checks, errors, warnings)
+        if plan is not None:
+            plans.append(plan)
+    if errors:
+        raise ConfigError(list(dict.fromkeys(errors)))
+    return tuple(plans), list(dict.fromkeys(warnings))
+
+
+def _plan(
+    fine_tuning: FineTuningConfig, checks: _FileChecks, errors: list[FieldError], warnings: list[str]
+) -> FineTuningPlan | None:
+    problems = catalog_checks.check_fine_tuning(fine_tuning)
+    model = catalog.find_model(fine_tuning.base_model)
+    limits = model.dataset_limits(fine_tuning.customization_type) if model is not None else None
+    if problems or model is None or limits is None:
+        errors.extend(problems)
+        return None
+    hyperparameters = catalog_checks.resolve_hyperparameters(fine_tuning, model)
+    batch_size = int(float(hyperparameters["batchSize"])) if "batchSize" in hyperparameters else None
+
+    def data_plan(file: DataFile, *, validation: bool) -> DataPlan | None:
+        report = checks.report(file, limits, validation=validation, batch_size=batch_size)
+        field = fine_tuning.path_of("validation_data" if validation else "training_data")
+        for issue in report.errors:
+            errors.append(FieldError(_location(issue), f"{issue.message} (data of {field})"))
+        warnings.extend(str(issue) for issue in report.warnings)
+        if not report.ok:
+            return None
+        return DataPlan(file, checks.digest(file), report.records, report.estimated_tokens)
+
+    training = data_plan(fine_tuning.training_data, validation=False)
+    validation = None
+    if fine_tuning.validation_data is not None:
+        validation = data_plan(fine_tuning.validation_data, validation=True)
+        if validation is None:
+            return None
+    if training is None:
+        return None
+    cost = estimate_cost(fine_tuning, model, training.estimated_tokens, TOKEN_ESTIMATE_METHOD)
+    return FineTuningPlan(fine_tuning, training, validation, hyperparameters, cost)
+
+
+def _location(issue: dataset.DataIssue) -> str:
+    return issue.file if issue.line is None else f"{issue.file}:{issue.line}"
+
+
+def plans_by_environment(plans: tuple[FineTuningPlan, ...]) -> Mapping[str, list[FineTuningPlan]]:
+    grouped: dict[str, list[FineTuningPlan]] = {}
+    for plan in plans:
+        grouped.setdefault(plan.config.environment.name, []).append(plan)
+    return grouped
