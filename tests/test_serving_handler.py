@@ -1,0 +1,357 @@
+"""finetune.handlers.serving: job events, the scheduled reconcile and Custom::ServingLifecycle."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from finetune import custom_resource, identity, serving
+from finetune.handlers import serving as handler_module
+from tests.fakes import REGION, World, create_job, make_world, sent_notifications, set_job_status
+
+ENV, FT = "dev", "support-assistant"
+JOB = f"{ENV}-{FT}-{'a' * 12}"
+T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        built = make_world()
+        monkeypatch.setattr(handler_module, "clients", lambda: built.clients)
+        configure(monkeypatch, built)
+        yield built
+
+
+def configure(monkeypatch: pytest.MonkeyPatch, world: World, **serving_settings: Any) -> None:
+    settings = {
+        "environment": ENV,
+        "fine_tuning": FT,
+        "region": REGION,
+        "mode": "provisioned",
+        "model_units": 1,
+        "commitment": "none",
+        "idle_alarm_hours": 24,
+        **serving_settings,
+    }
+    monkeypatch.setenv("FINETUNE_SERVING", json.dumps(settings))
+    monkeypatch.setenv("FINETUNE_TOPIC_ARN", world.topic_arn)
+
+
+def job_event(status: str, job: str = JOB, **detail: Any) -> dict[str, Any]:
+    """The EventBridge event shape of shared/bedrock-reference.md section 2."""
+    arn = f"arn:aws:bedrock:{REGION}:123456789012:model-customization-job/{job}"
+    return {
+        "version": "0",
+        "id": "0d1c8e4e-1111-2222-3333-444455556666",
+        "detail-type": "Model Customization Job State Change",
+        "source": "aws.bedrock",
+        "account": "123456789012",
+        "time": "2026-08-01T11:00:00Z",
+        "region": REGION,
+        "resources": [arn],
+        "detail": {"jobName": job, "jobArn": arn, "jobStatus": status, **detail},
+    }
+
+
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+def finish(world: World, status: str = "Completed", job: str = JOB, hours: int = 0) -> None:
+    create_job(world.jobs, job)
+    set_job_status(job, status, ended=T0 + timedelta(hours=hours))
+
+
+class Responses:
+    """Captures what the custom resource answers CloudFormation."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, url: str, body: bytes) -> None:
+        self.bodies.append(json.loads(body))
+
+
+@pytest.fixture
+def responses(monkeypatch: pytest.MonkeyPatch) -> Responses:
+    captured = Responses()
+    monkeypatch.setattr(custom_resource, "put_response", captured)
+    return captured
+
+
+class LambdaContext:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def cfn_event(
+    request_type: str, world: World, physical_id: str | None = None, **properties: str
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/put",
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/dev-support-assistant/1",
+        "RequestId": "request-1",
+        "LogicalResourceId": "ServingLifecycle",
+        "ResourceType": "Custom::ServingLifecycle",
+        "ResourceProperties": {
+            "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:serving",
+            "Environment": ENV,
+            "FineTuning": FT,
+            "Region": REGION,
+            "Mode": "provisioned",
+            "ModelUnits": "1",
+            "Commitment": "none",
+            "IdleAlarmHours": "24",
+            "TopicArn": world.topic_arn,
+            **properties,
+        },
+    }
+    if physical_id:
+        event["PhysicalResourceId"] = physical_id
+    return event
+
+
+# --------------------------------------------------------------------------------------------------
+# Job state changes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_completed_job_is_served_and_people_are_told(world: World) -> None:
+    finish(world)
+
+    result = handler_module.handler(job_event("Completed"), None)
+
+    (arn,) = world.fake.throughputs
+    assert result == {"action": "reconciled", "job": JOB, "endpointArn": arn}
+    ((subject, message),) = sent_notifications(world.topic_arn)
+    assert subject is not None and "model ready" in subject
+    assert f"job {JOB} completed" in message
+    assert arn in message
+    assert identity.ssm_parameter_name(ENV, FT, "custom-model-arn") in message
+
+
+def test_the_same_completion_five_times_makes_one_pt(world: World) -> None:
+    finish(world)
+
+    for _ in range(5):
+        handler_module.handler(job_event("Completed"), None)
+
+    assert len(world.fake.throughputs) == 1
+    assert len(world.fake.calls_of("create_provisioned_model_throughput")) == 1
+
+
+def test_a_completion_the_job_list_does_not_show_yet_is_served(world: World) -> None:
+    create_job(world.jobs, JOB)  # the list still says InProgress (eventual consistency)
+    model = f"arn:aws:bedrock:{REGION}:123456789012:custom-model/amazon.nova-micro-v1:0:128k/abcabcabcabc"
+    event = job_event("Completed", outputModelArn=model, endTime="2026-08-01T11:00:00Z")
+
+    handler_module.handler(event, None)
+
+    (create,) = world.fake.calls_of("create_provisioned_model_throughput")
+    assert create["modelId"] == model
+
+
+@pytest.mark.parametrize("status", ["Failed", "Stopped"])
+def test_failed_or_stopped_job_tells_people_why(world: World, status: str) -> None:
+    finish(world, status)
+    event = job_event(status, failureMessage="Insufficient training records: 3 < 8")
+
+    result = handler_module.handler(event, None)
+
+    assert result["action"] == "notified"
+    ((subject, message),) = sent_notifications(world.topic_arn)
+    assert subject is not None and status in subject
+    assert JOB in message
+    assert "Insufficient training records: 3 < 8" in message
+    assert world.fake.calls == []
+
+
+def test_a_running_job_changes_nothing(world: World) -> None:
+    result = handler_module.handler(job_event("InProgress"), None)
+
+    assert result["action"] == "ignored"
+    assert sent_notifications(world.topic_arn) == []
+    assert world.fake.calls == []
+
+
+def test_another_fine_tunings_job_is_ignored(world: World) -> None:
+    other = f"{ENV}-{FT}-bot-{'b' * 12}"
+    finish(world, job=other)
+
+    result = handler_module.handler(job_event("Completed", job=other), None)
+
+    assert result == {"action": "ignored", "job": other}
+    assert world.fake.throughputs == {}
+    assert sent_notifications(world.topic_arn) == []
+
+
+def test_a_quota_refusal_is_told_and_raised(world: World) -> None:
+    finish(world)
+    world.fake.fail_next("create_provisioned_model_throughput", "ServiceQuotaExceededException", "quota 0")
+
+    with pytest.raises(serving.QuotaExceededError):
+        handler_module.handler(job_event("Completed"), None)
+
+    ((subject, message),) = sent_notifications(world.topic_arn)
+    assert subject is not None and "serving failed" in subject
+    assert "start at 0 until AWS support raises them" in message
+
+
+def test_on_demand_mode_from_the_environment(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    configure(monkeypatch, world, mode="on_demand")
+    finish(world)
+
+    handler_module.handler(job_event("Completed"), None)
+
+    assert len(world.fake.deployments) == 1
+    assert world.fake.throughputs == {}
+
+
+def test_unknown_events_are_ignored(world: World) -> None:
+    assert handler_module.handler({"source": "aws.s3", "detail-type": "Object Created"}, None) == {
+        "action": "ignored"
+    }
+    assert world.fake.calls == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Scheduled reconcile
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_missed_completion_is_recovered_by_the_schedule(world: World) -> None:
+    finish(world)  # completed, but no event arrived
+
+    first = handler_module.handler(SCHEDULED, None)
+
+    (arn,) = world.fake.throughputs
+    assert first == {"action": "reconciled", "changed": True, "endpointArn": arn}
+    assert len(sent_notifications(world.topic_arn)) == 1
+
+    world.fake.settle()
+    handler_module.handler(SCHEDULED, None)  # the PT now serves: endpoint-arn written, people told
+    assert len(sent_notifications(world.topic_arn)) == 2
+    assert "model ready, serving" in str(sent_notifications(world.topic_arn)[1][0])
+
+    quiet = handler_module.handler(SCHEDULED, None)
+    assert quiet["changed"] is False
+    assert len(sent_notifications(world.topic_arn)) == 2
+
+
+def test_the_schedule_before_any_completion_is_silent(world: World) -> None:
+    result = handler_module.handler(SCHEDULED, None)
+
+    assert result == {"action": "reconciled", "changed": False, "endpointArn": ""}
+    assert sent_notifications(world.topic_arn) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Custom::ServingLifecycle
+# --------------------------------------------------------------------------------------------------
+
+
+def test_create_reconciles_with_the_properties(world: World, responses: Responses) -> None:
+    finish(world)
+
+    handler_module.handler(
+        cfn_event("Create", world, ModelUnits="3", Commitment="OneMonth"), LambdaContext(900_000)
+    )
+
+    (body,) = responses.bodies
+    (arn,) = world.fake.throughputs
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert body["PhysicalResourceId"] == f"{ENV}-{FT}-serving"
+    assert body["Data"] == {"EndpointArn": arn}
+    (create,) = world.fake.calls_of("create_provisioned_model_throughput")
+    assert create["modelUnits"] == 3 and create["commitmentDuration"] == "OneMonth"
+
+
+def test_create_before_any_job_completes_succeeds_with_no_endpoint(
+    world: World, responses: Responses
+) -> None:
+    handler_module.handler(cfn_event("Create", world), LambdaContext(900_000))
+
+    (body,) = responses.bodies
+    assert body["Status"] == "SUCCESS"
+    assert body["Data"] == {"EndpointArn": "none"}
+
+
+def test_update_to_mode_none_removes_the_pt(world: World, responses: Responses) -> None:
+    finish(world)
+    physical_id = f"{ENV}-{FT}-serving"
+    handler_module.handler(cfn_event("Create", world), LambdaContext(900_000))
+    world.fake.settle()
+
+    handler_module.handler(cfn_event("Update", world, physical_id, Mode="none"), LambdaContext(900_000))
+
+    assert responses.bodies[-1]["Status"] == "SUCCESS"
+    assert responses.bodies[-1]["Data"] == {"EndpointArn": "none"}
+    assert world.fake.throughputs == {}
+
+
+def test_invalid_properties_fail_with_a_clear_reason(world: World, responses: Responses) -> None:
+    handler_module.handler(cfn_event("Create", world, Mode="always"), LambdaContext(900_000))
+
+    (body,) = responses.bodies
+    assert body["Status"] == "FAILED"
+    assert "mode: expected one of provisioned, on_demand, none" in body["Reason"]
+
+
+def test_delete_tears_down_and_reports_committed_pts(world: World, responses: Responses) -> None:
+    finish(world)
+    physical_id = f"{ENV}-{FT}-serving"
+    handler_module.handler(cfn_event("Create", world, Commitment="OneMonth"), LambdaContext(900_000))
+    world.fake.settle()
+    handler_module.handler(cfn_event("Update", world, physical_id, ModelUnits="2"), LambdaContext(900_000))
+    world.fake.settle()
+    (committed,) = [arn for arn, record in world.fake.throughputs.items() if record.get("commitmentDuration")]
+
+    handler_module.handler(cfn_event("Delete", world, physical_id, ModelUnits="2"), LambdaContext(900_000))
+
+    body = responses.bodies[-1]
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    assert body["PhysicalResourceId"] == physical_id
+    assert list(world.fake.throughputs) == [committed]
+    subject, message = sent_notifications(world.topic_arn)[-1]
+    assert subject is not None and "torn down" in subject
+    assert committed in message and "keeps billing it until" in message
+
+
+def test_a_delete_that_cannot_finish_fails_loudly(world: World, responses: Responses) -> None:
+    finish(world)
+    physical_id = f"{ENV}-{FT}-serving"
+    handler_module.handler(cfn_event("Create", world), LambdaContext(900_000))
+    world.fake.delete_polls = None  # Bedrock never finishes deleting
+    (arn,) = world.fake.throughputs
+
+    # 30 s left, minus the margin to answer: no time to wait at all, so no real sleep either.
+    handler_module.handler(cfn_event("Delete", world, physical_id), LambdaContext(30_000))
+
+    body = responses.bodies[-1]
+    assert body["Status"] == "FAILED"
+    assert "TeardownIncompleteError" in body["Reason"] and arn in body["Reason"]
+
+
+def test_delete_after_a_failed_create_does_nothing(world: World, responses: Responses) -> None:
+    physical_id = custom_resource.failed_create_id({"RequestId": "request-0"})
+
+    handler_module.handler(cfn_event("Delete", world, physical_id), LambdaContext(900_000))
+
+    (body,) = responses.bodies
+    assert body["Status"] == "SUCCESS"
+    assert world.fake.calls == []
