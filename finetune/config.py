@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from finetune.identity import resource_tags
+
 RemovalPolicy = Literal["retain", "destroy"]
 ServingMode = Literal["provisioned", "on_demand", "none"]
 Commitment = Literal["none", "OneMonth", "SixMonths"]
@@ -44,8 +46,9 @@ PRICE_FIELDS = (
 
 # Names end up in stack names, construct IDs, S3 prefixes and Bedrock job names (at most 63
 # characters: "<environment>-<fine-tuning>-<12 hex digits of the data digest>"), hence the bounds.
-ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
-FINE_TUNING_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+# Bedrock's custom model names allow no "--" and no trailing "-" (`([0-9a-zA-Z][_-]?){1,63}`).
+ENVIRONMENT_NAME = re.compile(r"^(?=.{1,16}$)[a-z](?:-?[a-z0-9])*$")
+FINE_TUNING_NAME = re.compile(r"^(?=.{1,32}$)[a-z](?:-?[a-z0-9])*$")
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -155,11 +158,7 @@ class FineTuningConfig:
 
     def tags(self) -> dict[str, str]:
         """The tags that identify this fine-tuning's resources, in CloudFormation and Bedrock alike."""
-        return {
-            "finetune:environment": self.environment.name,
-            "finetune:fine-tuning": self.name,
-            "finetune:stack": self.stack_name,
-        }
+        return resource_tags(self.environment.name, self.name)
 
     def path_of(self, relative: str) -> str:
         """The full config path of a field (`hyperparameters.epochCount`), override-aware."""
@@ -234,7 +233,10 @@ def parse_config(context: Mapping[str, Any], data_root: Path) -> AppConfig:
     return AppConfig(environments=tuple(environments), fine_tunings=tuple(fine_tunings))
 
 
-_NAME_RULE = "name must be lowercase letters, digits and '-', start with a letter, at most {max} characters"
+_NAME_RULE = (
+    "name must be lowercase letters, digits and single '-' between them, start with a letter, "
+    "at most {max} characters"
+)
 
 
 def _deduplicate(errors: list[FieldError]) -> list[FieldError]:

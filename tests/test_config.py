@@ -243,7 +243,7 @@ def test_all_errors_are_reported_at_once_and_once_each(tmp_path: Path) -> None:
     assert str(raised.value).count("\n") == 2
 
 
-@pytest.mark.parametrize("name", ["Dev", "1dev", "dev_1", "a" * 17])
+@pytest.mark.parametrize("name", ["Dev", "1dev", "dev_1", "a" * 17, "dev--1", "dev-"])
 def test_environment_names_must_fit_stack_and_job_names(tmp_path: Path, name: str) -> None:
     context = context_with(tmp_path)
     context["environments"][name] = context["environments"].pop("dev")
