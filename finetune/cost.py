@@ -19,6 +19,7 @@ Decisions:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from finetune.catalog import (
@@ -28,7 +29,7 @@ from finetune.catalog import (
     Price,
     prices_for,
 )
-from finetune.config import FineTuningConfig
+from finetune.config import FineTuningConfig, HyperparameterValue
 
 HOURS_PER_30_DAYS = 24 * 30
 COMMITMENT_MONTHS = {"none": 0, "OneMonth": 1, "SixMonths": 6}
@@ -148,7 +149,7 @@ def estimate_cost(
     Prices are the catalog's with the environment's cdk.json `pricing` overrides applied.
     """
     prices = prices_for(model, ft.environment.pricing)
-    epochs, epochs_note = _epochs(ft, model)
+    epochs, epochs_note = _epochs(ft.hyperparameters, model)
     notes: list[str] = []
     if ft.customization_type == DISTILLATION:
         notes.append(
@@ -209,12 +210,25 @@ def estimate_cost(
     )
 
 
-def _epochs(ft: FineTuningConfig, model: ModelEntry) -> tuple[int | None, str]:
+def training_cost_line(model: ModelEntry, training_tokens: int) -> str:
+    """One line for `validate`: training on these tokens at the catalog's default epochs and prices."""
+    epochs, note = _epochs({}, model)
+    if epochs is None:
+        return f"estimated training cost: unknown ({note})"
+    price = prices_for(model, {}).training_per_1k_tokens
+    total = _scaled(price, training_tokens * epochs / 1000)
+    return (
+        f"estimated training cost: {total.render()} for {training_tokens:,} tokens x {epochs} epochs "
+        f"({note}); price per 1k tokens {_with_source(price)}"
+    )
+
+
+def _epochs(hyperparameters: Mapping[str, HyperparameterValue], model: ModelEntry) -> tuple[int | None, str]:
     spec = model.hyperparameter("epochCount")
     if spec is None:
         return 1, f"assumed one pass: {model.name} takes no epochCount"
-    value = ft.hyperparameters.get("epochCount", spec.default)
-    if "epochCount" in ft.hyperparameters:
+    value = hyperparameters.get("epochCount", spec.default)
+    if "epochCount" in hyperparameters:
         origin = "epochCount from the configuration"
     else:
         origin = "epochCount default of the catalog"

@@ -11,13 +11,6 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
 
 
-@pytest.fixture(autouse=True)
-def models_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the command whatever cli.COMMAND_MODULES holds while other commands are being added."""
-    if "models" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "models"))
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(["models", *argv])
     captured = capsys.readouterr()

@@ -17,13 +17,6 @@ TITAN_TEXT = "amazon.titan-text-express-v1:0:8k"
 TITAN_IMAGE = "amazon.titan-image-generator-v2:0"
 
 
-@pytest.fixture(autouse=True)
-def validate_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the command whatever cli.COMMAND_MODULES holds while other commands are being added."""
-    if "validate" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "validate"))
-
-
 def write_jsonl(path: Path, records: list[Any]) -> Path:
     path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     return path
@@ -58,7 +51,8 @@ def test_valid_file_exits_0_with_a_summary(tmp_path: Path, capsys: pytest.Captur
     assert out[0] == f"{path}: valid (training data, 32 records, {path.stat().st_size:,} bytes)"
     assert out[1].startswith(f"{path}: estimated tokens: ") and "characters / 6" in out[1]
     assert out[2].startswith(f"{path}: largest record: line ") and out[2].endswith(" tokens")
-    assert len(out) == 3
+    assert out[3].startswith(f"{path}: estimated training cost: unknown for ")
+    assert len(out) == 4
 
 
 def test_warnings_alone_still_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -214,3 +208,12 @@ def test_argument_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[s
         cli.main(["validate", *argv])
     assert exit_info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_training_data_summary_ends_with_an_estimated_training_cost(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = Path(__file__).resolve().parent.parent / "training_data" / "sql-generator" / "train.jsonl"
+    assert cli.main(["validate", "--model", "meta.llama3-1-8b-instruct-v1:0:128k", str(path)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "train.jsonl: estimated training cost: unknown for" in last and "x 5 epochs" in last

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from finetune.catalog import CATALOG, OVERRIDE_SOURCE, SOURCE_STORAGE_PRICE, ModelEntry, find_model
+from finetune.catalog import (
+    CATALOG,
+    OVERRIDE_SOURCE,
+    SOURCE_STORAGE_PRICE,
+    ModelEntry,
+    find_model,
+    prices_for,
+)
 from finetune.config import (
     SERVING_MODES,
     Commitment,
@@ -218,3 +225,23 @@ def test_summary_fits_a_stack_description(model: ModelEntry, mode: ServingMode, 
     summary = estimate_cost(ft, model, 10**12, TOKEN_ESTIMATE_METHOD).summary()
     assert len(summary) <= 200 and "\n" not in summary
     assert summary.startswith("Est. cost (USD): training ")
+
+
+def test_training_cost_line_uses_the_default_epochs_and_says_when_the_price_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from finetune import cost
+
+    llama = find_model("meta.llama3-1-8b-instruct-v1:0:128k")
+    assert llama is not None
+    line = cost.training_cost_line(llama, 23_581)
+    assert line.startswith("estimated training cost: unknown for 23,581 tokens x 5 epochs")
+    monkeypatch.setattr(
+        cost,
+        "prices_for",
+        lambda model, _overrides: prices_for(model, {model.model_id: {"training_per_1k_tokens": 0.01}}),
+    )
+    # 23,581 tokens x 5 epochs / 1000 x $0.01 = $1.17905
+    assert cost.training_cost_line(llama, 23_581).startswith(
+        "estimated training cost: $1.18 for 23,581 tokens"
+    )

@@ -24,6 +24,7 @@ from finetune.catalog import (
     suggest_models,
 )
 from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
+from finetune.cost import training_cost_line
 from finetune.dataset import DatasetReport, validate_file
 from finetune.formats import DatasetLimits
 
@@ -123,13 +124,12 @@ def _check_readable(path: Path) -> None:
         raise UsageError(f"{path}: not readable (permission denied)")
 
 
-def summary_lines(report: DatasetReport) -> list[str]:
-    """The summary printed after a file's problems.
-
-    The seam for more figures (e.g. an estimated training cost from `report.estimated_tokens` and the
-    job's epochCount): append lines here.
-    """
-    return report.summary_lines()
+def summary_lines(report: DatasetReport, model: ModelEntry) -> list[str]:
+    """The summary printed after a file's problems: counts, tokens, and for training data its cost."""
+    lines = report.summary_lines()
+    if not report.validation:
+        lines.append(f"{report.file}: {training_cost_line(model, report.estimated_tokens)}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
             print()
         for issue in report.issues():
             print(issue)
-        for line in summary_lines(report):
+        for line in summary_lines(report, model):
             print(line)
         all_ok = all_ok and report.ok
     if batch_size is not None and len(limits.token_limits) > 1:
