@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""The CDK app: cdk.json context -> validated plans -> one `cdk.Stage` per environment.
+
+The configuration is read, parsed and checked (shapes, model catalog, data files) before aws_cdk is
+imported: starting jsii costs seconds, and a configuration with an error must fail fast, with every
+problem listed, before any construct exists. This is the only module that reads the CDK context or
+the process environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetune.config import ConfigError, parse_config
+from finetune.plan import FineTuningPlan, plan_app, plans_by_environment
+from finetune.project import DATA_FOLDER, load_context
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+DATA_ROOT = PROJECT_ROOT / DATA_FOLDER
+
+
+def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The context the CDK CLI hands the app, or cdk.json's (+ cdk.context.json) when run directly."""
+    if "CDK_CONTEXT_JSON" in environ:
+        context: dict[str, Any] = json.loads(environ["CDK_CONTEXT_JSON"])
+        return context
+    if "CONTEXT_OVERFLOW_LOCATION_ENV" in environ:  # the CLI's file for contexts too big for a variable
+        return dict(json.loads(Path(environ["CONTEXT_OVERFLOW_LOCATION_ENV"]).read_text()))
+    return load_context(PROJECT_ROOT)
+
+
+def summary_table(plans: tuple[FineTuningPlan, ...]) -> str:
+    """The table `make synth` prints: one row per stack."""
+    header = ("stage", "stack", "base model", "type", "region", "serving", "cost estimate")
+    rows = [header] + [
+        (
+            plan.config.environment.name,
+            plan.config.stack_name,
+            plan.config.base_model,
+            plan.config.customization_type,
+            plan.config.region,
+            plan.config.serving.mode,
+            plan.cost_summary,
+        )
+        for plan in plans
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header) - 1)]
+    lines = [
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def create_app(
+    plans: tuple[FineTuningPlan, ...],
+    *,
+    context: Mapping[str, Any],
+    default_account: str | None = None,
+    outdir: str | None = None,
+) -> cdk.App:
+    """Build the app: a stage per environment, a stack per fine-tuning, cdk-nag as a gate."""
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
+
+    from finetune.config import EnvironmentConfig
+    from stacks.environment_stage import EnvironmentStage
+
+    app = cdk.App(context=dict(context), outdir=outdir)
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app), ServerlessChecks(app), NIST80053R5Checks(app)
+    )
+    environments: dict[str, EnvironmentConfig] = {
+        plan.config.environment.name: plan.config.environment for plan in plans
+    }
+    for name, env_plans in plans_by_environment(plans).items():
+        EnvironmentStage(app, environments[name], env_plans, default_account=default_account)
+    return app
+
+
+def main() -> int:
+    context = read_context()
+    try:
+        plans, warnings = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
+    except ConfigError as error:
+        print(f"cdk.json: invalid configuration ({len(error.errors)} problems):", file=sys.stderr)
+        for problem in error.errors:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(summary_table(plans), file=sys.stderr)
+    create_app(plans, context=context, default_account=os.environ.get("CDK_DEFAULT_ACCOUNT")).synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""`CustomizationJobTrigger`: starts a Bedrock customization job when configuration or data change.
+
+CloudFormation has no resource type for a customization job, so a `Custom::CustomizationJob`
+resource backed by a Lambda function (`finetune/handlers/trigger_job.py`) stands for it. Its
+properties are the whole job: model, type, every hyperparameter, data locations and digests, and
+the job name derived from them (`finetune.identity.JobSpec`). A deploy that changes any of them
+shows the new job name in `cdk diff` and starts exactly one new job; a deploy that changes none
+starts nothing. The same function starts a job when data is uploaded under `incoming/` (an
+EventBridge rule on the bucket's object events), so data teams retrain without a deploy.
+"""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_constructs.lambda_function import FinetuneFunction
+from cdk_constructs.nag import acknowledge, acknowledge_prefix_grants, as_finding_text
+from cdk_constructs.training_data_bucket import (
+    INCOMING_PREFIX,
+    OUTPUT_PREFIX,
+    TRAINING_PREFIX,
+    VALIDATION_PREFIX,
+    TrainingDataBucket,
+)
+from cdk_constructs.training_data_upload import TrainingDataUpload
+from finetune.identity import JobSpec
+
+RESOURCE_TYPE = "Custom::CustomizationJob"
+
+
+class CustomizationJobTrigger(Construct):
+    """The job trigger of one fine-tuning: a Lambda function, the job resource and the upload rule.
+
+    Defaults: as `FinetuneFunction` (Python 3.14 arm64, traced, encrypted logs and dead-letter
+    queue with an alarm), a 15-minute timeout (it streams and validates the whole dataset before a
+    job is paid for). `stop_on_delete` (default False) stops a job still running when the resource
+    is deleted or replaced by a newer job. Uploads of `.jsonl` objects under `incoming/` start a
+    job on that data (validated first; rejected uploads are tagged and reported to `topic`).
+
+    Permissions, each scoped to this account and region: create, read, stop and tag customization
+    jobs and custom models (`bedrock:*` on job and model ARNs: their ids are chosen by Bedrock);
+    `iam:PassRole` on the customization role only, to `bedrock.amazonaws.com` only; read data
+    prefixes, write `training/` (staging uploads), tag `incoming/` objects; publish to `topic`.
+
+    Created resources: `self.function` (FinetuneFunction), `self.job` (the custom resource),
+    `self.upload_rule`. Attributes for others: `self.job_name`, `self.job_arn`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: JobSpec,
+        data: TrainingDataBucket,
+        customization_role: iam.IRole,
+        training_upload: TrainingDataUpload,
+        validation_upload: TrainingDataUpload | None,
+        encryption_key: kms.IKey,
+        topic: sns.ITopic,
+        stop_on_delete: bool = False,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        bucket = data.bucket
+        output_s3_uri = f"s3://{bucket.bucket_name}/{OUTPUT_PREFIX}{spec.fine_tuning}/"
+        template = {
+            "Environment": spec.environment,
+            "FineTuning": spec.fine_tuning,
+            "BaseModelIdentifier": spec.base_model,
+            "CustomizationType": spec.customization_type,
+            "TeacherModel": spec.teacher_model or "",
+            "Hyperparameters": json.dumps(dict(spec.hyperparameters), sort_keys=True),
+            "ValidationDataS3Uri": validation_upload.s3_uri if validation_upload else "",
+            "ValidationSha256": spec.validation_sha256 or "",
+            "RoleArn": customization_role.role_arn,
+            "OutputS3Uri": output_s3_uri,
+            "KmsKeyArn": encryption_key.key_arn,
+        }
+        self.function = FinetuneFunction(
+            self,
+            "Function",
+            handler_module="trigger_job",
+            description=f"Starts Bedrock customization jobs of {spec.environment}-{spec.fine_tuning}",
+            encryption_key=encryption_key,
+            alarm_topic=topic,
+            timeout=cdk.Duration.minutes(15),
+            memory_size=512,
+            removal_policy=removal_policy,
+            environment={
+                "FINETUNE_JOB_TEMPLATE": stack.to_json_string(template),
+                "FINETUNE_TOPIC_ARN": topic.topic_arn,
+                "FINETUNE_INCOMING_PREFIX": INCOMING_PREFIX,
+                "FINETUNE_TRAINING_PREFIX": TRAINING_PREFIX,
+            },
+        )
+        role = self.function.role
+        self._grant(role, data, customization_role, encryption_key, topic)
+
+        self.job = cdk.CustomResource(
+            self,
+            "Job",
+            service_token=self.function.function.function_arn,
+            resource_type=RESOURCE_TYPE,
+            properties={
+                **template,
+                "TrainingDataS3Uri": training_upload.resource.get_att_string("S3Uri"),
+                "TrainingSha256": spec.training_sha256,
+                "ValidationDataS3Uri": validation_upload.resource.get_att_string("S3Uri")
+                if validation_upload
+                else "",
+                "JobName": spec.job_name,
+                "CustomModelName": spec.custom_model_name,
+                "JobDigest": spec.digest,
+                "StopOnDelete": "true" if stop_on_delete else "false",
+            },
+        )
+        # The function's permissions must exist before CloudFormation asks it to start a job.
+        policy = role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.job.node.add_dependency(policy)
+        self.job_name = spec.job_name
+        self.job_arn = self.job.get_att_string("JobArn")
+
+        self.upload_rule = events.Rule(
+            self,
+            "UploadRule",
+            description=f"Uploads under {INCOMING_PREFIX} start a customization job of {spec.fine_tuning}",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [{"prefix": INCOMING_PREFIX}]},
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.function.function,
+                    retry_attempts=2,
+                    dead_letter_queue=self.function.dead_letter_queue,
+                )
+            ],
+        )
+        # EventBridge puts undeliverable events into the (encrypted) dead-letter queue.
+        encryption_key.grant(
+            iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
+        )
+
+    def _grant(
+        self,
+        role: iam.IRole,
+        data: TrainingDataBucket,
+        customization_role: iam.IRole,
+        encryption_key: kms.IKey,
+        topic: sns.ITopic,
+    ) -> None:
+        stack = cdk.Stack.of(self)
+        jobs = stack.format_arn(service="bedrock", resource="model-customization-job", resource_name="*")
+        models = stack.format_arn(service="bedrock", resource="custom-model", resource_name="*")
+        foundation_models = stack.format_arn(
+            service="bedrock", resource="foundation-model", resource_name="*", account=""
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StartCustomizationJobs",
+                actions=["bedrock:CreateModelCustomizationJob", "bedrock:TagResource"],
+                resources=[jobs, models, foundation_models],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ReadAndStopOwnJobs",
+                actions=["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
+                resources=[jobs],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassCustomizationRoleToBedrockOnly",
+                actions=["iam:PassRole"],
+                resources=[customization_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}},
+            )
+        )
+        for prefix in (TRAINING_PREFIX, VALIDATION_PREFIX, INCOMING_PREFIX):
+            data.grant_read(role, prefix)
+        data.grant_write(role, TRAINING_PREFIX)
+        data.grant_tagging(role, INCOMING_PREFIX)
+        # Exact actions (Topic.grant_publish adds kms:GenerateDataKey*); the key is granted above.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn])
+        )
+
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        for arn, reason in (
+            (jobs, "Bedrock chooses customization job ids (the ARN ends in a random id)"),
+            (models, "custom models are created by the job, named at deploy time from the data digest"),
+            (foundation_models, "the base model is an AWS-owned foundation model of this region"),
+        ):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{as_finding_text(self, arn)}]",
+                f"No narrower resource exists: {reason}; the account and region are fixed.",
+            )
+        acknowledge_prefix_grants(
+            policy,
+            data.bucket,
+            [TRAINING_PREFIX, VALIDATION_PREFIX, INCOMING_PREFIX],
+            "The function validates and stages data files whose names users choose, within one "
+            "prefix of this stack's bucket each.",
+        )

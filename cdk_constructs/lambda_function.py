@@ -1,0 +1,176 @@
+"""`FinetuneFunction`: a Lambda function running a handler of the `finetune` package, securely by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk_constructs.nag import acknowledge
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The asset is the `finetune` package alone (stdlib + boto3, which the runtime provides): no bundling
+# and no Docker. Glob excludes stop the fingerprint from descending into .venv/ or node_modules/.
+ASSET_EXCLUDES = ["*", ".*", "!finetune", "!finetune/**", "__pycache__", "*.pyc"]
+
+
+def finetune_code() -> lambda_.Code:
+    """The Lambda code asset: this repository's `finetune/` package."""
+    return lambda_.Code.from_asset(str(PROJECT_ROOT), exclude=ASSET_EXCLUDES, ignore_mode=cdk.IgnoreMode.GLOB)
+
+
+class FinetuneFunction(Construct):
+    """A Python Lambda function whose handler is `finetune.handlers.<module>.handler`.
+
+    Defaults: Python 3.14 on arm64, 256 MB, `timeout` 5 minutes, X-Ray active tracing, its own role
+    (no AWS-managed policy: it may write only to its own log group; callers grant the rest), a log
+    group encrypted with `encryption_key` and kept `log_retention` (one year), and an SQS queue as
+    the on-failure destination of asynchronous invocations, encrypted with the same key (an event
+    that fails its retry lands there with the error, nothing is lost), with an alarm to `alarm_topic`
+    as soon as it holds a message.
+
+    Created resources: `self.function`, `self.role`, `self.log_group`, `self.dead_letter_queue`,
+    `self.dlq_alarm`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler_module: str,
+        description: str,
+        encryption_key: kms.IKey,
+        alarm_topic: sns.ITopic,
+        timeout: cdk.Duration = cdk.Duration.minutes(5),
+        memory_size: int = 256,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not (PROJECT_ROOT / "finetune" / "handlers" / f"{handler_module}.py").is_file():
+            raise ValueError(f"{self.node.path}: no handler module finetune/handlers/{handler_module}.py")
+        stack = cdk.Stack.of(self)
+        encryption_key.grant_encrypt_decrypt(
+            iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com").with_conditions(
+                {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                }
+            )
+        )
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+        )
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=encryption_key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs {self.node.path}",
+        )
+        self.log_group.grant_write(self.role)
+        # Lambda sends failed events to the encrypted dead-letter queue with the function's role.
+        encryption_key.grant(self.role, "kms:GenerateDataKey", "kms:Decrypt")
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            role=self.role,
+            description=description,
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            code=finetune_code(),
+            handler=f"finetune.handlers.{handler_module}.handler",
+            timeout=timeout,
+            memory_size=memory_size,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            dead_letter_queue=self.dead_letter_queue,
+            retry_attempts=1,
+            environment=environment or {},
+        )
+        self.dlq_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description=f"A failed invocation of {self.node.path} waits in its dead-letter queue",
+            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(5)
+            ),
+            threshold=0,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        function = self.function.node.default_child
+        assert function is not None
+        acknowledge(
+            function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "The function calls only AWS APIs (S3, Bedrock); a VPC would need NAT or interface "
+            "endpoints per stack for no additional isolation of public AWS endpoints.",
+        )
+        acknowledge(
+            function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "Invoked only by CloudFormation and events of this stack; reserving concurrency would "
+            "fail deploys in accounts whose unreserved concurrency is at the minimum of 10.",
+        )
+        queue = self.dead_letter_queue.node.default_child
+        assert queue is not None
+        acknowledge(
+            queue,
+            "Serverless-SQSRedrivePolicy",
+            "This queue is itself the failure destination of the function; a redrive policy would "
+            "move failed events one more hop without anyone reading them.",
+        )
+        acknowledge(
+            self.function.node.find_child("EventInvokeConfig"),
+            "Serverless-LambdaAsyncFailureDestination",
+            "Failed asynchronous invocations go to the encrypted dead-letter queue; an on-failure "
+            "destination as well would deliver every failure twice.",
+        )
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            acknowledge(
+                policy,
+                "NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK grants on this function's own role produce this policy; it is attached to that "
+                "single role and scoped to this stack's resources.",
+            )
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray PutTraceSegments/PutTelemetryRecords do not support resource-level "
+                "permissions (X-Ray service authorization reference).",
+            )

@@ -1,0 +1,47 @@
+"""`NotificationTopic`: where a fine-tuning tells people what happened (and alarms go)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from cdk_constructs.nag import acknowledge
+
+
+class NotificationTopic(Construct):
+    """An SNS topic encrypted with `encryption_key`, TLS-only, with an e-mail subscription per address.
+
+    CloudWatch alarms of this account may publish to it (the key policy lets CloudWatch use the key
+    for that, and only that). E-mail subscriptions must be confirmed by their owners once.
+    Created resources: `self.topic`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        encryption_key: kms.IKey,
+        emails: Sequence[str] = (),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.topic = sns.Topic(self, "Topic", master_key=encryption_key, enforce_ssl=True)
+        cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com").with_conditions(
+            {"StringEquals": {"aws:SourceAccount": stack.account}}
+        )
+        encryption_key.grant(cloudwatch, "kms:Decrypt", "kms:GenerateDataKey")
+        for email in emails:
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            acknowledge(
+                subscription,
+                "Serverless-SNSRedrivePolicy",
+                "An e-mail that cannot be delivered cannot be redelivered from a queue either; every "
+                "notification is also written to the sending function's log.",
+            )

@@ -1,0 +1,262 @@
+"""`ServingLifecycle`: serves each completed custom model as configured, and tears serving down.
+
+CloudFormation has no type for a provisioned throughput (PT) or an on-demand custom model
+deployment, and the model to serve exists only when a job completes, long after a deploy. One
+reconciler (`finetune/handlers/serving.py`) converges what runs onto what the configuration asks
+for, and it runs at three moments:
+- when Bedrock reports the job's state (an EventBridge rule, matched to this fine-tuning's jobs):
+  a completed job is served, a failed or stopped one is reported to the topic;
+- every `reconcile_every` (hourly), because events are best effort: a missed completion is
+  caught by the next run, and a repeated event changes nothing;
+- at deploy time (`Custom::ServingLifecycle`), so a serving change in the configuration converges
+  on deploy, and on delete, when it removes what bills by the hour.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_constructs.lambda_function import FinetuneFunction
+from cdk_constructs.nag import acknowledge, as_finding_text
+from finetune.config import ServingConfig
+from finetune.identity import SSM_PREFIX, resource_tags
+
+RESOURCE_TYPE = "Custom::ServingLifecycle"
+MAX_IDLE_ALARM_HOURS = 168  # CloudWatch evaluates hourly alarms over at most 7 days
+
+
+class ServingLifecycle(Construct):
+    """Serving of one fine-tuning: a Lambda function, its triggers and the deploy-time resource.
+
+    Defaults: as `FinetuneFunction` (Python 3.14 arm64, traced, encrypted logs and dead-letter
+    queue with an alarm) with a 15-minute timeout (teardown waits until a PT is gone);
+    `reconcile_every` one hour; `idle_alarm_hours` 24: an alarm per PT tells `topic` when it served
+    no invocation for that long (it still bills every hour).
+
+    The endpoint (PT or deployment ARN) and the custom model ARN are published in SSM under
+    `/finetune/<environment>/<fine-tuning>/` (`endpoint-arn`, `custom-model-arn`) for applications.
+
+    Permissions, scoped to this account and region: read customization jobs and custom models;
+    create PTs and deployments only with this stack's tag, and update, delete or read only those
+    carrying it; its own SSM parameters and alarms; publish to `topic`.
+
+    Created resources: `self.function`, `self.resource`, `self.job_state_rule`, `self.schedule`.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: str,
+        fine_tuning: str,
+        serving: ServingConfig,
+        encryption_key: kms.IKey,
+        topic: sns.ITopic,
+        idle_alarm_hours: int = 24,
+        reconcile_every: cdk.Duration = cdk.Duration.hours(1),
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not 1 <= idle_alarm_hours <= MAX_IDLE_ALARM_HOURS:
+            raise ValueError(
+                f"{self.node.path}: idle_alarm_hours must be 1 to {MAX_IDLE_ALARM_HOURS}, got {idle_alarm_hours}"
+            )
+        stack = cdk.Stack.of(self)
+        spec = {
+            "Environment": environment,
+            "FineTuning": fine_tuning,
+            "Region": stack.region,
+            "Mode": serving.mode,
+            "ModelUnits": str(serving.model_units),
+            "Commitment": serving.commitment,
+            "IdleAlarmHours": str(idle_alarm_hours),
+            "TopicArn": topic.topic_arn,
+        }
+        self.function = FinetuneFunction(
+            self,
+            "Function",
+            handler_module="serving",
+            description=f"Serves the custom models of {environment}-{fine_tuning} and tears serving down",
+            encryption_key=encryption_key,
+            alarm_topic=topic,
+            timeout=cdk.Duration.minutes(15),
+            removal_policy=removal_policy,
+            environment={
+                "FINETUNE_SERVING": stack.to_json_string(
+                    {
+                        "environment": environment,
+                        "fine_tuning": fine_tuning,
+                        "region": stack.region,
+                        "mode": serving.mode,
+                        "model_units": serving.model_units,
+                        "commitment": serving.commitment,
+                        "idle_alarm_hours": idle_alarm_hours,
+                    }
+                ),
+                "FINETUNE_TOPIC_ARN": topic.topic_arn,
+            },
+        )
+        self._grant(environment, fine_tuning, topic, encryption_key)
+
+        target = targets.LambdaFunction(
+            self.function.function, retry_attempts=2, dead_letter_queue=self.function.dead_letter_queue
+        )
+        self.job_state_rule = events.Rule(
+            self,
+            "JobStateRule",
+            description=f"Customization job state changes of {environment}-{fine_tuning}",
+            event_pattern=events.EventPattern(
+                source=["aws.bedrock"],
+                detail_type=["Model Customization Job State Change"],
+                detail={"jobName": [{"prefix": f"{environment}-{fine_tuning}-"}]},
+            ),
+            targets=[target],
+        )
+        self.schedule = events.Rule(
+            self,
+            "ReconcileSchedule",
+            description=f"Catches missed job events of {environment}-{fine_tuning}",
+            schedule=events.Schedule.rate(reconcile_every),
+            targets=[target],
+        )
+        encryption_key.grant(
+            iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
+        )
+
+        self.resource = cdk.CustomResource(
+            self,
+            "Resource",
+            service_token=self.function.function.function_arn,
+            resource_type=RESOURCE_TYPE,
+            properties=spec,
+        )
+        policy = self.function.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.resource.node.add_dependency(policy)
+        self.endpoint_arn = self.resource.get_att_string("EndpointArn")
+
+    def _grant(self, environment: str, fine_tuning: str, topic: sns.ITopic, encryption_key: kms.IKey) -> None:
+        stack = cdk.Stack.of(self)
+        role = self.function.role
+        stack_tag = resource_tags(environment, fine_tuning)["finetune:stack"]
+
+        def arn(resource: str, name: str = "*") -> str:
+            return stack.format_arn(service="bedrock", resource=resource, resource_name=name)
+
+        serving_resources = [arn("provisioned-model"), arn("custom-model-deployment")]
+        parameters = stack.format_arn(
+            service="ssm",
+            resource="parameter",
+            resource_name=f"{SSM_PREFIX.lstrip('/')}/{environment}/{fine_tuning}/*",
+        )
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{environment}-{fine_tuning}-pt-idle-*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="FindCompletedModels",
+                actions=[
+                    "bedrock:ListModelCustomizationJobs",
+                    "bedrock:ListProvisionedModelThroughputs",
+                    "bedrock:ListCustomModelDeployments",
+                ],
+                resources=["*"],  # List actions take no resource
+            ),
+            iam.PolicyStatement(
+                sid="ReadJobsAndModels",
+                actions=[
+                    "bedrock:GetModelCustomizationJob",
+                    "bedrock:GetCustomModel",
+                    "bedrock:ListTagsForResource",
+                ],
+                resources=[arn("model-customization-job"), arn("custom-model"), *serving_resources],
+            ),
+            iam.PolicyStatement(
+                sid="CreateServingOnlyTaggedForThisStack",
+                actions=[
+                    "bedrock:CreateProvisionedModelThroughput",
+                    "bedrock:CreateCustomModelDeployment",
+                    "bedrock:TagResource",
+                ],
+                resources=[*serving_resources, arn("custom-model")],
+                conditions={"StringEquals": {"aws:RequestTag/finetune:stack": stack_tag}},
+            ),
+            iam.PolicyStatement(
+                sid="ChangeOnlyThisStacksServing",
+                actions=[
+                    "bedrock:GetProvisionedModelThroughput",
+                    "bedrock:UpdateProvisionedModelThroughput",
+                    "bedrock:DeleteProvisionedModelThroughput",
+                    "bedrock:GetCustomModelDeployment",
+                    "bedrock:UpdateCustomModelDeployment",
+                    "bedrock:DeleteCustomModelDeployment",
+                ],
+                resources=serving_resources,
+                conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},
+            ),
+            iam.PolicyStatement(
+                sid="UseServedModels",
+                actions=["bedrock:UpdateProvisionedModelThroughput", "bedrock:UpdateCustomModelDeployment"],
+                resources=[arn("custom-model")],
+            ),
+            iam.PolicyStatement(
+                sid="OwnParameters",
+                actions=[
+                    "ssm:GetParameter",
+                    "ssm:PutParameter",
+                    "ssm:DeleteParameter",
+                    "ssm:AddTagsToResource",
+                ],
+                resources=[parameters],
+            ),
+            iam.PolicyStatement(
+                sid="OwnIdleAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                ],
+                resources=[alarms],
+            ),
+            iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),
+        ]
+        for statement in statements:
+            role.add_to_principal_policy(statement)
+        encryption_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
+
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        reasons = {
+            "*": "Bedrock's List actions support no resource-level permissions",
+            arn(
+                "model-customization-job"
+            ): "Bedrock chooses job ids; only this fine-tuning's jobs are acted on",
+            arn("custom-model"): "custom models are created by jobs at run time; read and served only",
+            arn("provisioned-model"): "PT ids are chosen by Bedrock; changes need this stack's tag",
+            arn(
+                "custom-model-deployment"
+            ): "deployment ids are chosen by Bedrock; changes need this stack's tag",
+        }
+        for resource, reason in reasons.items():
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{as_finding_text(self, resource)}]",
+                f"No narrower resource exists: {reason}.",
+            )
+        for resource in (parameters, alarms):
+            acknowledge(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{as_finding_text(self, resource)}]",
+                "Names are chosen at run time under this fine-tuning's own prefix; nothing else matches it.",
+            )

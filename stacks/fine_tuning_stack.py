@@ -1,0 +1,158 @@
+"""`FineTuningStack`: everything one fine-tuning needs in one environment."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from cdk_constructs import (
+    BedrockCustomizationRole,
+    CustomizationJobTrigger,
+    DataStagingFunction,
+    NotificationTopic,
+    ServingLifecycle,
+    TrainingDataBucket,
+    TrainingDataUpload,
+)
+from cdk_constructs.training_data_bucket import TRAINING_PREFIX, VALIDATION_PREFIX
+from finetune.identity import ssm_parameter_name
+from finetune.plan import FineTuningPlan
+
+REMOVAL_POLICIES = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}
+
+
+class FineTuningStack(cdk.Stack):
+    """One (environment, fine-tuning): its data bucket, Bedrock service role and staged data.
+
+    `plan` is the stack's typed parameter, decided at synth time: the fine-tuning's configuration with
+    the environment's overrides applied, resolved hyperparameters, data digests and cost estimate.
+    The template records it in its `Metadata.FineTuning` section and in outputs, so `cdk diff` shows
+    a reviewer exactly what a deploy will train and serve.
+
+    Public attributes for the constructs later layers add (job trigger, serving, teardown):
+    `data` (TrainingDataBucket), `customization_role`, `encryption_key`, `notifications`,
+    `training_upload`, `validation_upload` (or None), `job_trigger`, `serving`.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, plan: FineTuningPlan, **kwargs: Any) -> None:
+        config = plan.config
+        super().__init__(scope, construct_id, description=_description(plan), **kwargs)
+        removal_policy = REMOVAL_POLICIES[config.environment.removal_policy]
+
+        self.encryption_key = kms.Key(
+            self,
+            "EncryptionKey",
+            description=f"Encrypts training data, job output, logs and queues of {config.stack_name}",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+            pending_window=cdk.Duration.days(7) if removal_policy == cdk.RemovalPolicy.DESTROY else None,
+        )
+        self.data = TrainingDataBucket(
+            self, "TrainingData", removal_policy=removal_policy, encryption_key=self.encryption_key
+        )
+        self.customization_role = BedrockCustomizationRole(
+            self, "CustomizationRole", bucket=self.data.bucket, encryption_key=self.encryption_key
+        )
+        self.notifications = NotificationTopic(
+            self,
+            "Notifications",
+            encryption_key=self.encryption_key,
+            emails=config.environment.notification_emails,
+        )
+        staging = DataStagingFunction(
+            self,
+            "DataStaging",
+            encryption_key=self.encryption_key,
+            alarm_topic=self.notifications.topic,
+            removal_policy=removal_policy,
+        )
+        self.training_upload = TrainingDataUpload(
+            self,
+            "TrainingDataUpload",
+            source=config.training_data.path,
+            sha256=plan.training.digest.sha256,
+            size_bytes=plan.training.digest.size_bytes,
+            bucket=self.data.bucket,
+            prefix=TRAINING_PREFIX,
+            fine_tuning=config.name,
+            function=staging,
+        )
+        self.validation_upload: TrainingDataUpload | None = None
+        if plan.validation is not None and config.validation_data is not None:
+            self.validation_upload = TrainingDataUpload(
+                self,
+                "ValidationDataUpload",
+                source=config.validation_data.path,
+                sha256=plan.validation.digest.sha256,
+                size_bytes=plan.validation.digest.size_bytes,
+                bucket=self.data.bucket,
+                prefix=VALIDATION_PREFIX,
+                fine_tuning=config.name,
+                function=staging,
+            )
+
+        self.job_trigger = CustomizationJobTrigger(
+            self,
+            "CustomizationJobTrigger",
+            spec=plan.job_spec,
+            data=self.data,
+            customization_role=self.customization_role.role,
+            training_upload=self.training_upload,
+            validation_upload=self.validation_upload,
+            encryption_key=self.encryption_key,
+            topic=self.notifications.topic,
+            stop_on_delete=config.environment.stop_jobs_on_destroy,
+            removal_policy=removal_policy,
+        )
+
+        self.serving = ServingLifecycle(
+            self,
+            "ServingLifecycle",
+            environment=config.environment.name,
+            fine_tuning=config.name,
+            serving=config.serving,
+            encryption_key=self.encryption_key,
+            topic=self.notifications.topic,
+            removal_policy=removal_policy,
+        )
+        # Deleting the stack tears serving down before the job resource stops a running job.
+        self.serving.resource.node.add_dependency(self.job_trigger.job)
+
+        self.add_metadata("FineTuning", plan.describe())
+        self._outputs(plan)
+
+    def _outputs(self, plan: FineTuningPlan) -> None:
+        outputs: dict[str, tuple[str, str]] = {
+            "TrainingDataBucketName": (self.data.bucket.bucket_name, "Bucket holding data and job output"),
+            "CustomizationRoleArn": (self.customization_role.role.role_arn, "Role Bedrock jobs assume"),
+            "TrainingDataS3Uri": (self.training_upload.s3_uri, "Staged training data"),
+            "TrainingDataSha256": (plan.training.digest.sha256, "sha256 of the training data"),
+            "Hyperparameters": (json.dumps(dict(plan.hyperparameters)), "Resolved hyperparameters"),
+            "CostEstimate": (plan.cost_summary, "Estimated cost (see Metadata.FineTuning.cost)"),
+            "JobName": (self.job_trigger.job_name, "Customization job of the deployed configuration"),
+            "JobArn": (self.job_trigger.job_arn, "Its ARN"),
+            "CustomModelName": (plan.job_spec.custom_model_name, "The custom model the job creates"),
+            "EndpointArn": (self.serving.endpoint_arn, "PT or deployment serving the model at deploy time"),
+            "EndpointParameter": (
+                ssm_parameter_name(plan.config.environment.name, plan.config.name, "endpoint-arn"),
+                "SSM parameter that always holds the current endpoint",
+            ),
+        }
+        if self.validation_upload is not None:
+            outputs["ValidationDataS3Uri"] = (self.validation_upload.s3_uri, "Staged validation data")
+            outputs["ValidationDataSha256"] = (self.validation_upload.sha256, "sha256 of the validation data")
+        for name, (value, description) in outputs.items():
+            cdk.CfnOutput(self, name, value=value, description=description)
+
+
+def _description(plan: FineTuningPlan) -> str:
+    config = plan.config
+    text = (
+        f"Bedrock {config.customization_type} of {config.base_model} for {config.name} "
+        f"({config.environment.name}); cost: {plan.cost_summary}"
+    )
+    return text[:1024]  # CloudFormation's limit for a template description

@@ -1,0 +1,58 @@
+"""Shared fixtures. Each distinct CDK app is synthesized once per test session (jsii is slow)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_ROOT = PROJECT_ROOT / "training_data"
+
+
+def sample_context() -> dict[str, Any]:
+    """cdk.json's context, as the CDK CLI hands it to the app."""
+    context: dict[str, Any] = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+@dataclass
+class SynthesizedApp:
+    """The sample app, synthesized: its stacks by (environment, fine-tuning) and the assembly folder."""
+
+    app: Any  # aws_cdk.App
+    stages: dict[str, Any]
+    assembly_dir: Path
+    plans: tuple[Any, ...]
+
+    def stack(self, environment: str, fine_tuning: str) -> Any:
+        return self.stages[environment].stacks[fine_tuning]
+
+    def template(self, environment: str, fine_tuning: str) -> Any:
+        from aws_cdk.assertions import Template
+
+        return Template.from_stack(self.stack(environment, fine_tuning))
+
+    def template_files(self) -> list[Path]:
+        return sorted(self.assembly_dir.glob("assembly-*/*.template.json"))
+
+
+@pytest.fixture(scope="session")
+def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynthesizedApp]:
+    import aws_cdk as cdk
+
+    import app as app_module
+    from finetune.config import parse_config
+    from finetune.plan import plan_app
+
+    context = sample_context()
+    plans, _warnings = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = app_module.create_app(plans, context=context, outdir=str(outdir))
+    app.synth()  # raises if cdk-nag finds anything unacknowledged
+    stages = {child.node.id: child for child in app.node.children if isinstance(child, cdk.Stage)}
+    yield SynthesizedApp(app=app, stages=stages, assembly_dir=outdir, plans=plans)

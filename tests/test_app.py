@@ -1,0 +1,106 @@
+"""app.py: where context comes from, and a bad configuration failing before any construct (or jsii) exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app as app_module
+from finetune.config import ConfigError, parse_config
+from finetune.plan import plan_app
+from tests.conftest import PROJECT_ROOT, sample_context
+
+
+def run_app(context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run app.py as the CDK CLI does, and report whether aws_cdk (jsii) was ever imported."""
+    code = "import sys, app; code = app.main(); print('aws_cdk imported:', 'aws_cdk' in sys.modules); sys.exit(code)"
+    environment = {**os.environ, "CDK_CONTEXT_JSON": json.dumps(context)}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_context_comes_from_the_cli_variable_then_its_overflow_file_then_cdk_json(tmp_path: Path) -> None:
+    assert app_module.read_context({"CDK_CONTEXT_JSON": '{"a": 1}'}) == {"a": 1}
+    overflow = tmp_path / "context.json"
+    overflow.write_text('{"b": 2}')
+    assert app_module.read_context({"CONTEXT_OVERFLOW_LOCATION_ENV": str(overflow)}) == {"b": 2}
+    assert app_module.read_context({})["fine_tunings"] == sample_context()["fine_tunings"]
+
+
+def test_an_invalid_configuration_exits_1_listing_every_problem_before_jsii_starts() -> None:
+    context = sample_context()
+    context["fine_tunings"]["support-assistant"]["hyperparameters"]["epochCount"] = 99
+    context["fine_tunings"]["sql-generator"]["base_model"] = "meta.llama3-1-8b-instruct"
+    context["environments"]["prod"]["overrides"]["support-assistant"]["serving"]["commitment"] = "SixMonths"
+    result = run_app(context)
+    assert result.returncode == 1
+    assert "aws_cdk imported: False" in result.stdout
+    assert "cdk.json: invalid configuration" in result.stderr
+    assert "fine_tunings.support-assistant.hyperparameters.epochCount" in result.stderr
+    assert "fine_tunings.sql-generator.base_model" in result.stderr
+    assert "environments.prod.overrides.support-assistant.serving.commitment" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_data_file_fails_synth_with_file_and_line(tmp_path: Path) -> None:
+    context = sample_context()
+    source = PROJECT_ROOT / "training_data" / "sql-generator"
+    (tmp_path / "sql-generator").mkdir()
+    lines = (source / "train.jsonl").read_text().splitlines()
+    lines[41] = '{"prompt": "Schema: ...", "completion": ""}'  # line 42: empty completion
+    (tmp_path / "sql-generator" / "train.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "sql-generator" / "validation.jsonl").write_text((source / "validation.jsonl").read_text())
+    del context["fine_tunings"]["support-assistant"]
+    for environment in context["environments"].values():
+        environment["overrides"].pop("support-assistant", None)
+    with pytest.raises(ConfigError) as raised:
+        plan_app(parse_config(context, tmp_path), tmp_path)
+    locations = {error.path for error in raised.value.errors}
+    assert locations == {f"{tmp_path.name}/sql-generator/train.jsonl:42"}
+    message = str(raised.value)
+    assert "completion" in message and "fine_tunings.sql-generator.training_data" in message
+
+
+def test_the_sample_configuration_plans_every_stack_with_resolved_hyperparameters() -> None:
+    plans, warnings = plan_app(
+        parse_config(sample_context(), PROJECT_ROOT / "training_data"), PROJECT_ROOT / "training_data"
+    )
+    by_stack = {plan.config.stack_name: plan for plan in plans}
+    assert set(by_stack) == {
+        "dev-support-assistant",
+        "dev-sql-generator",
+        "prod-support-assistant",
+        "prod-sql-generator",
+    }
+    haiku = by_stack["prod-support-assistant"]
+    # Catalog defaults fill what the configuration left out; values are strings, as Bedrock expects.
+    assert haiku.hyperparameters["epochCount"] == "2"
+    assert haiku.hyperparameters["batchSize"] == "8"
+    assert set(haiku.hyperparameters) >= {"earlyStoppingThreshold", "earlyStoppingPatience"}
+    assert by_stack["dev-support-assistant"].hyperparameters["epochCount"] == "1"
+    assert haiku.training.records == 60 and haiku.validation is not None and haiku.validation.records == 12
+    assert by_stack["dev-sql-generator"].training.records == 120
+    assert warnings == []
+
+
+def test_summary_table_has_a_row_per_stack_and_aligned_columns() -> None:
+    plans, _ = plan_app(
+        parse_config(sample_context(), PROJECT_ROOT / "training_data"), PROJECT_ROOT / "training_data"
+    )
+    table = app_module.summary_table(plans).splitlines()
+    assert table[0].split()[:4] == ["stage", "stack", "base", "model"]
+    assert len(table) == 5
+    assert table[1].startswith("dev    dev-support-assistant")
+    assert {line.index("us-west-2") for line in table[1:]} == {table[0].index("region")}

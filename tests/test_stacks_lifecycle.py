@@ -1,0 +1,222 @@
+"""Templates of the job trigger and the serving lifecycle: properties, event patterns, IAM scoping."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from tests.conftest import SynthesizedApp
+from tests.test_stacks import STACKS, as_list, flatten, only, resources, statements
+
+
+@pytest.fixture(scope="module")
+def templates(sample_app: SynthesizedApp) -> dict[tuple[str, str], Template]:
+    return {key: sample_app.template(*key) for key in STACKS}
+
+
+def plan_of(sample_app: SynthesizedApp, environment: str, fine_tuning: str) -> Any:
+    return next(
+        plan
+        for plan in sample_app.plans
+        if plan.config.environment.name == environment and plan.config.name == fine_tuning
+    )
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_job_resource_carries_the_whole_job_so_cdk_diff_shows_why_a_job_starts(
+    sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    spec = plan_of(sample_app, *key).job_spec
+    properties = only(templates[key], "Custom::CustomizationJob", "CustomizationJobTriggerJob")["Properties"]
+    assert properties["JobName"] == spec.job_name
+    assert properties["CustomModelName"] == spec.custom_model_name
+    assert properties["JobDigest"] == spec.digest
+    assert properties["BaseModelIdentifier"] == spec.base_model
+    assert json.loads(properties["Hyperparameters"]) == dict(spec.hyperparameters)
+    assert properties["TrainingSha256"] == spec.training_sha256
+    assert properties["ValidationSha256"] == spec.validation_sha256
+    assert properties["TrainingDataS3Uri"] == {"Fn::GetAtt": ["TrainingDataUpload3016DCA0", "S3Uri"]}
+    assert properties["ValidationDataS3Uri"] == {"Fn::GetAtt": ["ValidationDataUpload52E9C8CD", "S3Uri"]}
+    assert flatten(properties["OutputS3Uri"]).endswith(f"/output/{key[1]}/")
+    assert properties["StopOnDelete"] == ("true" if key[0] == "dev" else "false")
+    assert len(spec.job_name) <= 63 and spec.job_name.startswith(f"{key[0]}-{key[1]}-")
+
+
+def test_a_data_or_hyperparameter_change_names_a_new_job_and_nothing_else_does(
+    sample_app: SynthesizedApp,
+) -> None:
+    dev = plan_of(sample_app, "dev", "support-assistant").job_spec
+    prod = plan_of(sample_app, "prod", "support-assistant").job_spec
+    assert dev.job_name != prod.job_name  # dev trains one epoch less
+    assert dev.training_sha256 == prod.training_sha256
+    from dataclasses import replace
+
+    assert replace(prod, environment="prod").digest == prod.digest
+    assert replace(prod, training_sha256="0" * 64).job_name != prod.job_name
+    assert (
+        replace(prod, hyperparameters={**prod.hyperparameters, "epochCount": "3"}).job_name != prod.job_name
+    )
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_trigger_may_pass_only_the_customization_role_and_only_to_bedrock(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    policy = only(templates[key], "AWS::IAM::Policy", "CustomizationJobTriggerFunctionRoleDefaultPolicy")
+    by_sid = {statement.get("Sid"): statement for statement in statements(policy)}
+    pass_role = by_sid["PassCustomizationRoleToBedrockOnly"]
+    assert pass_role["Action"] == "iam:PassRole"
+    assert pass_role["Resource"] == {"Fn::GetAtt": ["CustomizationRole04F4ECD9", "Arn"]}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}}
+    start = by_sid["StartCustomizationJobs"]
+    assert start["Action"] == ["bedrock:CreateModelCustomizationJob", "bedrock:TagResource"]
+    for resource in as_list(start["Resource"]) + as_list(by_sid["ReadAndStopOwnJobs"]["Resource"]):
+        text = flatten(resource)
+        assert text.startswith("arn:aws:bedrock:us-west-2:"), text  # this region only
+    for statement in statements(policy):
+        for action in as_list(statement["Action"]):
+            assert not action.endswith("*"), action
+        if not any(action.startswith("xray:") for action in as_list(statement["Action"])):
+            assert statement["Resource"] != "*"
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_uploads_under_incoming_reach_the_trigger_through_eventbridge_and_output_never_does(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    template = templates[key]
+    bucket = only(template, "AWS::S3::Bucket", "TrainingDataBucket")["Properties"]
+    assert bucket["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    rule = only(template, "AWS::Events::Rule", "CustomizationJobTriggerUploadRule")["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [{"Ref": "TrainingDataBucketFD9236C9"}]},
+            "object": {"key": [{"prefix": "incoming/"}]},
+        },
+    }
+    (target,) = rule["Targets"]
+    assert flatten(target["Arn"]).startswith("<CustomizationJobTriggerFunction")
+    assert flatten(target["DeadLetterConfig"]["Arn"]).startswith(
+        "<CustomizationJobTriggerFunctionDeadLetters"
+    )
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2}
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_job_state_changes_of_this_fine_tuning_only_and_an_hourly_schedule_reach_the_serving_function(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    environment, fine_tuning = key
+    template = templates[key]
+    rule = only(template, "AWS::Events::Rule", "ServingLifecycleJobStateRule")["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.bedrock"],
+        "detail-type": ["Model Customization Job State Change"],
+        "detail": {"jobName": [{"prefix": f"{environment}-{fine_tuning}-"}]},
+    }
+    schedule = only(template, "AWS::Events::Rule", "ServingLifecycleReconcileSchedule")["Properties"]
+    assert schedule["ScheduleExpression"] == "rate(1 hour)"
+    for properties in (rule, schedule):
+        (target,) = properties["Targets"]
+        assert flatten(target["Arn"]).startswith("<ServingLifecycleFunction")
+        assert "DeadLetterConfig" in target
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_serving_resource_carries_the_configured_serving(
+    sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    serving = plan_of(sample_app, *key).config.serving
+    properties = only(templates[key], "Custom::ServingLifecycle", "ServingLifecycle")["Properties"]
+    assert properties["Mode"] == serving.mode
+    assert properties["ModelUnits"] == str(serving.model_units)
+    assert properties["Commitment"] == serving.commitment
+    assert properties["IdleAlarmHours"] == "24"
+    assert key != ("prod", "support-assistant") or properties["Mode"] == "provisioned"
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    stack_name = f"{key[0]}-{key[1]}"
+    policy = only(templates[key], "AWS::IAM::Policy", "ServingLifecycleFunctionRoleDefaultPolicy")
+    by_sid = {statement.get("Sid"): statement for statement in statements(policy)}
+    change = by_sid["ChangeOnlyThisStacksServing"]
+    assert change["Condition"] == {"StringEquals": {"aws:ResourceTag/finetune:stack": stack_name}}
+    assert "bedrock:DeleteProvisionedModelThroughput" in change["Action"]
+    create = by_sid["CreateServingOnlyTaggedForThisStack"]
+    assert create["Condition"] == {"StringEquals": {"aws:RequestTag/finetune:stack": stack_name}}
+    for sid in ("ChangeOnlyThisStacksServing", "CreateServingOnlyTaggedForThisStack", "ReadJobsAndModels"):
+        for resource in as_list(by_sid[sid]["Resource"]):
+            assert flatten(resource).startswith("arn:aws:bedrock:us-west-2:"), resource
+    assert by_sid["FindCompletedModels"]["Resource"] == "*"
+    assert all(action.startswith("bedrock:List") for action in by_sid["FindCompletedModels"]["Action"])
+    parameters = flatten(by_sid["OwnParameters"]["Resource"])
+    assert parameters.endswith(f":parameter/finetune/{key[0]}/{key[1]}/*")
+    alarms = flatten(by_sid["OwnIdleAlarms"]["Resource"])
+    assert alarms.endswith(f":alarm:{stack_name}-pt-idle-*")
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_every_function_has_a_dead_letter_queue_alarm_to_the_topic(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    template = templates[key]
+    functions = {
+        name
+        for name in resources(template, "AWS::Lambda::Function")
+        if not name.startswith("CustomS3AutoDelete")
+    }
+    assert len(functions) == 3  # data staging, job trigger, serving
+    topic = next(iter(resources(template, "AWS::SNS::Topic")))
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 3
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic}]
+
+
+def test_stack_outputs_name_the_job_and_where_the_endpoint_is_published(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    outputs = templates[("prod", "support-assistant")].to_json()["Outputs"]
+    assert outputs["JobName"]["Value"].startswith("prod-support-assistant-")
+    assert outputs["EndpointParameter"]["Value"] == "/finetune/prod/support-assistant/endpoint-arn"
+    assert outputs["EndpointArn"]["Value"] == {"Fn::GetAtt": ["ServingLifecycle", "EndpointArn"]} or flatten(
+        outputs["EndpointArn"]["Value"]
+    ).startswith("<ServingLifecycle")
+
+
+def function_environment(template: Template, logical_prefix: str) -> dict[str, Any]:
+    function = only(template, "AWS::Lambda::Function", logical_prefix)
+    variables: dict[str, Any] = function["Properties"]["Environment"]["Variables"]
+    return variables
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
+    sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    from finetune.serving import ServingSpec
+
+    serving = plan_of(sample_app, *key).config.serving
+    variables = function_environment(templates[key], "ServingLifecycleFunction")
+    from_environment = ServingSpec.from_mapping(
+        json.loads(variables["FINETUNE_SERVING"]), topic_arn="arn:topic"
+    )
+    properties = only(templates[key], "Custom::ServingLifecycle", "ServingLifecycle")["Properties"]
+    from_properties = ServingSpec.from_properties({**properties, "TopicArn": "arn:topic"})
+    for spec in (from_environment, from_properties):
+        assert (spec.environment, spec.fine_tuning, spec.region) == (key[0], key[1], "us-west-2")
+        assert (spec.mode, spec.model_units, spec.commitment) == (
+            serving.mode,
+            serving.model_units,
+            serving.commitment,
+        )
+        assert spec.idle_alarm_hours == 24
+    assert flatten(variables["FINETUNE_TOPIC_ARN"]).startswith("<NotificationsTopic")
