@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 DATA_ROOT = PROJECT_ROOT / DATA_FOLDER
+# CDK's built-in CloudFormation validation (a WASM rule engine, on by default since 2.262) takes
+# more than half of this app's synth time. The templates' structure is fixed by the code, and the
+# test suite synthesizes the app with it on, then runs cfn-lint and cdk-nag on every template; a
+# configuration change only changes values, which finetune/ has already checked. So everyday
+# synth runs without it; `-c finetune:cloudformation-validation=true` turns it on.
+CLOUDFORMATION_VALIDATION = "finetune:cloudformation-validation"
 
 
 def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -35,6 +41,11 @@ def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     if "CONTEXT_OVERFLOW_LOCATION_ENV" in environ:  # the CLI's file for contexts too big for a variable
         return dict(json.loads(Path(environ["CONTEXT_OVERFLOW_LOCATION_ENV"]).read_text()))
     return load_context(PROJECT_ROOT)
+
+
+def cloudformation_validation(context: Mapping[str, Any]) -> bool:
+    """Whether CDK's built-in CloudFormation validation runs (`-c` passes "true" as a string)."""
+    return str(context.get(CLOUDFORMATION_VALIDATION, False)).lower() == "true"
 
 
 def summary_table(plans: tuple[FineTuningPlan, ...]) -> str:
@@ -74,7 +85,14 @@ def create_app(
     from finetune.config import EnvironmentConfig
     from stacks.environment_stage import EnvironmentStage
 
-    app = cdk.App(context=dict(context), outdir=outdir)
+    app = cdk.App(
+        context=dict(context),
+        outdir=outdir,
+        builtin_cloud_formation_validation=str(context.get(CLOUDFORMATION_VALIDATION, False)).lower()
+        == "true",
+        # Creation stack traces of a Python app hold only jsii frames: no use to a reader, and slow.
+        stack_traces=False,
+    )
     cdk.Validations.of(app).add_plugins(
         AwsSolutionsChecks(app), ServerlessChecks(app), NIST80053R5Checks(app)
     )

@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_constructs.nag import acknowledge_prefix_grants
+from cdk_constructs.nag import acknowledge_wildcard_resources, prefix_objects
 
 BEDROCK_SERVICE = "bedrock.amazonaws.com"
 
@@ -100,10 +100,12 @@ class BedrockCustomizationRole(Construct):
             statements=statements,
             roles=[self.role],
         )
-        acknowledge_prefix_grants(
+        acknowledge_wildcard_resources(
             self.policy,
-            bucket,
-            all_prefixes,
-            "Bedrock reads or writes objects whose names it chooses under these prefixes; each grant "
-            "is limited to one prefix of this stack's bucket.",
+            prefix_objects(
+                bucket,
+                all_prefixes,
+                "Bedrock reads or writes objects whose names it chooses under this prefix; the grant "
+                "is limited to one prefix of this stack's bucket.",
+            ),
         )

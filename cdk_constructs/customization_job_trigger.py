@@ -22,7 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
-from cdk_constructs.nag import acknowledge, acknowledge_prefix_grants, as_finding_text
+from cdk_constructs.nag import acknowledge_wildcard_resources, prefix_objects
 from cdk_constructs.training_data_bucket import (
     INCOMING_PREFIX,
     OUTPUT_PREFIX,
@@ -203,20 +203,20 @@ class CustomizationJobTrigger(Construct):
 
         policy = role.node.try_find_child("DefaultPolicy")
         assert policy is not None
-        for arn, reason in (
-            (jobs, "Bedrock chooses customization job ids (the ARN ends in a random id)"),
-            (models, "custom models are created by the job, named at deploy time from the data digest"),
-            (foundation_models, "the base model is an AWS-owned foundation model of this region"),
-        ):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{as_finding_text(self, arn)}]",
-                f"No narrower resource exists: {reason}; the account and region are fixed.",
-            )
-        acknowledge_prefix_grants(
+        fixed = "; the account and region are fixed."
+        acknowledge_wildcard_resources(
             policy,
-            data.bucket,
-            [TRAINING_PREFIX, VALIDATION_PREFIX, INCOMING_PREFIX],
-            "The function validates and stages data files whose names users choose, within one "
-            "prefix of this stack's bucket each.",
+            {
+                jobs: "No narrower resource exists: Bedrock chooses job ids (ARNs end in a random id)"
+                + fixed,
+                models: "No narrower resource exists: custom models are created by the job" + fixed,
+                foundation_models: "No narrower resource exists: base models are AWS-owned in this region"
+                + fixed,
+                **prefix_objects(
+                    data.bucket,
+                    [TRAINING_PREFIX, VALIDATION_PREFIX, INCOMING_PREFIX],
+                    "The function validates and stages data files whose names users choose, within one "
+                    "prefix of this stack's bucket.",
+                ),
+            },
         )

@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk_constructs.nag import acknowledge
+from cdk_constructs.nag import acknowledge, acknowledge_all
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The asset is the `finetune` package alone (stdlib + boto3, which the runtime provides): no bundling
@@ -133,21 +133,19 @@ class FinetuneFunction(Construct):
 
     def _acknowledge(self) -> None:
         function = self.function.node.default_child
-        assert function is not None
-        acknowledge(
-            function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "The function calls only AWS APIs (S3, Bedrock); a VPC would need NAT or interface "
-            "endpoints per stack for no additional isolation of public AWS endpoints.",
-        )
-        acknowledge(
-            function,
-            "NIST.800.53.R5-LambdaConcurrency",
-            "Invoked only by CloudFormation and events of this stack; reserving concurrency would "
-            "fail deploys in accounts whose unreserved concurrency is at the minimum of 10.",
-        )
         queue = self.dead_letter_queue.node.default_child
-        assert queue is not None
+        assert function is not None and queue is not None
+        acknowledge_all(
+            function,
+            {
+                "NIST.800.53.R5-LambdaInsideVPC": "The function calls only AWS APIs (S3, Bedrock); a VPC "
+                "would need NAT or interface endpoints per stack for no additional isolation of public "
+                "AWS endpoints.",
+                "NIST.800.53.R5-LambdaConcurrency": "Invoked only by CloudFormation and events of this "
+                "stack; reserving concurrency would fail deploys in accounts whose unreserved "
+                "concurrency is at the minimum of 10.",
+            },
+        )
         acknowledge(
             queue,
             "Serverless-SQSRedrivePolicy",
@@ -162,15 +160,12 @@ class FinetuneFunction(Construct):
         )
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
-            acknowledge(
+            acknowledge_all(
                 policy,
-                "NIST.800.53.R5-IAMNoInlinePolicy",
-                "CDK grants on this function's own role produce this policy; it is attached to that "
-                "single role and scoped to this stack's resources.",
-            )
-            acknowledge(
-                policy,
-                "AwsSolutions-IAM5[Resource::*]",
-                "X-Ray PutTraceSegments/PutTelemetryRecords do not support resource-level "
-                "permissions (X-Ray service authorization reference).",
+                {
+                    "NIST.800.53.R5-IAMNoInlinePolicy": "CDK grants on this function's own role produce "
+                    "this policy; it is attached to that single role and scoped to this stack's resources.",
+                    "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords do not "
+                    "support resource-level permissions (X-Ray service authorization reference).",
+                },
             )

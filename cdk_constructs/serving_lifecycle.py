@@ -23,7 +23,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
-from cdk_constructs.nag import acknowledge, as_finding_text
+from cdk_constructs.nag import acknowledge_wildcard_resources
 from finetune.config import ServingConfig
 from finetune.identity import SSM_PREFIX, resource_tags
 
@@ -237,26 +237,23 @@ class ServingLifecycle(Construct):
 
         policy = role.node.try_find_child("DefaultPolicy")
         assert policy is not None
-        reasons = {
-            "*": "Bedrock's List actions support no resource-level permissions",
-            arn(
-                "model-customization-job"
-            ): "Bedrock chooses job ids; only this fine-tuning's jobs are acted on",
-            arn("custom-model"): "custom models are created by jobs at run time; read and served only",
-            arn("provisioned-model"): "PT ids are chosen by Bedrock; changes need this stack's tag",
-            arn(
-                "custom-model-deployment"
-            ): "deployment ids are chosen by Bedrock; changes need this stack's tag",
-        }
-        for resource, reason in reasons.items():
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{as_finding_text(self, resource)}]",
-                f"No narrower resource exists: {reason}.",
-            )
-        for resource in (parameters, alarms):
-            acknowledge(
-                policy,
-                f"AwsSolutions-IAM5[Resource::{as_finding_text(self, resource)}]",
-                "Names are chosen at run time under this fine-tuning's own prefix; nothing else matches it.",
-            )
+        no_narrower = "No narrower resource exists: "
+        own_prefix = (
+            "Names are chosen at run time under this fine-tuning's own prefix; nothing else matches it."
+        )
+        acknowledge_wildcard_resources(
+            policy,
+            {
+                "*": no_narrower + "Bedrock's List actions support no resource-level permissions.",
+                arn("model-customization-job"): no_narrower + "Bedrock chooses job ids; only this "
+                "fine-tuning's jobs are acted on.",
+                arn("custom-model"): no_narrower + "custom models are created by jobs at run time; read "
+                "and served only.",
+                arn("provisioned-model"): no_narrower + "PT ids are chosen by Bedrock; changes need this "
+                "stack's tag.",
+                arn("custom-model-deployment"): no_narrower + "deployment ids are chosen by Bedrock; "
+                "changes need this stack's tag.",
+                parameters: own_prefix,
+                alarms: own_prefix,
+            },
+        )

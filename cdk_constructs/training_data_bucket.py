@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_constructs.nag import acknowledge
+from cdk_constructs.nag import acknowledge, acknowledge_all
 
 # Distinct top-level prefixes: the Bedrock role reads only the first two and writes only the third,
 # and (later) uploads under `incoming/` trigger a new job while `output/` never triggers anything.
@@ -153,32 +153,24 @@ class TrainingDataBucket(Construct):
         )
 
     def _acknowledge_access_log_bucket(self) -> None:
+        no_replication = (
+            "Training data is reproducible from the repository's training_data/ folder and job output "
+            "from the job; cross-region replication would double storage cost for no recovery benefit."
+        )
         target = self.access_log_bucket.node.default_child
-        assert target is not None
-        acknowledge(
+        bucket = self.bucket.node.default_child
+        assert target is not None and bucket is not None
+        acknowledge_all(
             target,
-            "AwsSolutions-S1",
-            "This is the server access log target bucket; logging it into itself would loop and "
-            "logging it elsewhere needs yet another bucket with the same finding.",
+            {
+                "AwsSolutions-S1": "This is the server access log target bucket; logging it into itself "
+                "would loop and logging it elsewhere needs yet another bucket with the same finding.",
+                "NIST.800.53.R5-S3BucketLoggingEnabled": "This is the server access log target bucket; "
+                "S3 does not log a log bucket into itself.",
+                "NIST.800.53.R5-S3DefaultEncryptionKMS": "S3 server access log delivery supports only "
+                "SSE-S3 on the target bucket, not SSE-KMS (S3 user guide, 'Enabling Amazon S3 server "
+                "access logging').",
+                "NIST.800.53.R5-S3BucketReplicationEnabled": no_replication,
+            },
         )
-        acknowledge(
-            target,
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
-            "This is the server access log target bucket; S3 does not log a log bucket into itself.",
-        )
-        acknowledge(
-            target,
-            "NIST.800.53.R5-S3DefaultEncryptionKMS",
-            "S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS "
-            "(S3 user guide, 'Enabling Amazon S3 server access logging').",
-        )
-        for bucket in (self.bucket, self.access_log_bucket):
-            child = bucket.node.default_child
-            assert child is not None
-            acknowledge(
-                child,
-                "NIST.800.53.R5-S3BucketReplicationEnabled",
-                "Training data is reproducible from the repository's training_data/ folder and job "
-                "output from the job; cross-region replication would double storage cost for no "
-                "recovery benefit.",
-            )
+        acknowledge(bucket, "NIST.800.53.R5-S3BucketReplicationEnabled", no_replication)

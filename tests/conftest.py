@@ -49,7 +49,9 @@ def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized
     from finetune.config import parse_config
     from finetune.plan import plan_app
 
-    context = sample_context()
+    # The tests synthesize with CDK's built-in CloudFormation validation on (app.py turns it off
+    # for everyday synth, see CLOUDFORMATION_VALIDATION): its findings fail the session here.
+    context = {**sample_context(), app_module.CLOUDFORMATION_VALIDATION: True}
     plans, _warnings = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = app_module.create_app(plans, context=context, outdir=str(outdir))

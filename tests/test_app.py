@@ -104,3 +104,14 @@ def test_summary_table_has_a_row_per_stack_and_aligned_columns() -> None:
     assert len(table) == 5
     assert table[1].startswith("dev    dev-support-assistant")
     assert {line.index("us-west-2") for line in table[1:]} == {table[0].index("region")}
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"),
+    [(None, False), (False, False), ("false", False), (True, True), ("true", True), ("True", True)],
+)
+def test_builtin_cloudformation_validation_is_off_unless_the_context_turns_it_on(
+    value: Any, enabled: bool
+) -> None:
+    context = {} if value is None else {app_module.CLOUDFORMATION_VALIDATION: value}
+    assert app_module.cloudformation_validation(context) is enabled
