@@ -24,11 +24,10 @@ from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
 from cdk_constructs.nag import acknowledge_wildcard_resources
-from finetune.config import ServingConfig
+from finetune.config import MAX_IDLE_ALARM_HOURS, ServingConfig
 from finetune.identity import SSM_PREFIX, resource_tags
 
 RESOURCE_TYPE = "Custom::ServingLifecycle"
-MAX_IDLE_ALARM_HOURS = 168  # CloudWatch evaluates hourly alarms over at most 7 days
 
 
 class ServingLifecycle(Construct):
@@ -36,8 +35,8 @@ class ServingLifecycle(Construct):
 
     Defaults: as `FinetuneFunction` (Python 3.14 arm64, traced, encrypted logs and dead-letter
     queue with an alarm) with a 15-minute timeout (teardown waits until a PT is gone);
-    `reconcile_every` one hour; `idle_alarm_hours` 24: an alarm per PT tells `topic` when it served
-    no invocation for that long (it still bills every hour).
+    `reconcile_every` one hour; an alarm per PT tells `topic` when it served no invocation for
+    `serving.idle_alarm_hours` (default 24; it still bills every hour).
 
     The endpoint (PT or deployment ARN) and the custom model ARN are published in SSM under
     `/finetune/<environment>/<fine-tuning>/` (`endpoint-arn`, `custom-model-arn`) for applications.
@@ -59,11 +58,11 @@ class ServingLifecycle(Construct):
         serving: ServingConfig,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
-        idle_alarm_hours: int = 24,
         reconcile_every: cdk.Duration = cdk.Duration.hours(1),
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
+        idle_alarm_hours = serving.idle_alarm_hours
         if not 1 <= idle_alarm_hours <= MAX_IDLE_ALARM_HOURS:
             raise ValueError(
                 f"{self.node.path}: idle_alarm_hours must be 1 to {MAX_IDLE_ALARM_HOURS}, got {idle_alarm_hours}"

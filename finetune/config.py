@@ -73,7 +73,9 @@ FINE_TUNING_KEYS = (
     "hyperparameters",
     "serving",
 )
-SERVING_KEYS = ("mode", "model_units", "commitment")
+SERVING_KEYS = ("mode", "model_units", "commitment", "idle_alarm_hours")
+# CloudWatch evaluates an hourly alarm over at most 7 days.
+MAX_IDLE_ALARM_HOURS = 168
 # Fields of a fine-tuning that are maps: an override merges into them key by key.
 MERGED_FIELDS = ("hyperparameters", "serving")
 
@@ -113,11 +115,15 @@ class DataFile:
 
 @dataclass(frozen=True)
 class ServingConfig:
-    """How a trained custom model is served. Defaults: not served, one unit, no commitment."""
+    """How a trained custom model is served.
+
+    Defaults: not served, one unit, no commitment, an idle alarm after 24 hours without invocations.
+    """
 
     mode: ServingMode = "none"
     model_units: int = 1
     commitment: Commitment = "none"
+    idle_alarm_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -514,8 +520,22 @@ def _parse_serving(value: Any, where: Any, errors: list[FieldError]) -> ServingC
             FieldError(where("serving.model_units"), f"expected a whole number >= 1, got {units!r}")
         )
         units = 1
+    idle_hours = fields.get("idle_alarm_hours", 24)
+    if (
+        not isinstance(idle_hours, int)
+        or isinstance(idle_hours, bool)
+        or not 1 <= idle_hours <= MAX_IDLE_ALARM_HOURS
+    ):
+        errors.append(
+            FieldError(
+                where("serving.idle_alarm_hours"),
+                f"expected a whole number of hours from 1 to {MAX_IDLE_ALARM_HOURS}, got {idle_hours!r}",
+            )
+        )
+        idle_hours = 24
     return ServingConfig(
         mode=cast(ServingMode, mode or "none"),
         model_units=units,
         commitment=cast(Commitment, commitment or "none"),
+        idle_alarm_hours=idle_hours,
     )

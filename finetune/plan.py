@@ -77,6 +77,7 @@ class FineTuningPlan:
                 "mode": config.serving.mode,
                 "modelUnits": config.serving.model_units,
                 "commitment": config.serving.commitment,
+                "idleAlarmHours": config.serving.idle_alarm_hours,
             },
             "cost": self.cost.lines(),
         }

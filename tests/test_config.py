@@ -62,6 +62,7 @@ def test_defaults_and_resolved_fields(tmp_path: Path) -> None:
     assert prod.environment.allow_commitment is False
     assert prod.environment.notification_emails == ("a@b.org",)
     assert dev.serving.model_units == 2 and dev.serving.commitment == "none"
+    assert dev.serving.idle_alarm_hours == 24
     assert dev.training_data.path == (tmp_path / "assistant" / "train.jsonl").resolve()
     assert dev.tags() == {
         "finetune:environment": "dev",
@@ -139,6 +140,11 @@ def test_missing_sections_are_reported() -> None:
             "'provisioned' | 'on_demand' | 'none'",
         ),
         (
+            lambda c: c["fine_tunings"]["assistant"]["serving"].update(idle_alarm_hours=0),
+            "fine_tunings.assistant.serving.idle_alarm_hours",
+            "from 1 to 168",
+        ),
+        (
             lambda c: c["fine_tunings"]["assistant"]["serving"].update(commitment="OneYear"),
             "fine_tunings.assistant.serving.commitment",
             "'none' | 'OneMonth' | 'SixMonths'",
@@ -191,7 +197,10 @@ def test_unknown_keys_are_rejected_with_a_suggestion_and_the_accepted_keys(tmp_p
     context["environments"]["dev"]["removal"] = "destroy"
     errors = errors_of(context, tmp_path)
     assert "did you mean 'hyperparameters'" in errors["fine_tunings.assistant.hyperparameter"]
-    assert "accepted: mode, model_units, commitment" in errors["fine_tunings.assistant.serving.units"]
+    assert (
+        "accepted: mode, model_units, commitment, idle_alarm_hours"
+        in errors["fine_tunings.assistant.serving.units"]
+    )
     assert "did you mean 'removal_policy'" in errors["environments.dev.removal"]
 
 

@@ -273,6 +273,7 @@ def test_resolved_configuration_and_overrides_are_visible_in_the_template(
         "mode": "provisioned",
         "modelUnits": 1,
         "commitment": "none",
+        "idleAlarmHours": 12,
     }
     assert dev["Metadata"]["FineTuning"]["serving"]["mode"] == "none"
     assert "anthropic.claude-3-haiku-20240307-v1:0:200k" in dev["Description"]

@@ -136,7 +136,7 @@ def test_serving_resource_carries_the_configured_serving(
     assert properties["Mode"] == serving.mode
     assert properties["ModelUnits"] == str(serving.model_units)
     assert properties["Commitment"] == serving.commitment
-    assert properties["IdleAlarmHours"] == "24"
+    assert properties["IdleAlarmHours"] == str(serving.idle_alarm_hours)
     assert key != ("prod", "support-assistant") or properties["Mode"] == "provisioned"
 
 
@@ -218,5 +218,5 @@ def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
             serving.model_units,
             serving.commitment,
         )
-        assert spec.idle_alarm_hours == 24
+        assert spec.idle_alarm_hours == serving.idle_alarm_hours
     assert flatten(variables["FINETUNE_TOPIC_ARN"]).startswith("<NotificationsTopic")
