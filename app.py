@@ -109,9 +109,7 @@ def main() -> int:
     try:
         plans, warnings = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
     except ConfigError as error:
-        print(f"cdk.json: invalid configuration ({len(error.errors)} problems):", file=sys.stderr)
-        for problem in error.errors:
-            print(f"  {problem}", file=sys.stderr)
+        print(error.report(), file=sys.stderr)
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -100,6 +100,12 @@ class ConfigError(Exception):
         self.errors = tuple(errors)
         super().__init__("\n".join(str(error) for error in self.errors))
 
+    def report(self) -> str:
+        """What synth and the commands print: a heading, then one indented line per problem."""
+        lines = [f"cdk.json: invalid configuration ({len(self.errors)} problems):"]
+        lines.extend(f"  {error}" for error in self.errors)
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class DataFile:

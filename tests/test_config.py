@@ -276,3 +276,17 @@ def test_pricing_overrides_are_checked_for_shape(tmp_path: Path) -> None:
     assert config.get("dev", "assistant").environment.pricing == {
         "meta.llama3-1-8b-instruct-v1:0:128k": {"storage_per_month": 2.0}
     }
+
+
+def test_error_report_has_a_heading_and_one_indented_line_per_problem(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["environments"]["dev"]["region"] = "nowhere"
+    context["fine_tunings"]["assistant"]["serving"]["mode"] = "always"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(context, tmp_path)
+    lines = raised.value.report().splitlines()
+    assert lines[0] == "cdk.json: invalid configuration (2 problems):"
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "  environments.dev.region",
+        "  fine_tunings.assistant.serving.mode",
+    ]
