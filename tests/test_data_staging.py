@@ -153,3 +153,38 @@ def test_every_failure_is_answered_and_the_reason_is_bounded() -> None:
     assert body["PhysicalResourceId"] == "s3://b/k"  # an update keeps its resource
     assert len(body["Reason"]) == custom_resource.MAX_REASON_CHARS
     assert len(responses.sent) == 1
+
+
+def test_the_response_is_put_to_the_presigned_url_as_cloudformation_expects() -> None:
+    """A real HTTP server on loopback stands in for S3's pre-signed URL."""
+    import http.server
+    import threading
+
+    received: dict[str, Any] = {}
+
+    class PresignedUrl(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            length = int(self.headers["content-length"])
+            received.update(
+                path=self.path, content_type=self.headers.get("content-type"), body=self.rfile.read(length)
+            )
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), PresignedUrl)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/bucket/response?X-Amz-Signature=abc"
+        custom_resource.put_response(url, b'{"Status": "SUCCESS"}')
+    finally:
+        server.shutdown()
+    # S3 pre-signed URLs are signed without a content type: any value would break the signature.
+    assert received == {
+        "path": "/bucket/response?X-Amz-Signature=abc",
+        "content_type": "",
+        "body": b'{"Status": "SUCCESS"}',
+    }
