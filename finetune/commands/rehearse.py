@@ -1,0 +1,75 @@
+"""`python -m finetune rehearse ENV FINE_TUNING`: the deployed lifecycle, run locally against moto's server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
+from finetune.config import ConfigError
+from finetune.serving import MODES
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "rehearse",
+        help="run a fine-tuning's whole lifecycle locally, against moto's server",
+        description="Starts moto's server on 127.0.0.1 and drives the handlers the stack deploys with the "
+        "events CloudFormation and EventBridge send: stage data, start the job (and retry), complete it, "
+        "serve the model, deliver a duplicate event, tear down. Prints a timeline; exit 0 when every step "
+        "behaves as deployed code must, 1 at the first step that deviates.",
+    )
+    parser.add_argument("environment", metavar="ENV", help="an environment of cdk.json, e.g. dev")
+    parser.add_argument(
+        "fine_tuning", metavar="FINE_TUNING", help="a fine-tuning of cdk.json, e.g. support-assistant"
+    )
+    parser.add_argument(
+        "--bad-data",
+        action="store_true",
+        help="stage a corrupted copy of the training file and rehearse the rejection paths instead",
+    )
+    parser.add_argument(
+        "--serving",
+        choices=MODES,
+        default=None,
+        help="serve the model this way in the rehearsal (default: the configuration's serving.mode)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="print the handlers' log lines under each step"
+    )
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="the project folder (default: here)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from finetune import rehearsal
+    from finetune.project import load_plans
+
+    try:
+        plans, _warnings = load_plans(args.project)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from error
+    except ConfigError as error:
+        print(f"cdk.json: invalid configuration ({len(error.errors)} problems):", file=sys.stderr)
+        for problem in error.errors:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        plan = rehearsal.find_plan(plans, args.environment, args.fine_tuning)
+    except LookupError as error:
+        raise UsageError(str(error.args[0])) from error
+    mode = args.serving or plan.config.serving.mode
+    what = "rejection of corrupted training data" if args.bad_data else f"lifecycle, serving mode {mode}"
+    print(f"Rehearsing {plan.config.stack_name} ({what}) against moto's server on 127.0.0.1")
+    result = rehearsal.rehearse(
+        plans,
+        args.environment,
+        args.fine_tuning,
+        bad_data=args.bad_data,
+        serving_mode=args.serving,
+        verbose=args.verbose,
+        out=lambda line: print(line, flush=True),
+    )
+    print(result.summary())
+    return EXIT_OK if result.ok else EXIT_INVALID

@@ -1,0 +1,149 @@
+"""The rehearsal: the deployed lifecycle against moto's server, with good and with corrupted data."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from finetune import jobs, rehearsal
+from finetune.cli import main
+from finetune.handlers import serving as serving_handler
+from finetune.project import load_plans
+from tests.conftest import PROJECT_ROOT
+
+LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}  [a-z-]+  (ok|FAILED)  \S")
+SETUP = ["server", "kms-key", "bucket", "role", "topic", "assets", "stage-training", "stage-validation"]
+LIFECYCLE = [
+    *SETUP,
+    "job-create",
+    "one-job",
+    "job-create-retry",
+    "serving-create",
+    "job-completes",
+    "completion-event",
+    "scheduled-reconcile",
+    "duplicate-event",
+    "notifications",
+    "serving-delete",
+    "job-delete",
+]
+REJECTION = [
+    *SETUP,
+    "job-create-rejected",
+    "no-job",
+    "rollback-delete",
+    "upload-rejected",
+    "upload-tagged",
+    "upload-notified",
+    "still-no-job",
+]
+
+
+@pytest.fixture(scope="module")
+def plans() -> tuple[Any, ...]:
+    loaded, _warnings = load_plans(PROJECT_ROOT)
+    return loaded
+
+
+def run(plans: tuple[Any, ...], **options: Any) -> tuple[rehearsal.Result, list[str]]:
+    printed: list[str] = []
+    result = rehearsal.rehearse(plans, "dev", "support-assistant", out=printed.append, **options)
+    return result, printed
+
+
+def detail(result: rehearsal.Result, name: str) -> str:
+    return next(step.detail for step in result.steps if step.name == name)
+
+
+@pytest.mark.parametrize("mode", ["provisioned", "on_demand"])
+def test_the_lifecycle_serves_once_and_tears_down(plans: tuple[Any, ...], mode: str) -> None:
+    before = dict(os.environ)
+    result, printed = run(plans, serving_mode=mode)
+    assert result.outcomes() == [(name, True) for name in LIFECYCLE], result.summary()
+    assert all(LINE.match(line) for line in printed)
+    job_name = plans_job_name(plans)
+    assert detail(result, "job-create").startswith(f"{job_name} InProgress")
+    assert detail(result, "one-job") == f"1 job(s): {job_name} InProgress"
+    assert detail(result, "job-create-retry") == f"same physical id {job_name}; still one job"
+    endpoint = "dev-support-assistant-od" if mode == "on_demand" else "dev-support-assistant-pt-"
+    assert endpoint in detail(result, "completion-event")
+    assert "endpoint-arn parameter not yet set" in detail(result, "completion-event")
+    assert "endpoint-arn parameter set" in detail(result, "scheduled-reconcile")
+    assert detail(result, "duplicate-event").startswith("reconciled: nothing new;")
+    assert "no provisioned throughput or deployment left" in detail(result, "serving-delete")
+    assert "Completed" in detail(result, "job-delete")
+    assert result.summary().endswith("all 19 steps behaved as deployed code must")
+    # Nothing leaks out of the rehearsal: environment, boto3 endpoint, handler clients.
+    assert dict(os.environ) == before
+    assert serving_handler.clients.__name__ == "clients"
+
+
+def plans_job_name(plans: tuple[Any, ...]) -> str:
+    return str(rehearsal.find_plan(plans, "dev", "support-assistant").job_spec.job_name)
+
+
+def test_serving_mode_none_keeps_the_rest_of_the_lifecycle(plans: tuple[Any, ...]) -> None:
+    result, _ = run(plans)  # dev/support-assistant serves with mode none
+    assert result.serving_mode == "none"
+    assert result.ok and [name for name, _ in result.outcomes()] == LIFECYCLE
+    assert "no endpoint (mode none); custom-model-arn parameter set" in detail(result, "completion-event")
+
+
+def test_bad_data_is_rejected_on_deploy_and_on_upload(plans: tuple[Any, ...]) -> None:
+    result, _ = run(plans, bad_data=True)
+    assert result.outcomes() == [(name, True) for name in REJECTION], result.summary()
+    assert "(training line 31 corrupted)" in detail(result, "assets")
+    rejected = detail(result, "job-create-rejected")
+    assert re.search(
+        r"FAILED as expected: s3://[^ ]+/training/support-assistant/[0-9a-f]{64}/train\.jsonl:31: ", rejected
+    )
+    assert detail(result, "no-job") == "0 job(s)"
+    assert detail(result, "rollback-delete").startswith("SUCCESS for placeholder failed-create-")
+    assert detail(result, "upload-tagged") == "finetune:status=rejected"
+    assert "/incoming/train.jsonl:31: invalid JSON" in detail(result, "upload-notified")
+    assert detail(result, "still-no-job") == "0 job(s)"
+
+
+def test_a_deviation_stops_the_rehearsal_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A regression: the job look-up never finds the job, so CloudFormation's retry cannot be idempotent.
+    monkeypatch.setattr(jobs, "find_job", lambda *args, **kwargs: None)
+    code = main(["rehearse", "dev", "support-assistant", "--project", str(PROJECT_ROOT)])
+    assert code == 1
+    out = capsys.readouterr().out.splitlines()
+    failed = [line for line in out if "  FAILED  " in line]
+    assert (
+        len(failed) == 1
+        and "  job-create-retry  FAILED  Custom::CustomizationJob Create answered FAILED" in failed[0]
+    )
+    assert not any("  serving-create  " in line for line in out)
+    assert out[-1].startswith(
+        "rehearsal of dev-support-assistant: lifecycle (serving mode none): step job-create-retry deviated"
+    )
+
+
+def test_unknown_fine_tuning_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rehearse", "dev", "chatbot", "--project", str(PROJECT_ROOT)]) == 2
+    assert "no fine-tuning 'chatbot' in environment 'dev'" in capsys.readouterr().err
+
+
+def test_the_command_runs_in_a_fresh_process() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "finetune", "rehearse", "dev", "support-assistant"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith("Rehearsing dev-support-assistant (lifecycle, serving mode none)")
+    assert [line.split("  ")[1] for line in lines[1:-1]] == LIFECYCLE
+    assert lines[-1].endswith("all 19 steps behaved as deployed code must")

@@ -1,0 +1,223 @@
+"""finetune.metrics and `python -m finetune report`: metrics CSVs in moto S3 at the documented keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from finetune import metrics
+from finetune.cli import main
+
+REGION = "us-west-2"
+BUCKET = "dev-support-assistant-trainingdata"
+OUTPUT = f"s3://{BUCKET}/output/support-assistant/"
+FIXTURES = Path(__file__).parent / "data" / "metrics"
+JOB_A = "dev-support-assistant-aaaaaaaaaaaa"
+JOB_B = "dev-support-assistant-bbbbbbbbbbbb"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield {"s3": s3, "bedrock": boto3.client("bedrock", region_name=REGION)}
+
+
+def create_job(aws: dict[str, Any], name: str, *, training: str | None, validation: str | None) -> str:
+    """A moto job whose output holds the fixture CSVs at the documented keys; returns the job ARN."""
+    arn = str(
+        aws["bedrock"].create_model_customization_job(
+            jobName=name,
+            customModelName=name,
+            roleArn="arn:aws:iam::123456789012:role/customization",
+            baseModelIdentifier="anthropic.claude-3-haiku-20240307-v1:0:200k",
+            trainingDataConfig={"s3Uri": f"s3://{BUCKET}/training/train.jsonl"},
+            outputDataConfig={"s3Uri": OUTPUT},
+            hyperParameters={"epochCount": "3"},
+        )["jobArn"]
+    )
+    job_id = arn.rsplit("/", 1)[-1]
+    folder = f"output/support-assistant/model-customization-job-{job_id}"
+    if training is not None:
+        aws["s3"].put_object(
+            Bucket=BUCKET,
+            Key=f"{folder}/training_artifacts/step_wise_training_metrics.csv",
+            Body=(FIXTURES / training).read_bytes(),
+        )
+    if validation is not None:
+        aws["s3"].put_object(
+            Bucket=BUCKET,
+            Key=f"{folder}/validation_artifacts/post_fine_tuning_validation/validation/validation_metrics.csv",
+            Body=(FIXTURES / validation).read_bytes(),
+        )
+    return arn
+
+
+def png_ok(path: Path) -> bool:
+    data = path.read_bytes()
+    return data.startswith(PNG_SIGNATURE) and len(data) > len(PNG_SIGNATURE)
+
+
+# -- finetune.metrics --------------------------------------------------------------------------------
+
+
+def test_summary_matches_the_hand_computed_values() -> None:
+    training = metrics.parse_training((FIXTURES / "trial_a_training.csv").read_text(), "train.csv")
+    validation = metrics.parse_validation((FIXTURES / "trial_a_validation.csv").read_text(), "val.csv")
+    summary = metrics.summarize(metrics.JobMetrics(JOB_A, training, validation))
+    assert (summary.steps, summary.epochs) == (12, 3)
+    assert summary.final_training == metrics.LossPoint(1.1186, 11, 3)
+    assert summary.best_training == metrics.LossPoint(1.1049, 10, 3)
+    assert summary.final_validation == metrics.LossPoint(1.2931, 11, 3)
+    assert summary.best_validation == metrics.LossPoint(1.2875, 7, 2)
+    assert "  tokens billed: unknown" in summary.lines()
+    assert training[0] == metrics.MetricRow(step=0, epoch=1, loss=2.3514, perplexity=10.5003)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ((FIXTURES / "malformed_training.csv").read_text(), "f.csv:5: training_loss 'abc' is not a number"),
+        ("", "f.csv:1: empty file"),
+        (
+            "step_number,epoch_number,loss\n0,1,2.0\n",
+            "f.csv:1: header step_number,epoch_number,loss lacks training_loss",
+        ),
+        ("step_number,epoch_number,training_loss\n0,1\n", "f.csv:2: 2 fields, expected 3"),
+        (
+            "step_number,epoch_number,training_loss\n0.5,1,2.0\n",
+            "f.csv:2: step_number '0.5' is not a whole number",
+        ),
+        (
+            "step_number,epoch_number,training_loss\n0,1,nan\n",
+            "f.csv:2: training_loss 'nan' is not a finite number",
+        ),
+        ("step_number,epoch_number,training_loss\n", "f.csv:1: no rows after the header"),
+    ],
+)
+def test_malformed_metrics_name_file_and_line(text: str, expected: str) -> None:
+    with pytest.raises(metrics.MetricsError) as raised:
+        metrics.parse_training(text, "f.csv")
+    assert str(raised.value).startswith(expected)
+
+
+def test_artifact_keys_follow_the_documented_layout() -> None:
+    arn = "arn:aws:bedrock:us-west-2:123456789012:model-customization-job/anthropic.claude-3-haiku/ab12cd34"
+    assert metrics.artifact_key("s3://b/output/ft/", arn, metrics.TRAINING_FILE) == (
+        "b",
+        "output/ft/model-customization-job-ab12cd34/training_artifacts/step_wise_training_metrics.csv",
+    )
+    assert metrics.artifact_key("s3://b", arn, metrics.VALIDATION_FILE)[1] == (
+        "model-customization-job-ab12cd34/validation_artifacts/post_fine_tuning_validation/validation/"
+        "validation_metrics.csv"
+    )
+
+
+# -- the command --------------------------------------------------------------------------------------
+
+
+def test_report_prints_the_summary_and_writes_a_png(
+    aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_job(aws, JOB_A, training="trial_a_training.csv", validation="trial_a_validation.csv")
+    output = tmp_path / "loss.png"
+    assert main(["report", JOB_A, "--output", str(output), "--region", REGION]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:5] == [
+        f"{JOB_A}:",
+        "  steps: 12, epochs: 3",
+        "  training loss: final 1.1186 (step 11, epoch 3), best 1.1049 (step 10, epoch 3)",
+        "  validation loss: final 1.2931 (step 11, epoch 3), best 1.2875 (step 7, epoch 2)",
+        "  tokens billed: unknown",
+    ]
+    assert printed[-1] == f"plot: {output}"
+    assert png_ok(output)
+
+
+def test_two_trials_are_overlaid_and_a_job_arn_is_accepted(
+    aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_job(aws, JOB_A, training="trial_a_training.csv", validation="trial_a_validation.csv")
+    arn_b = create_job(aws, JOB_B, training="trial_b_training.csv", validation="trial_b_validation.csv")
+    output = tmp_path / "trials.png"
+    assert main(["report", JOB_A, arn_b, "--output", str(output), "--region", REGION]) == 0
+    out = capsys.readouterr().out
+    assert "training loss: final 1.0644 (step 11, epoch 3), best 1.0644 (step 11, epoch 3)" in out
+    assert "validation loss: final 1.3390 (step 11, epoch 3), best 1.2604 (step 7, epoch 2)" in out
+    assert out.index(f"{JOB_A}:") < out.index(f"{JOB_B}:")
+    assert png_ok(output)
+
+
+def test_the_plot_has_one_line_per_job_with_its_name(tmp_path: Path) -> None:
+    from finetune.commands import report
+
+    loaded = [
+        metrics.JobMetrics(
+            name,
+            metrics.parse_training((FIXTURES / f"trial_{trial}_training.csv").read_text(), "t"),
+            metrics.parse_validation((FIXTURES / f"trial_{trial}_validation.csv").read_text(), "v"),
+        )
+        for name, trial in ((JOB_A, "a"), (JOB_B, "b"))
+    ]
+    figure = report.plot(loaded, tmp_path / "x.png")
+    training_axes, validation_axes = figure.axes
+    assert [line.get_label() for line in training_axes.get_lines()] == [JOB_A, JOB_B]
+    assert [line.get_label() for line in validation_axes.get_lines()] == [JOB_A, JOB_B]
+    y_data: Any = validation_axes.get_lines()[1].get_ydata()
+    assert [float(value) for value in y_data] == [1.5533, 1.2604, 1.3390]
+    assert png_ok(tmp_path / "x.png")
+
+
+def test_malformed_metrics_exit_1_with_file_and_line(
+    aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = create_job(aws, JOB_A, training="malformed_training.csv", validation=None)
+    output = tmp_path / "loss.png"
+    assert main(["report", JOB_A, "--output", str(output), "--region", REGION]) == 1
+    key = f"output/support-assistant/model-customization-job-{arn.rsplit('/', 1)[-1]}"
+    err = capsys.readouterr().err
+    assert (
+        f"s3://{BUCKET}/{key}/training_artifacts/step_wise_training_metrics.csv:5: training_loss 'abc'" in err
+    )
+    assert not output.exists()
+
+
+def test_missing_metrics_exit_1(
+    aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_job(aws, JOB_A, training=None, validation=None)
+    assert main(["report", JOB_A, "--output", str(tmp_path / "l.png"), "--region", REGION]) == 1
+    assert "no training metrics for job dev-support-assistant-aaaaaaaaaaaa (status InProgress)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_validation_metrics_are_optional(
+    aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_job(aws, JOB_A, training="trial_a_training.csv", validation=None)
+    assert main(["report", JOB_A, "--output", str(tmp_path / "l.png"), "--region", REGION]) == 0
+    assert "validation loss: none (no validation metrics)" in capsys.readouterr().out
+
+
+def test_unknown_job_and_bad_output_are_usage_errors(
+    aws: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "no-such-job", "--output", str(tmp_path / "l.png"), "--region", REGION]) == 2
+    assert "no customization job 'no-such-job'" in capsys.readouterr().err
+    assert main(["report", JOB_A, "--output", str(tmp_path / "l.svg"), "--region", REGION]) == 2
+    assert "expected a file name ending in .png" in capsys.readouterr().err
