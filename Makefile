@@ -51,6 +51,12 @@ deploy: setup
 destroy: setup
 	$(CDK) destroy '$(ENV)/*'
 
+## The whole lifecycle locally against moto's server (no AWS account): see README.md, "Rehearsal".
+## make rehearse ENV=dev FINE_TUNING=support-assistant [BAD_DATA=1] [SERVING=provisioned|on_demand|none]
+rehearse: setup
+	$(if $(FINE_TUNING),,$(error FINE_TUNING is required, e.g. make rehearse ENV=dev FINE_TUNING=support-assistant))
+	python -m finetune rehearse $(ENV) $(FINE_TUNING) $(if $(BAD_DATA),--bad-data) $(if $(SERVING),--serving $(SERVING))
+
 ## Speed and memory figures, side by side with their baselines (see bench/README.md).
 bench: setup
 	python -m bench

@@ -20,7 +20,18 @@ from cdk_constructs.nag import acknowledge, acknowledge_all
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The asset is the `finetune` package alone (stdlib + boto3, which the runtime provides): no bundling
 # and no Docker. Glob excludes stop the fingerprint from descending into .venv/ or node_modules/.
-ASSET_EXCLUDES = ["*", ".*", "!finetune", "!finetune/**", "__pycache__", "*.pyc"]
+# The command-line tools (commands/, the rehearsal and its local fake) never run in Lambda.
+ASSET_EXCLUDES = [
+    "*",
+    ".*",
+    "!finetune",
+    "!finetune/**",
+    "__pycache__",
+    "*.pyc",
+    "finetune/commands",
+    "finetune/rehearsal.py",
+    "finetune/local_serving.py",
+]
 
 
 def finetune_code() -> lambda_.Code:

@@ -354,7 +354,14 @@ def test_lambda_asset_holds_the_finetune_package_only(sample_app: SynthesizedApp
     files = sorted(path.relative_to(asset_dir).as_posix() for path in asset_dir.rglob("*") if path.is_file())
     assert files, f"no files in {asset_dir}"
     assert all(name.startswith("finetune/") and name.endswith(".py") for name in files), files
-    assert "finetune/handlers/stage_data.py" in files
+    assert {
+        "finetune/handlers/stage_data.py",
+        "finetune/handlers/trigger_job.py",
+        "finetune/handlers/serving.py",
+    } <= set(files)
+    # Command-line tools stay out of the function package.
+    assert not [name for name in files if name.startswith("finetune/commands/")]
+    assert "finetune/rehearsal.py" not in files and "finetune/local_serving.py" not in files
 
 
 def normalised(template: Mapping[str, Any]) -> dict[str, Any]:
