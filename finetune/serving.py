@@ -300,7 +300,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _pages(call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
+def pages(call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
     """Every item of a paginated Bedrock list call (by nextToken: works on fakes without paginators)."""
     token: str | None = None
     while True:
@@ -333,7 +333,7 @@ def latest_completed_model(
     """
     summaries = [
         summary
-        for summary in _pages(
+        for summary in pages(
             bedrock.list_model_customization_jobs,
             "modelCustomizationJobSummaries",
             nameContains=_name_prefix(environment, fine_tuning),
@@ -405,7 +405,7 @@ def _has_our_tags(bedrock: Any, arn: str, environment: str, fine_tuning: str) ->
 def find_throughputs(bedrock: Any, environment: str, fine_tuning: str) -> list[Throughput]:
     """This fine-tuning's PTs: the name pattern matches and the tags say so."""
     found = []
-    for summary in _pages(
+    for summary in pages(
         bedrock.list_provisioned_model_throughputs,
         "provisionedModelSummaries",
         nameContains=_name_prefix(environment, fine_tuning) + "pt-",
@@ -433,7 +433,7 @@ def find_deployments(bedrock: Any, environment: str, fine_tuning: str) -> list[D
     """This fine-tuning's on-demand deployment (a list: a leftover duplicate is cleaned up too)."""
     name = deployment_name(environment, fine_tuning)
     found = []
-    for summary in _pages(
+    for summary in pages(
         bedrock.list_custom_model_deployments, "modelDeploymentSummaries", nameContains=name
     ):
         if summary["customModelDeploymentName"] != name:

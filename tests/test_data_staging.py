@@ -29,13 +29,7 @@ class Responses:
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-west-2",
-    }.items():
-        monkeypatch.setenv(name, value)
+def s3(fake_aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-west-2")
         for bucket in ("assets", "training"):

@@ -26,13 +26,7 @@ ENDPOINT_PARAMETER = identity.ssm_parameter_name(ENV, FT, "endpoint-arn")
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
+def world(fake_aws_credentials: None) -> Iterator[World]:
     with mock_aws():
         yield make_world()
 

@@ -20,13 +20,7 @@ T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
+def world(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[World]:
     with mock_aws():
         built = make_world()
         monkeypatch.setattr(handler_module, "clients", lambda: built.clients)

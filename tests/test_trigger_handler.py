@@ -36,13 +36,6 @@ BUCKET = "training-data"
 LLAMA = "meta.llama3-1-8b-instruct-v1:0:128k"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/bedrock-customization"
 HYPERPARAMETERS = {"epochCount": "2", "batchSize": "1", "learningRate": "0.0001"}
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
 
 
 def dataset(records: int = 120, *, tag: str = "") -> bytes:
@@ -199,10 +192,7 @@ def setup_aws(monkeypatch: pytest.MonkeyPatch) -> Aws:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def aws(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[Aws]:
     with mock_aws():
         yield setup_aws(monkeypatch)
     clear_clients()
@@ -735,9 +725,9 @@ class FaultyAws:
 
 
 @pytest.fixture
-def faulty(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyAws]:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+def faulty(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None
+) -> Iterator[FaultyAws]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     reset = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
     urllib.request.urlopen(reset, timeout=10).read()

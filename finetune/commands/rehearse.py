@@ -51,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         raise UsageError(str(error)) from error
     except ConfigError as error:
-        print(f"cdk.json: invalid configuration ({len(error.errors)} problems):", file=sys.stderr)
-        for problem in error.errors:
-            print(f"  {problem}", file=sys.stderr)
+        print(error.report(), file=sys.stderr)
         return EXIT_INVALID
     try:
         plan = rehearsal.find_plan(plans, args.environment, args.fine_tuning)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,16 +162,6 @@ class StatusClients:
     ssm: Any
 
 
-def _pages(call: Callable[..., Mapping[str, Any]], key: str, **kwargs: Any) -> Iterator[Mapping[str, Any]]:
-    token: str | None = None
-    while True:
-        response = call(**kwargs, **({"nextToken": token} if token else {}))
-        yield from response.get(key) or []
-        token = response.get("nextToken")
-        if not token:
-            return
-
-
 def _utc(value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         return None
@@ -240,7 +230,7 @@ class Collector:
         prefix = f"{status.environment}-{status.fine_tuning}-"
         summaries = [
             summary
-            for summary in _pages(
+            for summary in serving.pages(
                 bedrock.list_model_customization_jobs, "modelCustomizationJobSummaries", nameContains=prefix
             )
             if serving.owns_job(status.environment, status.fine_tuning, str(summary.get("jobName", "")))
@@ -267,7 +257,7 @@ class Collector:
             )
 
     def _models(self, bedrock: Any, status: FineTuningStatus) -> None:
-        for summary in _pages(
+        for summary in serving.pages(
             bedrock.list_custom_models,
             "modelSummaries",
             nameContains=f"{status.environment}-{status.fine_tuning}-",
@@ -461,9 +451,7 @@ def run(
     except FileNotFoundError as error:
         raise UsageError(str(error)) from error
     except ConfigError as error:
-        print(f"cdk.json: invalid configuration ({len(error.errors)} problems):", file=sys.stderr)
-        for problem in error.errors:
-            print(f"  {problem}", file=sys.stderr)
+        print(error.report(), file=sys.stderr)
         return EXIT_INVALID
     chosen = select(config.fine_tunings, args.environment, args.fine_tuning)
     clients: dict[str, StatusClients] = {}
