@@ -11,8 +11,6 @@ EventBridge rule on the bucket's object events), so data teams retrain without a
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -32,6 +30,7 @@ from cdk_constructs.training_data_bucket import (
 )
 from cdk_constructs.training_data_upload import TrainingDataUpload
 from finetune.identity import JobSpec
+from finetune.jobs import job_resource_properties, job_template
 
 RESOURCE_TYPE = "Custom::CustomizationJob"
 
@@ -73,19 +72,13 @@ class CustomizationJobTrigger(Construct):
         stack = cdk.Stack.of(self)
         bucket = data.bucket
         output_s3_uri = f"s3://{bucket.bucket_name}/{OUTPUT_PREFIX}{spec.fine_tuning}/"
-        template = {
-            "Environment": spec.environment,
-            "FineTuning": spec.fine_tuning,
-            "BaseModelIdentifier": spec.base_model,
-            "CustomizationType": spec.customization_type,
-            "TeacherModel": spec.teacher_model or "",
-            "Hyperparameters": json.dumps(dict(spec.hyperparameters), sort_keys=True),
-            "ValidationDataS3Uri": validation_upload.s3_uri if validation_upload else "",
-            "ValidationSha256": spec.validation_sha256 or "",
-            "RoleArn": customization_role.role_arn,
-            "OutputS3Uri": output_s3_uri,
-            "KmsKeyArn": encryption_key.key_arn,
-        }
+        template = job_template(
+            spec,
+            role_arn=customization_role.role_arn,
+            output_s3_uri=output_s3_uri,
+            validation_s3_uri=validation_upload.resource.get_att_string("S3Uri") if validation_upload else "",
+            kms_key_arn=encryption_key.key_arn,
+        )
         self.function = FinetuneFunction(
             self,
             "Function",
@@ -111,18 +104,12 @@ class CustomizationJobTrigger(Construct):
             "Job",
             service_token=self.function.function.function_arn,
             resource_type=RESOURCE_TYPE,
-            properties={
-                **template,
-                "TrainingDataS3Uri": training_upload.resource.get_att_string("S3Uri"),
-                "TrainingSha256": spec.training_sha256,
-                "ValidationDataS3Uri": validation_upload.resource.get_att_string("S3Uri")
-                if validation_upload
-                else "",
-                "JobName": spec.job_name,
-                "CustomModelName": spec.custom_model_name,
-                "JobDigest": spec.digest,
-                "StopOnDelete": "true" if stop_on_delete else "false",
-            },
+            properties=job_resource_properties(
+                spec,
+                template,
+                training_s3_uri=training_upload.resource.get_att_string("S3Uri"),
+                stop_on_delete=stop_on_delete,
+            ),
         )
         # The function's permissions must exist before CloudFormation asks it to start a job.
         policy = role.node.try_find_child("DefaultPolicy")

@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -112,6 +113,44 @@ class S3Reader(Protocol):
 # --------------------------------------------------------------------------------------------------
 # S3 URIs
 # --------------------------------------------------------------------------------------------------
+
+
+def job_template(
+    spec: JobSpec, *, role_arn: str, output_s3_uri: str, validation_s3_uri: str, kms_key_arn: str
+) -> dict[str, str]:
+    """The settings every job of a fine-tuning shares: FINETUNE_JOB_TEMPLATE of the trigger function
+    (uploads under incoming/ start jobs with it) and the base of `Custom::CustomizationJob`'s
+    properties. Values may be CDK tokens; every value is a string, as CloudFormation sends them.
+    """
+    return {
+        "Environment": spec.environment,
+        "FineTuning": spec.fine_tuning,
+        "BaseModelIdentifier": spec.base_model,
+        "CustomizationType": spec.customization_type,
+        "TeacherModel": spec.teacher_model or "",
+        "Hyperparameters": json.dumps(dict(spec.hyperparameters), sort_keys=True),
+        "ValidationDataS3Uri": validation_s3_uri,
+        "ValidationSha256": spec.validation_sha256 or "",
+        "RoleArn": role_arn,
+        "OutputS3Uri": output_s3_uri,
+        "KmsKeyArn": kms_key_arn,
+    }
+
+
+def job_resource_properties(
+    spec: JobSpec, template: Mapping[str, str], *, training_s3_uri: str, stop_on_delete: bool
+) -> dict[str, str]:
+    """`Custom::CustomizationJob`'s properties: the template, the training data and the job's names,
+    so that `cdk diff` shows a reviewer which job a deploy will start and why."""
+    return {
+        **template,
+        "TrainingDataS3Uri": training_s3_uri,
+        "TrainingSha256": spec.training_sha256,
+        "JobName": spec.job_name,
+        "CustomModelName": spec.custom_model_name,
+        "JobDigest": spec.digest,
+        "StopOnDelete": "true" if stop_on_delete else "false",
+    }
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

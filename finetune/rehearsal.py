@@ -55,7 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from finetune import identity, serving
+from finetune import identity, jobs, serving
 from finetune.plan import FineTuningPlan
 
 ModeChoice = serving.Mode
@@ -637,31 +637,28 @@ class Rehearsal:
 
     # -- Custom::CustomizationJob ------------------------------------------------------------------
 
+    def _job_template(self) -> dict[str, str]:
+        """FINETUNE_JOB_TEMPLATE as CustomizationJobTrigger sets it (and the base of the job's properties)."""
+        training_sha = self.staged["training"][1]
+        validation_uri, _ = self.staged.get("validation", ("", ""))
+        self.spec = dataclasses.replace(self.plan.job_spec, training_sha256=training_sha)
+        return jobs.job_template(
+            self.spec,
+            role_arn=self.role_arn,
+            output_s3_uri=f"s3://{self.bucket}/{OUTPUT_PREFIX}{self.spec.fine_tuning}/",
+            validation_s3_uri=validation_uri,
+            kms_key_arn=self.key_arn,
+        )
+
     def _job_properties(self) -> dict[str, str]:
         """The properties CustomizationJobTrigger gives the resource (all strings, as CloudFormation sends)."""
-        training_uri, training_sha = self.staged["training"]
-        validation_uri, _ = self.staged.get("validation", ("", ""))
-        spec = dataclasses.replace(self.plan.job_spec, training_sha256=training_sha)
-        self.spec = spec
-        return {
-            "Environment": spec.environment,
-            "FineTuning": spec.fine_tuning,
-            "BaseModelIdentifier": spec.base_model,
-            "CustomizationType": spec.customization_type,
-            "TeacherModel": spec.teacher_model or "",
-            "Hyperparameters": json.dumps(dict(spec.hyperparameters), sort_keys=True),
-            "ValidationDataS3Uri": validation_uri,
-            "ValidationSha256": spec.validation_sha256 or "",
-            "RoleArn": self.role_arn,
-            "OutputS3Uri": f"s3://{self.bucket}/{OUTPUT_PREFIX}{spec.fine_tuning}/",
-            "KmsKeyArn": self.key_arn,
-            "TrainingDataS3Uri": training_uri,
-            "TrainingSha256": training_sha,
-            "JobName": spec.job_name,
-            "CustomModelName": spec.custom_model_name,
-            "JobDigest": spec.digest,
-            "StopOnDelete": "true" if self.config.environment.stop_jobs_on_destroy else "false",
-        }
+        template = self._job_template()
+        return jobs.job_resource_properties(
+            self.spec,
+            template,
+            training_s3_uri=self.staged["training"][0],
+            stop_on_delete=self.config.environment.stop_jobs_on_destroy,
+        )
 
     def _job_event(self, request_type: str, physical_id: str | None = None) -> dict[str, Any]:
         if not self.job_properties:
@@ -962,21 +959,7 @@ class Rehearsal:
     def upload_rejected(self) -> str:
         from finetune.handlers import trigger_job
 
-        properties = self._job_properties()
-        template_keys = (
-            "Environment",
-            "FineTuning",
-            "BaseModelIdentifier",
-            "CustomizationType",
-            "TeacherModel",
-            "Hyperparameters",
-            "ValidationDataS3Uri",
-            "ValidationSha256",
-            "RoleArn",
-            "OutputS3Uri",
-            "KmsKeyArn",
-        )
-        os.environ["FINETUNE_JOB_TEMPLATE"] = json.dumps({key: properties[key] for key in template_keys})
+        os.environ["FINETUNE_JOB_TEMPLATE"] = json.dumps(self._job_template())
         os.environ["FINETUNE_TOPIC_ARN"] = self.topic_arn
         os.environ["FINETUNE_INCOMING_PREFIX"] = INCOMING_PREFIX
         os.environ["FINETUNE_TRAINING_PREFIX"] = TRAINING_PREFIX

@@ -220,3 +220,28 @@ def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
         )
         assert spec.idle_alarm_hours == serving.idle_alarm_hours
     assert flatten(variables["FINETUNE_TOPIC_ARN"]).startswith("<NotificationsTopic")
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
+    sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    from finetune.jobs import job_template
+
+    spec = plan_of(sample_app, *key).job_spec
+    variables = function_environment(templates[key], "CustomizationJobTriggerFunction")
+    template = json.loads(flatten(variables["FINETUNE_JOB_TEMPLATE"]))
+    expected = job_template(spec, role_arn="r", output_s3_uri="o", validation_s3_uri="v", kms_key_arn="k")
+    assert set(template) == set(expected)
+    for name in ("Environment", "FineTuning", "BaseModelIdentifier", "Hyperparameters", "ValidationSha256"):
+        assert template[name] == expected[name]
+    assert variables["FINETUNE_INCOMING_PREFIX"] == "incoming/"
+    properties = only(templates[key], "Custom::CustomizationJob", "CustomizationJobTriggerJob")["Properties"]
+    assert set(properties) - set(template) == {
+        "TrainingDataS3Uri",
+        "TrainingSha256",
+        "JobName",
+        "CustomModelName",
+        "JobDigest",
+        "StopOnDelete",
+    }
