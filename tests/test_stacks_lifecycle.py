@@ -238,6 +238,7 @@ def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
     assert variables["FINETUNE_INCOMING_PREFIX"] == "incoming/"
     properties = only(templates[key], "Custom::CustomizationJob", "CustomizationJobTriggerJob")["Properties"]
     assert set(properties) - set(template) == {
+        "ServiceToken",
         "TrainingDataS3Uri",
         "TrainingSha256",
         "JobName",
