@@ -15,7 +15,7 @@ from bench import handler_import, synth, validation
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     print("== synth ==")
-    print("\n".join(synth.main(runs=2 if quick else 3)))
+    print("\n".join(synth.main(runs=2 if quick else 5)))
     print("== Lambda handler import ==")
     print("\n".join(handler_import.main(runs=5 if quick else 15)))
     print("== data validation ==", flush=True)
