@@ -199,6 +199,8 @@ class ServingLifecycle(Construct):
                     "bedrock:GetCustomModelDeployment",
                     "bedrock:UpdateCustomModelDeployment",
                     "bedrock:DeleteCustomModelDeployment",
+                    # Re-tagging a PT with the model it now serves (the stack tag is already on it).
+                    "bedrock:TagResource",
                 ],
                 resources=serving_resources,
                 conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},

@@ -150,6 +150,8 @@ def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack
     change = by_sid["ChangeOnlyThisStacksServing"]
     assert change["Condition"] == {"StringEquals": {"aws:ResourceTag/finetune:stack": stack_name}}
     assert "bedrock:DeleteProvisionedModelThroughput" in change["Action"]
+    # Swapping a newer model into a PT re-tags it without the stack tag in the request.
+    assert "bedrock:TagResource" in change["Action"]
     create = by_sid["CreateServingOnlyTaggedForThisStack"]
     assert create["Condition"] == {"StringEquals": {"aws:RequestTag/finetune:stack": stack_name}}
     for sid in ("ChangeOnlyThisStacksServing", "CreateServingOnlyTaggedForThisStack", "ReadJobsAndModels"):
