@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from finetune.config import ConfigError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -21,6 +25,23 @@ COMMAND_MODULES: tuple[str, ...] = ("validate", "models", "cost", "status", "rep
 
 class UsageError(Exception):
     """A problem with how the command was called: printed without a traceback, exit code 2."""
+
+
+class InvalidInput(Exception):  # noqa: N818 (named for the exit code it stands for)
+    """The input was checked and is invalid (e.g. cdk.json): printed as it is, exit code 1."""
+
+
+Loaded = TypeVar("Loaded")
+
+
+def project_input(load: Callable[[Path], Loaded], project: Path) -> Loaded:
+    """The project's configuration for a command: no cdk.json is a usage error, a bad one invalid input."""
+    try:
+        return load(project)
+    except FileNotFoundError as error:
+        raise UsageError(str(error)) from error
+    except ConfigError as error:
+        raise InvalidInput(error.report()) from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,4 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"{parser.prog} {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except InvalidInput as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
     return exit_code

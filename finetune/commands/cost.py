@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
-from finetune.config import ConfigError
+from finetune.cli import EXIT_OK, UsageError, project_input
 from finetune.project import load_plans
 
 
@@ -27,13 +25,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        plans, _warnings = load_plans(args.project)
-    except FileNotFoundError as error:
-        raise UsageError(str(error)) from error
-    except ConfigError as error:
-        print(error.report(), file=sys.stderr)
-        return EXIT_INVALID
+    plans, _warnings = project_input(load_plans, args.project)
     for plan in plans:
         if plan.config.environment.name == args.environment and plan.config.name == args.fine_tuning:
             config = plan.config

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
-from finetune.config import ConfigError
+from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError, project_input
 from finetune.serving import MODES
 
 
@@ -46,13 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from finetune import rehearsal
     from finetune.project import load_plans
 
-    try:
-        plans, _warnings = load_plans(args.project)
-    except FileNotFoundError as error:
-        raise UsageError(str(error)) from error
-    except ConfigError as error:
-        print(error.report(), file=sys.stderr)
-        return EXIT_INVALID
+    plans, _warnings = project_input(load_plans, args.project)
     try:
         plan = rehearsal.find_plan(plans, args.environment, args.fine_tuning)
     except LookupError as error:

@@ -23,7 +23,6 @@ Decisions:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,8 +40,8 @@ from botocore.exceptions import (
 )
 
 from finetune import identity, serving
-from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
-from finetune.config import ConfigError, FineTuningConfig
+from finetune.cli import EXIT_OK, UsageError, project_input
+from finetune.config import FineTuningConfig
 
 RETRY_ATTEMPTS = 3  # botocore standard mode: throttling and transient errors are retried
 DEFAULT_INTERVAL_SECONDS = 60.0
@@ -446,13 +445,7 @@ def run(
 
     if args.interval <= 0:
         raise UsageError(f"--interval {args.interval}: expected a number of seconds > 0")
-    try:
-        config = load_config(args.project)
-    except FileNotFoundError as error:
-        raise UsageError(str(error)) from error
-    except ConfigError as error:
-        print(error.report(), file=sys.stderr)
-        return EXIT_INVALID
+    config = project_input(load_config, args.project)
     chosen = select(config.fine_tunings, args.environment, args.fine_tuning)
     clients: dict[str, StatusClients] = {}
 
