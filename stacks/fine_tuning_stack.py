@@ -20,7 +20,7 @@ from cdk_constructs import (
 )
 from cdk_constructs.training_data_bucket import TRAINING_PREFIX, VALIDATION_PREFIX
 from finetune.identity import ssm_parameter_name
-from finetune.plan import FineTuningPlan
+from finetune.plan import DataPlan, FineTuningPlan
 
 REMOVAL_POLICIES = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}
 
@@ -70,30 +70,24 @@ class FineTuningStack(cdk.Stack):
             alarm_topic=self.notifications.topic,
             removal_policy=removal_policy,
         )
-        self.training_upload = TrainingDataUpload(
-            self,
-            "TrainingDataUpload",
-            source=config.training_data.path,
-            sha256=plan.training.digest.sha256,
-            size_bytes=plan.training.digest.size_bytes,
-            bucket=self.data.bucket,
-            prefix=TRAINING_PREFIX,
-            fine_tuning=config.name,
-            function=staging,
-        )
-        self.validation_upload: TrainingDataUpload | None = None
-        if plan.validation is not None and config.validation_data is not None:
-            self.validation_upload = TrainingDataUpload(
+
+        def upload(construct_id: str, data: DataPlan, prefix: str) -> TrainingDataUpload:
+            return TrainingDataUpload(
                 self,
-                "ValidationDataUpload",
-                source=config.validation_data.path,
-                sha256=plan.validation.digest.sha256,
-                size_bytes=plan.validation.digest.size_bytes,
+                construct_id,
+                source=data.file.path,
+                sha256=data.digest.sha256,
+                size_bytes=data.digest.size_bytes,
                 bucket=self.data.bucket,
-                prefix=VALIDATION_PREFIX,
+                prefix=prefix,
                 fine_tuning=config.name,
                 function=staging,
             )
+
+        self.training_upload = upload("TrainingDataUpload", plan.training, TRAINING_PREFIX)
+        self.validation_upload = (
+            upload("ValidationDataUpload", plan.validation, VALIDATION_PREFIX) if plan.validation else None
+        )
 
         self.job_trigger = CustomizationJobTrigger(
             self,
