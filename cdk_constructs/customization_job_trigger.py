@@ -183,6 +183,12 @@ class CustomizationJobTrigger(Construct):
             data.grant_read(role, prefix)
         data.grant_write(role, TRAINING_PREFIX)
         data.grant_tagging(role, INCOMING_PREFIX)
+        # An upload is copied as the very version that was validated (GetObject with a VersionId).
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["s3:GetObjectVersion"],
+            resource_arns=[data.bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
+        )
         # Exact actions (Topic.grant_publish adds kms:GenerateDataKey*); the key is granted above.
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn])

@@ -431,23 +431,28 @@ class _HashingS3:
         self._s3 = s3
         self.body: _HashingBody | None = None
         self.content_length: int | None = None
+        self.version_id: str | None = None
 
     def get_object(self, *, Bucket: str, Key: str) -> Mapping[str, Any]:  # noqa: N803 (boto3 names)
         response = dict(self._s3.get_object(Bucket=Bucket, Key=Key))
         self.body = _HashingBody(response["Body"])
         length = response.get("ContentLength")
         self.content_length = length if isinstance(length, int) else None
+        version = response.get("VersionId")
+        self.version_id = version if isinstance(version, str) and version != "null" else None
         response["Body"] = self.body
         return response
 
 
 @dataclass(frozen=True)
 class ObjectCheck:
-    """One S3 object, validated: the report, its sha256 and size (None when it was not read whole)."""
+    """One S3 object, validated: the report, its sha256 and size (None when it was not read whole),
+    and the version that was read (in a versioned bucket), so that exactly those bytes are used."""
 
     report: DatasetReport
     sha256: str | None
     size_bytes: int | None
+    version_id: str | None = None
 
 
 def validate_and_hash_s3_object(
@@ -476,7 +481,12 @@ def validate_and_hash_s3_object(
     )
     if body is None or not complete:
         return ObjectCheck(report=report, sha256=None, size_bytes=hashing.content_length)
-    return ObjectCheck(report=report, sha256=body.digest.hexdigest(), size_bytes=body.bytes_read)
+    return ObjectCheck(
+        report=report,
+        sha256=body.digest.hexdigest(),
+        size_bytes=body.bytes_read,
+        version_id=hashing.version_id,
+    )
 
 
 def sha256_of_s3_object(s3: S3Reader, bucket: str, key: str) -> str:

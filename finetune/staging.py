@@ -23,6 +23,9 @@ class StagingRequest:
     key: str
     sha256: str
     size_bytes: int
+    # The version that was validated (versioned buckets): the copy takes exactly those bytes even
+    # if the key was overwritten since. None: the current version.
+    source_version_id: str | None = None
 
     @property
     def s3_uri(self) -> str:
@@ -42,7 +45,8 @@ def stage(s3: Any, request: StagingRequest) -> bool:
     """
     if _already_staged(s3, request):
         return False
-    source = s3.head_object(Bucket=request.source_bucket, Key=request.source_key)
+    version = {"VersionId": request.source_version_id} if request.source_version_id else {}
+    source = s3.head_object(Bucket=request.source_bucket, Key=request.source_key, **version)
     if source["ContentLength"] != request.size_bytes:
         raise ValueError(
             f"asset s3://{request.source_bucket}/{request.source_key} has {source['ContentLength']} bytes, "
@@ -51,7 +55,7 @@ def stage(s3: Any, request: StagingRequest) -> bool:
         )
     # Managed copy: server-side, multipart for objects over 5 GB (Bedrock accepts up to 10 GB).
     s3.copy(
-        {"Bucket": request.source_bucket, "Key": request.source_key},
+        {"Bucket": request.source_bucket, "Key": request.source_key, **version},
         request.bucket,
         request.key,
         ExtraArgs={"Metadata": {DIGEST_METADATA_KEY: request.sha256}, "MetadataDirective": "REPLACE"},

@@ -182,3 +182,20 @@ def test_the_response_is_put_to_the_presigned_url_as_cloudformation_expects() ->
         "content_type": "",
         "body": b'{"Status": "SUCCESS"}',
     }
+
+
+def test_staging_a_version_copies_that_version_not_the_current_one(s3: Any) -> None:
+    s3.put_bucket_versioning(Bucket="assets", VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket="assets", Key="v.jsonl", Body=DATA)["VersionId"]
+    s3.put_object(Bucket="assets", Key="v.jsonl", Body=b"y" * len(DATA))
+    request = staging.StagingRequest(
+        source_bucket="assets",
+        source_key="v.jsonl",
+        bucket="training",
+        key=f"training/assistant/{SHA}/v.jsonl",
+        sha256=SHA,
+        size_bytes=len(DATA),
+        source_version_id=first,
+    )
+    assert staging.stage(s3, request) is True
+    assert s3.get_object(Bucket="training", Key=request.key)["Body"].read() == DATA

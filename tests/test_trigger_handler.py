@@ -863,3 +863,24 @@ def test_importing_the_handler_creates_no_client_and_skips_the_catalog() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.split() == ["[]", "False", "False"]
+
+
+def test_an_upload_overwritten_between_validation_and_copy_stages_the_validated_bytes(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    training = dataset()
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/train.jsonl", Body=training)
+    real_stage = staging.stage
+
+    def overwrite_then_stage(s3: Any, request: staging.StagingRequest) -> bool:
+        # Someone uploads other bytes of the same size under the same key while the job is prepared.
+        s3.put_object(Bucket=BUCKET, Key="incoming/train.jsonl", Body=b"x" * len(training))
+        return real_stage(s3, request)
+
+    monkeypatch.setattr(staging, "stage", overwrite_then_stage)
+    result = trigger_job.handler(s3_event("incoming/train.jsonl"), None)
+
+    assert result["results"][0]["outcome"] == "started"
+    staged = aws.s3.get_object(Bucket=BUCKET, Key=f"training/sql-generator/{sha(training)}/train.jsonl")
+    assert staged["Body"].read() == training  # the validated version, not the overwrite

@@ -535,6 +535,7 @@ def handle_upload(upload: Upload, settings: UploadSettings) -> dict[str, str]:
         ),
         sha256=sha256,
         size_bytes=size,
+        source_version_id=check.version_id,
     )
     copied = staging.stage(s3, staged)
     _log("staged", uri=uri, staged=staged.s3_uri, sha256=sha256, copied=copied)
