@@ -720,18 +720,25 @@ def _retire_throughputs(
     return kept
 
 
-def _delete_throughput(bedrock: Any, throughput: Throughput) -> bool:
+def _request_deletion(delete: Callable[[], Any], what: str) -> bool:
     """True when deleted (or already gone); False on a conflict (busy: try again later)."""
     try:
-        bedrock.delete_provisioned_model_throughput(provisionedModelId=throughput.arn)
+        delete()
     except ClientError as error:
         code = _error_code(error)
         if code == NOT_FOUND:
             return True
         if code == CONFLICT:
             return False
-        raise _fail(f"deleting provisioned throughput {throughput.name} ({throughput.arn})", error) from error
+        raise _fail(f"deleting {what}", error) from error
     return True
+
+
+def _delete_throughput(bedrock: Any, throughput: Throughput) -> bool:
+    return _request_deletion(
+        partial(bedrock.delete_provisioned_model_throughput, provisionedModelId=throughput.arn),
+        f"provisioned throughput {throughput.name} ({throughput.arn})",
+    )
 
 
 def _remove_deployments(
@@ -755,16 +762,10 @@ def _remove_deployments(
 
 
 def _delete_deployment(bedrock: Any, deployment: Deployment) -> bool:
-    try:
-        bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=deployment.arn)
-    except ClientError as error:
-        code = _error_code(error)
-        if code == NOT_FOUND:
-            return True
-        if code == CONFLICT:
-            return False
-        raise _fail(f"deleting on-demand deployment {deployment.name} ({deployment.arn})", error) from error
-    return True
+    return _request_deletion(
+        partial(bedrock.delete_custom_model_deployment, customModelDeploymentIdentifier=deployment.arn),
+        f"on-demand deployment {deployment.name} ({deployment.arn})",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
