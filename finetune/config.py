@@ -60,6 +60,7 @@ ENVIRONMENT_KEYS = (
     "notification_emails",
     "allow_commitment",
     "stop_jobs_on_destroy",
+    "stop_superseded_jobs",
     "pricing",
     "overrides",
 )
@@ -143,6 +144,8 @@ class EnvironmentConfig:
     notification_emails: tuple[str, ...] = ()
     allow_commitment: bool = False
     stop_jobs_on_destroy: bool = False
+    # Stop a job still running when a newer deploy or upload replaces it (it would never be served).
+    stop_superseded_jobs: bool = False
     # {base model id: {price field: USD}} overriding the catalog's prices.
     pricing: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
@@ -240,9 +243,29 @@ def parse_config(context: Mapping[str, Any], data_root: Path) -> AppConfig:
             parsed = _parse_fine_tuning(ft_name, environment, merged, overridden, data_root, errors)
             if parsed is not None:
                 fine_tunings.append(parsed)
+    errors.extend(_name_collisions(fine_tunings))
     if errors:
         raise ConfigError(_deduplicate(errors))
     return AppConfig(environments=tuple(environments), fine_tunings=tuple(fine_tunings))
+
+
+def _name_collisions(fine_tunings: list[FineTuningConfig]) -> list[FieldError]:
+    """Pairs whose `<environment>-<fine-tuning>` is the same string (`dev` + `support-assistant`,
+    `dev-support` + `assistant`) would share a stack, jobs, endpoints, alarms and tags."""
+    first: dict[str, FineTuningConfig] = {}
+    errors = []
+    for ft in fine_tunings:
+        other = first.setdefault(ft.stack_name, ft)
+        if other is not ft:
+            errors.append(
+                FieldError(
+                    f"environments.{ft.environment.name}",
+                    f"with fine-tuning {ft.name!r} it names the stack {ft.stack_name!r}, and so the same "
+                    f"jobs, endpoints and tags, as environment {other.environment.name!r} with fine-tuning "
+                    f"{other.name!r}: rename the environment or one of the fine-tunings",
+                )
+            )
+    return errors
 
 
 _NAME_RULE = (
@@ -369,6 +392,7 @@ def _parse_environment(name: str, fields: Mapping[str, Any], errors: list[FieldE
                 )
     allow_commitment = _boolean(fields, "allow_commitment", f"{path}.allow_commitment", errors)
     stop_jobs = _boolean(fields, "stop_jobs_on_destroy", f"{path}.stop_jobs_on_destroy", errors)
+    stop_superseded = _boolean(fields, "stop_superseded_jobs", f"{path}.stop_superseded_jobs", errors)
     policy = cast(RemovalPolicy, removal_policy or "retain")
     return EnvironmentConfig(
         name=name,
@@ -379,6 +403,7 @@ def _parse_environment(name: str, fields: Mapping[str, Any], errors: list[FieldE
         allow_commitment=bool(allow_commitment),
         # A destroyable environment stops its running jobs on destroy unless told otherwise.
         stop_jobs_on_destroy=stop_jobs if stop_jobs is not None else policy == "destroy",
+        stop_superseded_jobs=stop_superseded if stop_superseded is not None else policy == "destroy",
         pricing=_parse_pricing(fields.get("pricing"), f"{path}.pricing", errors),
     )
 

@@ -290,3 +290,31 @@ def test_error_report_has_a_heading_and_one_indented_line_per_problem(tmp_path: 
         "  environments.dev.region",
         "  fine_tunings.assistant.serving.mode",
     ]
+
+
+def test_names_that_make_the_same_stack_are_rejected(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["environments"] = {"dev": {"region": "us-west-2"}, "dev-support": {"region": "us-west-2"}}
+    context["fine_tunings"]["support-assistant"] = context["fine_tunings"].pop("assistant")
+    context["fine_tunings"]["assistant"] = copy.deepcopy(context["fine_tunings"]["support-assistant"])
+
+    errors = errors_of(context, tmp_path)
+
+    assert list(errors) == ["environments.dev-support"]
+    message = errors["environments.dev-support"]
+    assert (
+        "'dev-support-assistant'" in message
+        and "environment 'dev' with fine-tuning 'support-assistant'" in message
+    )
+
+
+def test_superseded_jobs_stop_by_default_only_where_destroy_is_the_policy(tmp_path: Path) -> None:
+    config = parse_config(context_with(tmp_path), tmp_path)
+    assert config.get("dev", "assistant").environment.stop_superseded_jobs is True
+    assert config.get("prod", "assistant").environment.stop_superseded_jobs is False
+    context = context_with(tmp_path)
+    context["environments"]["prod"]["stop_superseded_jobs"] = True
+    context["environments"]["dev"]["stop_superseded_jobs"] = "yes"
+    assert errors_of(context, tmp_path) == {
+        "environments.dev.stop_superseded_jobs": "expected true or false, got str 'yes'"
+    }
