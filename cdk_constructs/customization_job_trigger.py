@@ -29,8 +29,8 @@ from cdk_constructs.training_data_bucket import (
     TrainingDataBucket,
 )
 from cdk_constructs.training_data_upload import TrainingDataUpload
-from finetune.identity import JobSpec
-from finetune.jobs import job_resource_properties, job_template
+from finetune.identity import JobSpec, ssm_parameter_name
+from finetune.jobs import DEPLOYED_JOB_PARAMETER, job_resource_properties, job_template
 
 RESOURCE_TYPE = "Custom::CustomizationJob"
 
@@ -40,8 +40,9 @@ class CustomizationJobTrigger(Construct):
 
     Defaults: as `FinetuneFunction` (Python 3.14 arm64, traced, encrypted logs and dead-letter
     queue with an alarm), a 15-minute timeout (it streams and validates the whole dataset before a
-    job is paid for). `stop_on_delete` (default False) stops a job still running when the resource
-    is deleted or replaced by a newer job. Uploads of `.jsonl` objects under `incoming/` start a
+    job is paid for). `stop_on_delete` (default False) stops the deployed job when the resource is
+    deleted with its stack; `stop_superseded` (default False) stops a job still running when a newer
+    deploy or upload replaces it (it would never be served). Uploads of `.jsonl` objects under `incoming/` start a
     job on that data (validated first; rejected uploads are tagged and reported to `topic`).
 
     Permissions, each scoped to this account and region: create, read, stop and tag customization
@@ -66,6 +67,7 @@ class CustomizationJobTrigger(Construct):
         encryption_key: kms.IKey,
         topic: sns.ITopic,
         stop_on_delete: bool = False,
+        stop_superseded: bool = False,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -78,6 +80,7 @@ class CustomizationJobTrigger(Construct):
             output_s3_uri=output_s3_uri,
             validation_s3_uri=validation_upload.resource.get_att_string("S3Uri") if validation_upload else "",
             kms_key_arn=encryption_key.key_arn,
+            stop_superseded=stop_superseded,
         )
         self.function = FinetuneFunction(
             self,
@@ -97,12 +100,11 @@ class CustomizationJobTrigger(Construct):
             },
         )
         role = self.function.role
-        self._grant(role, data, customization_role, encryption_key, topic)
+        self._grant(role, spec, data, customization_role, encryption_key, topic)
 
-        self.job = cdk.CustomResource(
+        self.job = self.function.custom_resource(
             self,
             "Job",
-            service_token=self.function.function.function_arn,
             resource_type=RESOURCE_TYPE,
             properties=job_resource_properties(
                 spec,
@@ -146,6 +148,7 @@ class CustomizationJobTrigger(Construct):
     def _grant(
         self,
         role: iam.IRole,
+        spec: JobSpec,
         data: TrainingDataBucket,
         customization_role: iam.IRole,
         encryption_key: kms.IKey,
@@ -162,6 +165,30 @@ class CustomizationJobTrigger(Construct):
                 sid="StartCustomizationJobs",
                 actions=["bedrock:CreateModelCustomizationJob", "bedrock:TagResource"],
                 resources=[jobs, models, foundation_models],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Finds the running attempts of a job whose Create failed, to stop them.
+                sid="ListJobs",
+                actions=["bedrock:ListModelCustomizationJobs"],
+                resources=["*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Which job the fine-tuning serves (finetune.jobs.DeployedJob).
+                sid="RecordDeployedJob",
+                actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:AddTagsToResource"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=ssm_parameter_name(
+                            spec.environment, spec.fine_tuning, DEPLOYED_JOB_PARAMETER
+                        ).lstrip("/"),
+                    )
+                ],
             )
         )
         role.add_to_principal_policy(
@@ -200,6 +227,8 @@ class CustomizationJobTrigger(Construct):
         acknowledge_wildcard_resources(
             policy,
             {
+                "*": "No narrower resource exists: ListModelCustomizationJobs supports no resource-level "
+                "permissions (it lists names; acting on a job needs the grants above).",
                 jobs: "No narrower resource exists: Bedrock chooses job ids (ARNs end in a random id)"
                 + fixed,
                 models: "No narrower resource exists: custom models are created by the job" + fixed,

@@ -34,6 +34,11 @@ ASSET_EXCLUDES = [
 ]
 
 
+# Lambda retries a failed asynchronous invocation once (events; CloudFormation's requests too).
+RETRY_ATTEMPTS = 1
+MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's upper bound for ServiceTimeout
+
+
 def finetune_code() -> lambda_.Code:
     """The Lambda code asset: this repository's `finetune/` package."""
     return lambda_.Code.from_asset(str(PROJECT_ROOT), exclude=ASSET_EXCLUDES, ignore_mode=cdk.IgnoreMode.GLOB)
@@ -124,7 +129,7 @@ class FinetuneFunction(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             dead_letter_queue=self.dead_letter_queue,
-            retry_attempts=1,
+            retry_attempts=RETRY_ATTEMPTS,
             environment=environment or {},
         )
         self.dlq_alarm = cloudwatch.Alarm(
@@ -140,7 +145,28 @@ class FinetuneFunction(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        # How long CloudFormation waits for this function's answer to a custom resource request.
+        # The handler answers before its own timeout (finetune.custom_resource's deadline guard);
+        # this bounds what no code can answer (an import error, out of memory): the first attempt
+        # and Lambda's one retry, plus a margin to deliver the answer.
+        self.service_timeout = cdk.Duration.seconds(
+            min(timeout.to_seconds() * (1 + RETRY_ATTEMPTS) + 120, MAX_SERVICE_TIMEOUT_SECONDS)
+        )
         self._acknowledge()
+
+    def custom_resource(
+        self, scope: Construct, construct_id: str, *, resource_type: str, properties: dict[str, str]
+    ) -> cdk.CustomResource:
+        """A custom resource answered by this function, with `service_timeout` as its ServiceTimeout
+        (without one CloudFormation waits an hour for an answer that may never come)."""
+        return cdk.CustomResource(
+            scope,
+            construct_id,
+            service_token=self.function.function_arn,
+            resource_type=resource_type,
+            properties=properties,
+            service_timeout=self.service_timeout,
+        )
 
     def _acknowledge(self) -> None:
         function = self.function.node.default_child

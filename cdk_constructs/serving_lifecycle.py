@@ -60,6 +60,8 @@ class ServingLifecycle(Construct):
         topic: sns.ITopic,
         reconcile_every: cdk.Duration = cdk.Duration.hours(1),
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
+        stop_jobs_on_destroy: bool = False,
+        delete_models_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         idle_alarm_hours = serving.idle_alarm_hours
@@ -77,6 +79,9 @@ class ServingLifecycle(Construct):
             "Commitment": serving.commitment,
             "IdleAlarmHours": str(idle_alarm_hours),
             "TopicArn": topic.topic_arn,
+            "StopJobsOnDestroy": "true" if stop_jobs_on_destroy else "false",
+            "DeleteModelsOnDestroy": "true" if delete_models_on_destroy else "false",
+            "StackId": stack.stack_id,
         }
         self.function = FinetuneFunction(
             self,
@@ -97,6 +102,9 @@ class ServingLifecycle(Construct):
                         "model_units": serving.model_units,
                         "commitment": serving.commitment,
                         "idle_alarm_hours": idle_alarm_hours,
+                        "stop_jobs_on_destroy": stop_jobs_on_destroy,
+                        "delete_models_on_destroy": delete_models_on_destroy,
+                        "stack_id": stack.stack_id,
                     }
                 ),
                 "FINETUNE_TOPIC_ARN": topic.topic_arn,
@@ -129,13 +137,12 @@ class ServingLifecycle(Construct):
             iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
         )
 
-        self.resource = cdk.CustomResource(
-            self,
-            "Resource",
-            service_token=self.function.function.function_arn,
-            resource_type=RESOURCE_TYPE,
-            properties=spec,
+        self.resource = self.function.custom_resource(
+            self, "Resource", resource_type=RESOURCE_TYPE, properties=spec
         )
+        # On delete, the rules go first: no job event or schedule starts serving during the teardown.
+        self.job_state_rule.node.add_dependency(self.resource)
+        self.schedule.node.add_dependency(self.resource)
         policy = self.function.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             self.resource.node.add_dependency(policy)
@@ -231,6 +238,30 @@ class ServingLifecycle(Construct):
                 resources=[alarms],
             ),
             iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),
+            iam.PolicyStatement(
+                # Teardown stops the fine-tuning's running jobs (stop_jobs_on_destroy).
+                sid="StopJobsOnDestroy",
+                actions=["bedrock:StopModelCustomizationJob"],
+                resources=[arn("model-customization-job")],
+            ),
+            iam.PolicyStatement(
+                # Teardown in a destroy environment deletes the fine-tuning's custom models.
+                sid="FindOwnCustomModels",
+                actions=["bedrock:ListCustomModels"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="DeleteOnlyThisStacksCustomModels",
+                actions=["bedrock:DeleteCustomModel"],
+                resources=[arn("custom-model")],
+                conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},
+            ),
+            iam.PolicyStatement(
+                # A commitment is bought only once no deploy of this stack can roll back.
+                sid="ReadOwnStackStatus",
+                actions=["cloudformation:DescribeStacks"],
+                resources=[stack.stack_id],
+            ),
         ]
         for statement in statements:
             role.add_to_principal_policy(statement)

@@ -106,10 +106,9 @@ class TrainingDataUpload(Construct):
         )
         if bucket.encryption_key is not None:
             bucket.encryption_key.grant(function.role, "kms:Decrypt", "kms:GenerateDataKey")
-        self.resource = cdk.CustomResource(
+        self.resource = function.custom_resource(
             self,
             "Resource",
-            service_token=function.function.function_arn,
             resource_type=RESOURCE_TYPE,
             properties={
                 "SourceBucket": self.asset.s3_bucket_name,

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 SHORT_DIGEST = 12
+# A retry of the same job (its first generation Failed or was Stopped) gets a new name: Bedrock job
+# names are unique forever. `<9 hex>r<generation>` is no longer than the 12-hex name.
+RETRY_DIGEST = 9
+MAX_GENERATION = 99
+JOB_SUFFIX = re.compile(rf"[0-9a-f]{{{SHORT_DIGEST}}}|[0-9a-f]{{{RETRY_DIGEST}}}r(?:[2-9]|[1-9][0-9])")
 # The SSM parameters consumers read: /finetune/<environment>/<fine-tuning>/<name>.
 SSM_PREFIX = "/finetune"
 
@@ -57,16 +63,33 @@ class JobSpec:
     @property
     def job_name(self) -> str:
         """`<environment>-<fine-tuning>-<12 hex>`: at most 16 + 1 + 32 + 1 + 12 = 62 characters."""
-        return f"{self.environment}-{self.fine_tuning}-{self.digest[:SHORT_DIGEST]}"
+        return self.generation_name(1)
+
+    def generation_name(self, generation: int) -> str:
+        """The name of the `generation`-th attempt at this job: the first is `job_name`, a retry
+        `<environment>-<fine-tuning>-<9 hex>r<generation>` (no longer, and still this digest's)."""
+        if not 1 <= generation <= MAX_GENERATION:
+            raise ValueError(f"a job generation is 1 to {MAX_GENERATION}, got {generation}")
+        prefix = job_name_prefix(self.environment, self.fine_tuning)
+        if generation == 1:
+            return f"{prefix}{self.digest[:SHORT_DIGEST]}"
+        return f"{prefix}{self.digest[:RETRY_DIGEST]}r{generation}"
+
+    @property
+    def generations_prefix(self) -> str:
+        """What every generation's name starts with (for listing them)."""
+        return f"{job_name_prefix(self.environment, self.fine_tuning)}{self.digest[:RETRY_DIGEST]}"
 
     @property
     def custom_model_name(self) -> str:
         """The job's output model: named like the job, so either finds the other."""
         return self.job_name
 
-    @property
-    def client_request_token(self) -> str:
-        return self.digest
+    def client_request_token(self, generation: int = 1) -> str:
+        """Bedrock returns the job of a token it has seen: each generation needs its own token."""
+        if generation == 1:
+            return self.digest
+        return hashlib.sha256(f"{self.digest}:{generation}".encode()).hexdigest()
 
     def tags(self) -> dict[str, str]:
         """Tags for the job and its custom model (Bedrock resources)."""
@@ -75,6 +98,16 @@ class JobSpec:
             "finetune:data-sha256": self.training_sha256,
             "finetune:job-digest": self.digest,
         }
+
+
+def job_name_prefix(environment: str, fine_tuning: str) -> str:
+    return f"{environment}-{fine_tuning}-"
+
+
+def owns_job(environment: str, fine_tuning: str, job_name: str) -> bool:
+    """True when `job_name` is one of this fine-tuning's jobs (any generation of any spec)."""
+    prefix = job_name_prefix(environment, fine_tuning)
+    return job_name.startswith(prefix) and JOB_SUFFIX.fullmatch(job_name[len(prefix) :]) is not None
 
 
 def resource_tags(environment: str, fine_tuning: str) -> dict[str, str]:

@@ -7,9 +7,14 @@ when it does not exist. A concurrent start that wins the race shows up as Resour
 
 Decisions:
 - Jobs are looked up by name, never by ARN: real Bedrock accepts both, moto only names.
-- A job that exists is returned whatever its status (Failed, Stopped included): a spec names exactly
-  one job, and starting a second one for the same spec is impossible (the name is taken). Changing
-  the configuration or the data names a new job.
+- Generations. A job that is running or Completed is returned as found. A job that Failed or was
+  Stopped trained nothing: the same spec then starts its next generation (a new name and token,
+  `JobSpec.generation_name`), because Bedrock job names are unique forever. So a deploy after a
+  failure, a rollback to a configuration whose job was stopped, or destroy-and-redeploy all train,
+  instead of "finding" a dead job and reporting success.
+- The deployed job. Which job the fine-tuning serves is recorded in SSM (`deployed-job`): the
+  trigger writes it for the job a deploy or an upload asked for, and serving serves that job's
+  model only, never a job that merely ended later (`DeployedJob`).
 - `JobState.custom_model_name` is the name the request asked for. Bedrock's `outputModelName` is the
   same name; moto reports `<model>-<job>` instead, which names no model it knows.
 - Every Bedrock error becomes `JobRejected`, whose message names the job, Bedrock's error code and
@@ -25,12 +30,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from finetune.identity import JobSpec
+from finetune.identity import (
+    MAX_GENERATION,
+    JobSpec,
+    job_name_prefix,
+    owns_job,
+    resource_tags,
+    ssm_parameter_name,
+)
 
 if TYPE_CHECKING:
     from finetune.dataset import DatasetReport
@@ -41,15 +53,20 @@ __all__ = [
     "MAX_PROBLEM_CHARS",
     "BedrockClient",
     "DataRejected",
+    "DeployedJob",
     "JobRejected",
     "JobRequest",
     "JobState",
     "ObjectCheck",
     "find_job",
     "format_problems",
+    "live_attempt",
     "parse_s3_object_uri",
     "parse_s3_uri",
     "problem_lines",
+    "read_deployed_job",
+    "record_deployed_job",
+    "running_jobs",
     "s3_uri",
     "sha256_of_s3_object",
     "start_job",
@@ -59,6 +76,8 @@ __all__ = [
 ]
 
 RUNNING = "InProgress"
+COMPLETED = "Completed"
+DEAD_STATES = frozenset({"Failed", "Stopped", "Stopping"})
 # finetune.catalog.DISTILLATION, not imported from there: the catalog's table is a cold-start cost
 # this module does not otherwise need (see bench/handler_import.py).
 DISTILLATION = "DISTILLATION"
@@ -116,11 +135,19 @@ class S3Reader(Protocol):
 
 
 def job_template(
-    spec: JobSpec, *, role_arn: str, output_s3_uri: str, validation_s3_uri: str, kms_key_arn: str
+    spec: JobSpec,
+    *,
+    role_arn: str,
+    output_s3_uri: str,
+    validation_s3_uri: str,
+    kms_key_arn: str,
+    stop_superseded: bool,
 ) -> dict[str, str]:
     """The settings every job of a fine-tuning shares: FINETUNE_JOB_TEMPLATE of the trigger function
     (uploads under incoming/ start jobs with it) and the base of `Custom::CustomizationJob`'s
     properties. Values may be CDK tokens; every value is a string, as CloudFormation sends them.
+
+    `stop_superseded`: a job still running when a newer deploy or upload replaces it is stopped.
     """
     return {
         "Environment": spec.environment,
@@ -134,6 +161,7 @@ def job_template(
         "RoleArn": role_arn,
         "OutputS3Uri": output_s3_uri,
         "KmsKeyArn": kms_key_arn,
+        "StopSuperseded": "true" if stop_superseded else "false",
     }
 
 
@@ -198,8 +226,10 @@ class JobRequest:
     validation_s3_uri: str | None
     output_s3_uri: str
     kms_key_arn: str | None = None
+    generation: int = 1  # the attempt: a retry after a Failed or Stopped job is the next one
 
     def __post_init__(self) -> None:
+        self.spec.generation_name(self.generation)  # raises ValueError out of range
         parse_s3_object_uri(self.training_s3_uri)
         parse_s3_uri(self.output_s3_uri)
         if self.validation_s3_uri is not None:
@@ -219,17 +249,22 @@ class JobRequest:
 
     @property
     def job_name(self) -> str:
-        return self.spec.job_name
+        return self.spec.generation_name(self.generation)
+
+    @property
+    def custom_model_name(self) -> str:
+        """Named like its job: custom model names are unique too, so each attempt has its own."""
+        return self.job_name
 
     def create_job_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of boto3's `create_model_customization_job` for this request."""
         spec = self.spec
         tags = [{"key": key, "value": value} for key, value in spec.tags().items()]
         kwargs: dict[str, Any] = {
-            "jobName": spec.job_name,
-            "customModelName": spec.custom_model_name,
+            "jobName": self.job_name,
+            "customModelName": self.custom_model_name,
             "roleArn": self.role_arn,
-            "clientRequestToken": spec.client_request_token,
+            "clientRequestToken": spec.client_request_token(self.generation),
             "baseModelIdentifier": spec.base_model,
             "customizationType": spec.customization_type,
             "jobTags": tags,
@@ -263,6 +298,11 @@ class JobState:
     @property
     def running(self) -> bool:
         return self.status == RUNNING
+
+    @property
+    def dead(self) -> bool:
+        """Failed, Stopped or Stopping: it produces no model, a retry needs the next generation."""
+        return self.status in DEAD_STATES
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,13 +390,34 @@ def find_job(bedrock: BedrockClient, job_name: str, custom_model_name: str | Non
     )
 
 
+def live_attempt(bedrock: BedrockClient, request: JobRequest) -> tuple[JobState | None, JobRequest]:
+    """The request's spec as it stands: its live job (running or Completed) if one exists, and the
+    request of that generation, or None and the request of the generation to start next.
+
+    Generations are tried in order; a Failed or Stopped one is passed over (it trained nothing).
+    Raises JobRejected when every generation was tried, or Bedrock refuses a look-up.
+    """
+    for generation in range(1, MAX_GENERATION + 1):
+        attempt = replace(request, generation=generation)
+        found = find_job(bedrock, attempt.job_name, attempt.custom_model_name)
+        if found is None or not found.dead:
+            return found, attempt
+    raise JobRejected(
+        request.job_name,
+        "TooManyAttempts",
+        f"all {MAX_GENERATION} attempts at this configuration and data Failed or were Stopped",
+        "read the failure messages (python -m finetune status), then change the configuration or data",
+    )
+
+
 def start_job(bedrock: BedrockClient, request: JobRequest) -> JobState:
-    """Start the request's job unless it exists; its state either way (`started` says which).
+    """Start the request's generation of its job unless it exists; its state either way
+    (`started` says which). Use `live_attempt` first to pick the generation.
 
     Raises JobRejected when Bedrock refuses (quota, access, validation, throttling after retries).
     """
     name = request.job_name
-    found = find_job(bedrock, name, request.spec.custom_model_name)
+    found = find_job(bedrock, name, request.custom_model_name)
     if found is not None:
         return found
     try:
@@ -364,7 +425,7 @@ def start_job(bedrock: BedrockClient, request: JobRequest) -> JobState:
     except ClientError as error:
         if _code(error) in NAME_TAKEN_CODES:
             # A concurrent start (a replayed event, a retry) created it first: that is our job.
-            found = find_job(bedrock, name, request.spec.custom_model_name)
+            found = find_job(bedrock, name, request.custom_model_name)
             if found is not None:
                 return found
         raise JobRejected.from_client_error(
@@ -374,9 +435,28 @@ def start_job(bedrock: BedrockClient, request: JobRequest) -> JobState:
         job_name=name,
         job_arn=str(created["jobArn"]),
         status=RUNNING,
-        custom_model_name=request.spec.custom_model_name,
+        custom_model_name=request.custom_model_name,
         started=True,
     )
+
+
+def running_jobs(bedrock: Any, environment: str, fine_tuning: str, name_prefix: str = "") -> list[str]:
+    """Names of this fine-tuning's InProgress jobs (optionally only those starting `name_prefix`)."""
+    prefix = name_prefix or job_name_prefix(environment, fine_tuning)
+    names = []
+    token: str | None = None
+    while True:
+        response = bedrock.list_model_customization_jobs(
+            nameContains=prefix, statusEquals=RUNNING, **({"nextToken": token} if token else {})
+        )
+        for summary in response.get("modelCustomizationJobSummaries") or []:
+            name = str(summary["jobName"])
+            status = summary.get("status", RUNNING)
+            if status == RUNNING and name.startswith(prefix) and owns_job(environment, fine_tuning, name):
+                names.append(name)
+        token = response.get("nextToken")
+        if not token:
+            return sorted(names)
 
 
 def stop_job_if_running(bedrock: BedrockClient, job_name: str) -> bool:
@@ -399,6 +479,63 @@ def stop_job_if_running(bedrock: BedrockClient, job_name: str) -> bool:
                 return False
         raise JobRejected.from_client_error(job_name, error, operation="StopModelCustomizationJob") from error
     return True
+
+
+# --------------------------------------------------------------------------------------------------
+# The deployed job
+# --------------------------------------------------------------------------------------------------
+
+DEPLOYED_JOB_PARAMETER = "deployed-job"
+DEPLOY = "deploy"
+UPLOAD = "upload"
+
+
+@dataclass(frozen=True)
+class DeployedJob:
+    """The job whose model this fine-tuning serves once it completes: the one the last deploy (or
+    upload under incoming/) asked for. Stored as JSON in SSM `/finetune/<env>/<ft>/deployed-job`."""
+
+    job_name: str
+    digest: str
+    source: str  # DEPLOY or UPLOAD
+
+    def to_json(self) -> str:
+        return json.dumps({"jobName": self.job_name, "digest": self.digest, "source": self.source})
+
+    @classmethod
+    def from_json(cls, text: str) -> DeployedJob | None:
+        """None for a value this code cannot read (it is then treated as missing, and rewritten)."""
+        try:
+            values = json.loads(text)
+            return cls(str(values["jobName"]), str(values["digest"]), str(values["source"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+def read_deployed_job(ssm: Any, environment: str, fine_tuning: str) -> DeployedJob | None:
+    """The recorded deployed job, or None when none is recorded (a stack deployed by older code)."""
+    try:
+        value = ssm.get_parameter(Name=ssm_parameter_name(environment, fine_tuning, DEPLOYED_JOB_PARAMETER))
+    except ClientError as error:
+        if _code(error) == "ParameterNotFound":
+            return None
+        raise
+    return DeployedJob.from_json(str(value["Parameter"]["Value"]))
+
+
+def record_deployed_job(ssm: Any, environment: str, fine_tuning: str, job: DeployedJob) -> None:
+    """Write the record (tagged like the stack's resources when it is created)."""
+    name = ssm_parameter_name(environment, fine_tuning, DEPLOYED_JOB_PARAMETER)
+    tags = [
+        {"Key": key, "Value": value} for key, value in sorted(resource_tags(environment, fine_tuning).items())
+    ]
+    try:
+        ssm.put_parameter(Name=name, Value=job.to_json(), Type="String", Tags=tags)
+    except ClientError as error:
+        if _code(error) != "ParameterAlreadyExists":
+            raise
+        # SSM refuses Tags together with Overwrite: the parameter is tagged from its creation.
+        ssm.put_parameter(Name=name, Value=job.to_json(), Type="String", Overwrite=True)
 
 
 # --------------------------------------------------------------------------------------------------

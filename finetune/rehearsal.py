@@ -63,7 +63,6 @@ TRAINING_PREFIX = "training/"  # as cdk_constructs.training_data_bucket (not imp
 VALIDATION_PREFIX = "validation/"
 OUTPUT_PREFIX = "output/"
 INCOMING_PREFIX = "incoming/"
-IDLE_ALARM_HOURS = 24  # ServingLifecycle's default
 LAMBDA_TIMEOUT_MS = 15 * 60 * 1000  # both functions run up to 15 minutes
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "rehearsal",
@@ -338,8 +337,20 @@ class Rehearsal:
             ("scheduled-reconcile", self.endpoint_ready),
             ("duplicate-event", self.deliver_duplicate),
             ("notifications", self.check_notifications),
+            ("serving-none", self.serve_nothing),
+            ("serving-back", self.serve_again),
             ("serving-delete", self.delete_serving),
+            *self._failed_create_steps(),
             ("job-delete", self.delete_job),
+        ]
+
+    def _failed_create_steps(self) -> list[tuple[str, Callable[[], str]]]:
+        if self.serving_mode == "none":
+            return []
+        return [
+            ("redeploy-job", self.redeploy_job),
+            ("serving-create-fails", self.create_serving_failing),
+            ("serving-rollback-delete", self.delete_serving),
         ]
 
     def _record(self, name: str, action: Callable[[], str]) -> bool:
@@ -370,11 +381,23 @@ class Rehearsal:
             trigger_job.bedrock_client,
             trigger_job.s3_client,
             trigger_job.sns_client,
+            trigger_job.ssm_client,
             stage_data.s3_client,
         )
         for function in cached:
             function.cache_clear()
-        for service in ("s3", "iam", "kms", "sns", "sqs", "ssm", "sts", "bedrock", "cloudwatch"):
+        for service in (
+            "s3",
+            "iam",
+            "kms",
+            "sns",
+            "sqs",
+            "ssm",
+            "sts",
+            "bedrock",
+            "cloudwatch",
+            "cloudformation",
+        ):
             self.clients[service] = boto3.client(service)
         self.account = str(self.clients["sts"].get_caller_identity()["Account"])
         self.fake = FakeBedrockServing(self.clients["bedrock"], region=self.region, account=self.account)
@@ -383,13 +406,16 @@ class Rehearsal:
             ssm=self.clients["ssm"],
             cloudwatch=self.clients["cloudwatch"],
             sns=self.clients["sns"],
+            cloudformation=self.clients["cloudformation"],
         )
-        original = serving_handler.clients
+        original, original_pause = serving_handler.clients, serving_handler.pause
         serving_handler.clients = lambda: fronted  # type: ignore[assignment]
+        # While a run waits for a PT to come up, time passes: the fake's creations finish.
+        serving_handler.pause = lambda _seconds: self.fake.settle()
         try:
             yield
         finally:
-            serving_handler.clients = original
+            serving_handler.clients, serving_handler.pause = original, original_pause
             for function in cached:
                 function.cache_clear()
 
@@ -420,10 +446,7 @@ class Rehearsal:
     ) -> dict[str, Any]:
         """A CloudFormation custom resource request, with a pre-signed S3 URL for the response."""
         request_id = str(uuid.uuid4())
-        stack_id = (
-            f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.config.stack_name}/"
-            f"{uuid.uuid5(uuid.NAMESPACE_URL, self.config.stack_name)}"
-        )
+        stack_id = self._stack_id
         response_key = f"{logical_id}/{request_id}"
         self.response_keys[request_id] = response_key
         url = self.clients["s3"].generate_presigned_url(
@@ -648,6 +671,7 @@ class Rehearsal:
             output_s3_uri=f"s3://{self.bucket}/{OUTPUT_PREFIX}{self.spec.fine_tuning}/",
             validation_s3_uri=validation_uri,
             kms_key_arn=self.key_arn,
+            stop_superseded=self.config.environment.stop_superseded_jobs,
         )
 
     def _job_properties(self) -> dict[str, str]:
@@ -710,20 +734,32 @@ class Rehearsal:
 
     # -- Custom::ServingLifecycle and job events ---------------------------------------------------
 
-    def _serving_properties(self) -> dict[str, str]:
+    @property
+    def _stack_id(self) -> str:
+        return (
+            f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.config.stack_name}/"
+            f"{uuid.uuid5(uuid.NAMESPACE_URL, self.config.stack_name)}"
+        )
+
+    def _serving_properties(self, mode: str | None = None) -> dict[str, str]:
+        environment = self.config.environment
         return {
             "Environment": self.environment,
             "FineTuning": self.fine_tuning,
             "Region": self.region,
-            "Mode": self.serving_mode,
+            "Mode": mode or self.serving_mode,
             "ModelUnits": str(self.config.serving.model_units),
             "Commitment": self.config.serving.commitment,
-            "IdleAlarmHours": str(IDLE_ALARM_HOURS),
+            "IdleAlarmHours": str(self.config.serving.idle_alarm_hours),
             "TopicArn": self.topic_arn,
+            "StopJobsOnDestroy": "true" if environment.stop_jobs_on_destroy else "false",
+            "DeleteModelsOnDestroy": "true" if environment.removal_policy == "destroy" else "false",
+            "StackId": self._stack_id,
         }
 
     def _serving_environment(self) -> None:
         """FINETUNE_SERVING and FINETUNE_TOPIC_ARN as ServingLifecycle sets them."""
+        environment = self.config.environment
         os.environ["FINETUNE_SERVING"] = json.dumps(
             {
                 "environment": self.environment,
@@ -732,19 +768,22 @@ class Rehearsal:
                 "mode": self.serving_mode,
                 "model_units": self.config.serving.model_units,
                 "commitment": self.config.serving.commitment,
-                "idle_alarm_hours": IDLE_ALARM_HOURS,
+                "idle_alarm_hours": self.config.serving.idle_alarm_hours,
+                "stop_jobs_on_destroy": environment.stop_jobs_on_destroy,
+                "delete_models_on_destroy": environment.removal_policy == "destroy",
+                "stack_id": self._stack_id,
             }
         )
         os.environ["FINETUNE_TOPIC_ARN"] = self.topic_arn
 
-    def _serving_event(self, request_type: str) -> dict[str, Any]:
+    def _serving_event(self, request_type: str, mode: str | None = None) -> dict[str, Any]:
         physical_id = None if request_type == "Create" else f"{self.environment}-{self.fine_tuning}-serving"
         return self._cfn_event(
             request_type,
             "Custom::ServingLifecycle",
             "ServingLifecycleResource",
             "ServingLifecycle",
-            self._serving_properties(),
+            self._serving_properties(mode),
             physical_id,
         )
 
@@ -850,7 +889,8 @@ class Rehearsal:
         answer = serving_handler.handler(self.completion_event, _Context(function_name="ServingLifecycle"))
         if answer.get("action") != "reconciled":
             raise Deviation(f"the serving handler answered {answer}, expected a reconcile")
-        return "reconciled: " + self._check_serving(ready=self.serving_mode == "none")
+        # The run waits while the endpoint comes up (the fake's time passes), then publishes it.
+        return "reconciled: " + self._check_serving(ready=True)
 
     def endpoint_ready(self) -> str:
         from finetune.handlers import serving as serving_handler
@@ -886,6 +926,89 @@ class Rehearsal:
             dict.fromkeys(subject for subject, _ in received)
         )
 
+    def _update_serving(self, mode: str) -> dict[str, Any]:
+        from finetune.handlers import serving as serving_handler
+
+        event = self._serving_event("Update", mode)
+        event["OldResourceProperties"] = self._serving_properties()
+        response = self._invoke_custom_resource(serving_handler.handler, event, "ServingLifecycle")
+        if response["Status"] != "SUCCESS":
+            raise Deviation(
+                f"Custom::ServingLifecycle Update to {mode} answered {response['Status']}: {response['Reason']}"
+            )
+        return response
+
+    def serve_nothing(self) -> str:
+        self._update_serving("none")
+        throughputs, deployments = self._endpoints()
+        if throughputs or deployments:
+            left = [throughput.name for throughput in throughputs] + [
+                deployment.name for deployment in deployments
+            ]
+            raise Deviation(f"mode none still serves: {left}")
+        if self._parameter(serving.ENDPOINT_ARN_PARAMETER) is not None:
+            raise Deviation("the endpoint-arn parameter outlived mode none")
+        return "Update to mode none: nothing serves, endpoint-arn parameter deleted"
+
+    def serve_again(self) -> str:
+        tokens_before = set(self.fake.tokens)
+        response = self._update_serving(self.serving_mode)
+        throughputs, deployments = self._endpoints()
+        endpoints: list[serving.Throughput | serving.Deployment] = [*throughputs, *deployments]
+        wanted = 0 if self.serving_mode == "none" else 1
+        if len(endpoints) != wanted:
+            raise Deviation(
+                f"{len(endpoints)} endpoint(s) after switching back to {self.serving_mode}, expected {wanted}"
+            )
+        if not endpoints:
+            return "Update back to mode none: nothing to serve"
+        endpoint = endpoints[0]
+        if response["Data"]["EndpointArn"] != endpoint.arn:
+            raise Deviation(
+                f"EndpointArn {response['Data']['EndpointArn']} is not the serving {endpoint.arn}"
+            )
+        if self._parameter(serving.ENDPOINT_ARN_PARAMETER) != endpoint.arn:
+            raise Deviation("the endpoint-arn parameter does not name the new endpoint")
+        fresh = set(self.fake.tokens) - tokens_before
+        if not fresh:
+            raise Deviation("the creation reused a request token: Bedrock would return the deleted endpoint")
+        return f"Update back to {self.serving_mode}: {endpoint.name} {endpoint.status} (a new request token), served"
+
+    def redeploy_job(self) -> str:
+        response = self._create_job()
+        return (
+            f"the job resource's Create finds {response['PhysicalResourceId']} {response['Data']['Status']}"
+        )
+
+    def create_serving_failing(self) -> str:
+        from finetune.handlers import serving as serving_handler
+
+        read_back = (
+            "get_provisioned_model_throughput"
+            if self.serving_mode == "provisioned"
+            else "get_custom_model_deployment"
+        )
+        self.fake.fail_next(read_back, "InternalServerException", "injected: Bedrock failed after creating")
+        response = self._invoke_custom_resource(
+            serving_handler.handler, self._serving_event("Create"), "ServingLifecycle"
+        )
+        if response["Status"] != "FAILED":
+            raise Deviation(f"the Create answered {response['Status']} despite the injected fault")
+        throughputs, deployments = self._endpoints()
+        made = [throughput.name for throughput in throughputs] + [
+            deployment.name for deployment in deployments
+        ]
+        if not made:
+            raise Deviation("the failing Create made nothing: the fault came too early to test the rollback")
+        expected = f"{self.environment}-{self.fine_tuning}-serving"
+        if response["PhysicalResourceId"] != expected:
+            raise Deviation(
+                f"the failed Create answered physical id {response['PhysicalResourceId']!r}, not {expected!r}: its Delete would not tear down"
+            )
+        return (
+            f"FAILED after creating {made} (physical id {expected}, so the rollback's Delete tears it down)"
+        )
+
     def delete_serving(self) -> str:
         from finetune.handlers import serving as serving_handler
 
@@ -919,7 +1042,7 @@ class Rehearsal:
         status = self.clients["bedrock"].get_model_customization_job(jobIdentifier=self.job_physical_id)[
             "status"
         ]
-        return f"SUCCESS; job {status} and its custom model kept; nothing serving"
+        return f"SUCCESS; job {status}; nothing serving"
 
     # -- bad data ----------------------------------------------------------------------------------
 

@@ -31,8 +31,10 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +43,7 @@ from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
-from finetune import identity
+from finetune import identity, jobs
 
 Mode = Literal["provisioned", "on_demand", "none"]
 Commitment = Literal["none", "OneMonth", "SixMonths"]
@@ -59,14 +61,21 @@ MAX_NAME_CHARS = 63
 
 MODEL_ARN_PARAMETER = "custom-model-arn"
 ENDPOINT_ARN_PARAMETER = "endpoint-arn"
+SETTINGS_PARAMETER = "serving-settings"
 MODEL_TAG = "finetune:custom-model-arn"
 
 PT_READY = ("InService", "Updating")  # Updating: still serving the previous model
 DEPLOYMENT_READY = ("Active",)
+# Stack states after which no rollback follows (CloudFormation's StackStatus values).
+STABLE_STACK_STATES = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+)
 
 NOT_FOUND = "ResourceNotFoundException"
 CONFLICT = "ConflictException"
 QUOTA = "ServiceQuotaExceededException"
+# How Bedrock may refuse a second PT or deployment of a name in use (the code is not documented).
+NAME_TAKEN = frozenset({"ValidationException", "ConflictException", "ResourceInUseException"})
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -101,6 +110,11 @@ class ServingSpec:
     commitment: Commitment = "none"
     idle_alarm_hours: int = DEFAULT_IDLE_ALARM_HOURS
     topic_arn: str | None = None
+    # The environment's destroy rules, applied by `teardown`.
+    stop_jobs_on_destroy: bool = False
+    delete_models_on_destroy: bool = False
+    # The stack, to buy a commitment only once no deploy can roll it back (DescribeStacks).
+    stack_id: str | None = None
 
     def __post_init__(self) -> None:
         errors = []
@@ -161,7 +175,14 @@ class ServingSpec:
                 properties.get("IdleAlarmHours", DEFAULT_IDLE_ALARM_HOURS), "IdleAlarmHours"
             ),
             topic_arn=str(properties.get("TopicArn") or "") or topic_arn or None,
+            stop_jobs_on_destroy=_flag(properties.get("StopJobsOnDestroy")),
+            delete_models_on_destroy=_flag(properties.get("DeleteModelsOnDestroy")),
+            stack_id=str(properties.get("StackId") or "") or None,
         )
+
+
+def _flag(value: Any) -> bool:
+    return str(value or "false").strip().lower() == "true"
 
 
 def _whole_number(value: Any, key: str) -> int:
@@ -196,9 +217,8 @@ def _name_prefix(environment: str, fine_tuning: str) -> str:
 
 
 def owns_job(environment: str, fine_tuning: str, job_name: str) -> bool:
-    """True when `job_name` is one of this fine-tuning's jobs (identity.JobSpec.job_name)."""
-    pattern = rf"{re.escape(_name_prefix(environment, fine_tuning))}[0-9a-f]{{{identity.SHORT_DIGEST}}}"
-    return re.fullmatch(pattern, job_name) is not None
+    """True when `job_name` is one of this fine-tuning's jobs (`identity.owns_job`)."""
+    return identity.owns_job(environment, fine_tuning, job_name)
 
 
 def _owns_throughput_name(environment: str, fine_tuning: str, name: str) -> bool:
@@ -215,9 +235,13 @@ def _owns_alarm_name(environment: str, fine_tuning: str, name: str) -> bool:
     )
 
 
-def _token(*parts: str) -> str:
-    """A clientRequestToken (Bedrock pattern `[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?`)."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+def creation_token(name: str, model_arn: str) -> str:
+    """A clientRequestToken for ONE creation attempt (Bedrock pattern `[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}
+    [a-zA-Z0-9])?`). Bedrock answers a token it has seen with the resource it created then, even if
+    that was deleted since: a token derived from the name and model alone would bring back a deleted
+    PT after `none` and back, a redeploy or a rollback. A fresh nonce per attempt avoids that; a
+    concurrent attempt is caught by the name instead (Bedrock refuses a second PT of the same name)."""
+    return hashlib.sha256(f"{name}|{model_arn}|{uuid.uuid4().hex}".encode()).hexdigest()
 
 
 def _tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
@@ -237,6 +261,7 @@ class Clients:
     ssm: Any
     cloudwatch: Any
     sns: Any
+    cloudformation: Any = None  # only to check that no deploy is under way before buying a commitment
 
 
 @dataclass(frozen=True)
@@ -454,19 +479,29 @@ def find_deployments(bedrock: Any, environment: str, fine_tuning: str) -> list[D
 
 @dataclass
 class ReconcileReport:
-    """What `reconcile()` found and did; `changes` is empty when everything was in place."""
+    """What `reconcile()` found and did; `changes` is empty when everything was in place.
+
+    `endpoint_arn` is the endpoint the configuration asks for (it may still be coming up);
+    `serving_arn` is the one that serves right now (the old PT while its replacement is created).
+    `pending`: something is under way that a later pass finishes (`converge` waits for it).
+    """
 
     spec: ServingSpec
     model: ModelRef | None = None
+    deployed_job: str | None = None
     endpoint_arn: str | None = None
     endpoint_ready: bool = False
+    serving_arn: str | None = None
     changes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
     committed: list[CommittedThroughput] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    pending: bool = False
+    disabled: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes or self.failures)
 
     def summary(self) -> str:
         """A message for people (the notification topic)."""
@@ -475,7 +510,8 @@ class ReconcileReport:
         if self.model is None:
             lines.append("no completed customization job yet: nothing to serve.")
         else:
-            lines.append(f"newest custom model: {self.model.model_arn} (job {self.model.job_name}).")
+            job = f"job {self.model.job_name}" if self.model.job_name else "served before"
+            lines.append(f"custom model: {self.model.model_arn} ({job}).")
             if spec.mode == "none":
                 lines.append("serving mode 'none': the model is not served.")
             elif self.endpoint_arn:
@@ -488,6 +524,7 @@ class ReconcileReport:
                 + ", "
                 + identity.ssm_parameter_name(spec.environment, spec.fine_tuning, ENDPOINT_ARN_PARAMETER)
             )
+        lines += [f"! {failure}" for failure in self.failures]
         lines += [f"- {change}" for change in self.changes]
         lines += [f"! {committed.describe()}" for committed in self.committed]
         lines += [f"* {note}" for note in self.notes]
@@ -500,81 +537,220 @@ class ReconcileReport:
             "mode": self.spec.mode,
             "model": self.model.model_arn if self.model else None,
             "job": self.model.job_name if self.model else None,
+            "deployedJob": self.deployed_job,
             "endpoint": self.endpoint_arn,
             "endpointReady": self.endpoint_ready,
+            "serving": self.serving_arn,
             "changes": self.changes,
+            "failures": self.failures,
             "committed": [committed.arn for committed in self.committed],
             "notes": self.notes,
+            "pending": self.pending,
         }
+
+    def fail(self, message: str) -> None:
+        if message not in self.failures:
+            self.failures.append(message)
 
 
 def reconcile(
-    clients: Clients, spec: ServingSpec, *, completed: ModelRef | None = None, now: datetime | None = None
+    clients: Clients,
+    spec: ServingSpec,
+    *,
+    completed: ModelRef | None = None,
+    now: datetime | None = None,
+    deploying: bool = False,
+    may_commit: bool = True,
 ) -> ReconcileReport:
-    """Converge this fine-tuning's serving to `spec`, for its newest completed model. Idempotent.
+    """Converge this fine-tuning's serving to `spec`, for the deployed job's model. Idempotent.
 
-    `completed`: the model a completion event announced (see `latest_completed_model`).
+    `completed`: the model a completion event announced (the job list may not show it yet).
+    `deploying`: run by the deploy itself (`Custom::ServingLifecycle`), which records the settings;
+    any other run changes nothing once the settings are gone (serving torn down).
+    `may_commit`: whether a PT with a commitment may be bought now (no deploy can roll back).
     """
     moment = now or datetime.now(UTC)
     report = ReconcileReport(spec=spec)
-    model = latest_completed_model(clients.bedrock, spec.environment, spec.fine_tuning, completed=completed)
+    if deploying:
+        _put_parameter(clients.ssm, spec, SETTINGS_PARAMETER, settings_value(spec), _tags(spec), report)
+    elif not serving_deployed(clients.ssm, spec):
+        report.disabled = True
+        report.notes.append("serving is not deployed (torn down, or not created yet): nothing was changed")
+        return report
+    model = model_to_serve(clients, spec, completed, report)
     if model is None:
-        report.notes.append("no completed customization job yet: nothing to serve")
+        report.notes.append("no completed customization job to serve yet")
         return report
     report.model = model
-    tags = identity.resource_tags(spec.environment, spec.fine_tuning)
-    _put_parameter(clients.ssm, spec, MODEL_ARN_PARAMETER, model.model_arn, tags, report)
+    _put_parameter(clients.ssm, spec, MODEL_ARN_PARAMETER, model.model_arn, _tags(spec), report)
 
     throughputs = find_throughputs(clients.bedrock, spec.environment, spec.fine_tuning)
     deployments = find_deployments(clients.bedrock, spec.environment, spec.fine_tuning)
+    kept: list[Throughput]
     if spec.mode == "provisioned":
-        target = _serve_provisioned(clients.bedrock, spec, model, throughputs, report)
-        ready = target.status in PT_READY
-        kept = _retire_throughputs(
-            clients.bedrock,
-            [t for t in throughputs if t.arn != target.arn],
-            ready,
-            target.name,
-            moment,
-            report,
-        )
-        kept.append(target)
-        _remove_deployments(clients.bedrock, deployments, ready, target.name, report)
-        report.endpoint_arn, report.endpoint_ready = target.arn, ready
+        target = _serve_provisioned(clients.bedrock, spec, model, throughputs, report, may_commit)
+        ready = target is not None and target.status in PT_READY
+        others = [t for t in throughputs if target is None or t.arn != target.arn]
+        label = target.name if target else throughput_name(spec)
+        kept = _retire_throughputs(clients.bedrock, others, ready, label, moment, report)
+        _remove_deployments(clients.bedrock, deployments, ready, label, report)
+        if target is not None:
+            kept.append(target)
+            report.endpoint_arn, report.endpoint_ready = target.arn, ready
+            report.pending = report.pending or not ready
     elif spec.mode == "on_demand":
         deployment = _serve_on_demand(clients.bedrock, spec, model, deployments, report)
-        ready = deployment.status in DEPLOYMENT_READY
-        kept = _retire_throughputs(clients.bedrock, throughputs, ready, deployment.name, moment, report)
-        report.endpoint_arn, report.endpoint_ready = deployment.arn, ready
+        ready = deployment is not None and deployment.status in DEPLOYMENT_READY
+        label = deployment.name if deployment else deployment_name(spec.environment, spec.fine_tuning)
+        kept = _retire_throughputs(clients.bedrock, throughputs, ready, label, moment, report)
+        if deployment is not None:
+            report.endpoint_arn, report.endpoint_ready = deployment.arn, ready
+            report.pending = report.pending or not ready
     else:
         kept = _retire_throughputs(clients.bedrock, throughputs, True, "", moment, report)
         _remove_deployments(clients.bedrock, deployments, True, "", report)
 
     _sync_alarms(clients.cloudwatch, spec, kept, report)
+    report.serving_arn = _serving_now(report, kept, deployments)
     if spec.mode == "none":
         _delete_parameter(clients.ssm, spec, ENDPOINT_ARN_PARAMETER, report)
     elif report.endpoint_arn and report.endpoint_ready:
-        _put_parameter(clients.ssm, spec, ENDPOINT_ARN_PARAMETER, report.endpoint_arn, tags, report)
+        _put_parameter(clients.ssm, spec, ENDPOINT_ARN_PARAMETER, report.endpoint_arn, _tags(spec), report)
     elif report.endpoint_arn:
         report.notes.append(
             f"{report.endpoint_arn} is not serving yet: the endpoint-arn parameter is written once it "
-            "is (next reconcile)"
+            "is (this run waits for it while its time allows, then the next reconcile)"
         )
     return report
 
 
+def converge(
+    clients: Clients,
+    spec: ServingSpec,
+    *,
+    wait_seconds: float,
+    poll_seconds: float = 15.0,
+    sleep: Sleep = time.sleep,
+    clock: Clock = time.monotonic,
+    **options: Any,
+) -> ReconcileReport:
+    """`reconcile`, then again every `poll_seconds` while something is under way (a PT coming up, a
+    Failed one going) and `wait_seconds` allow, so a replaced PT stops billing within the same run
+    instead of at the next hourly one. The report holds the changes and failures of every pass."""
+    deadline = clock() + wait_seconds
+    report = reconcile(clients, spec, **options)
+    while report.pending and clock() + poll_seconds <= deadline:
+        sleep(poll_seconds)
+        again = reconcile(clients, spec, **options)
+        again.changes[:0] = report.changes
+        for failure in reversed(report.failures):
+            if failure not in again.failures:
+                again.failures.insert(0, failure)
+        report = again
+    return report
+
+
+def _serving_now(
+    report: ReconcileReport, kept: list[Throughput], deployments: list[Deployment]
+) -> str | None:
+    """The endpoint that serves right now: the target once ready, else one it is replacing."""
+    if report.endpoint_arn and report.endpoint_ready:
+        return report.endpoint_arn
+    serving_throughputs = [t.arn for t in kept if t.status in PT_READY and t.arn != report.endpoint_arn]
+    serving_deployments = [
+        d.arn for d in deployments if d.status in DEPLOYMENT_READY and d.arn != report.endpoint_arn
+    ]
+    return next(iter(serving_throughputs + serving_deployments), None)
+
+
+def _tags(spec: ServingSpec) -> dict[str, str]:
+    return identity.resource_tags(spec.environment, spec.fine_tuning)
+
+
+def settings_value(spec: ServingSpec) -> str:
+    """The SETTINGS_PARAMETER value: what the deploy asked for (for people and `status`)."""
+    return json.dumps(
+        {"mode": spec.mode, "modelUnits": spec.model_units, "commitment": spec.commitment}, sort_keys=True
+    )
+
+
+def serving_deployed(ssm: Any, spec: ServingSpec) -> bool:
+    """True while the deploy's settings are recorded: teardown removes them first, so a job event
+    or schedule that runs during or after a teardown creates nothing that nobody would delete."""
+    try:
+        ssm.get_parameter(
+            Name=identity.ssm_parameter_name(spec.environment, spec.fine_tuning, SETTINGS_PARAMETER)
+        )
+    except ClientError as error:
+        if _error_code(error) == "ParameterNotFound":
+            return False
+        raise
+    return True
+
+
+def model_to_serve(
+    clients: Clients, spec: ServingSpec, completed: ModelRef | None, report: ReconcileReport
+) -> ModelRef | None:
+    """The deployed job's model once it completed; until then the model served so far (or None).
+
+    Never a job that merely ended later: a superseded or rolled-back configuration's job that
+    finishes after the deployed one is not served. Without a record (a stack deployed by code that
+    kept none), the newest completed job of the fine-tuning.
+    """
+    deployed = jobs.read_deployed_job(clients.ssm, spec.environment, spec.fine_tuning)
+    if deployed is None:
+        return latest_completed_model(
+            clients.bedrock, spec.environment, spec.fine_tuning, completed=completed
+        )
+    report.deployed_job = deployed.job_name
+    if completed is not None and completed.job_name == deployed.job_name:
+        return completed
+    found = jobs.find_job(clients.bedrock, deployed.job_name)
+    if found is not None and found.status == jobs.COMPLETED:
+        return _model_ref(clients.bedrock, {"jobName": found.job_name, "jobArn": found.job_arn})
+    status = found.status if found is not None else "not found"
+    served = _get_parameter(clients.ssm, spec, MODEL_ARN_PARAMETER)
+    report.notes.append(
+        f"the deployed job {deployed.job_name} is {status}: "
+        + (f"the model served so far ({served}) stays" if served else "nothing to serve until it completes")
+    )
+    return ModelRef(job_name="", job_arn="", model_arn=served) if served else None
+
+
+def stack_is_stable(cloudformation: Any, stack_id: str | None) -> bool:
+    """True when the stack has finished its last deploy (no rollback can follow). False when it
+    cannot be told: a commitment is then not bought, and the next run asks again."""
+    if cloudformation is None or not stack_id:
+        return False
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_id).get("Stacks") or []
+    except ClientError:
+        return False
+    return bool(stacks) and str(stacks[0].get("StackStatus")) in STABLE_STACK_STATES
+
+
 def _serve_provisioned(
-    bedrock: Any, spec: ServingSpec, model: ModelRef, throughputs: list[Throughput], report: ReconcileReport
-) -> Throughput:
+    bedrock: Any,
+    spec: ServingSpec,
+    model: ModelRef,
+    throughputs: list[Throughput],
+    report: ReconcileReport,
+    may_commit: bool,
+) -> Throughput | None:
+    """The PT the spec asks for, serving `model` (swapped in, or created); None while it cannot be
+    (a Failed one is being deleted to be created again, or its commitment waits for the deploy)."""
     name = throughput_name(spec)
     for throughput in throughputs:
         if throughput.name != name:
             continue
         if throughput.status == "Failed":
-            report.notes.append(
-                f"provisioned throughput {name} ({throughput.arn}) is Failed: see "
-                "GetProvisionedModelThroughput's failureMessage; delete it to have it created again"
+            _replace_failed(
+                report,
+                f"provisioned throughput {name} ({throughput.arn})",
+                partial(bedrock.get_provisioned_model_throughput, provisionedModelId=throughput.arn),
+                partial(_delete_throughput, bedrock, throughput),
             )
+            return None
         if throughput.model_arn != model.model_arn:
             try:
                 bedrock.update_provisioned_model_throughput(
@@ -589,12 +765,19 @@ def _serve_provisioned(
             )
         return throughput
 
-    tags = {**identity.resource_tags(spec.environment, spec.fine_tuning), MODEL_TAG: model.model_arn}
+    if spec.commitment != "none" and not may_commit:
+        report.notes.append(
+            f"provisioned throughput {name} has a {spec.commitment} commitment, which cannot be undone: "
+            "it is bought only once the deploy is complete and can no longer roll back, by the next "
+            "scheduled reconcile (within the hour)"
+        )
+        return None
+    tags = {**_tags(spec), MODEL_TAG: model.model_arn}
     request: dict[str, Any] = {
         "modelUnits": spec.model_units,
         "provisionedModelName": name,
         "modelId": model.model_arn,
-        "clientRequestToken": _token(name, model.model_arn),
+        "clientRequestToken": creation_token(name, model.model_arn),
         "tags": _tag_list(tags),
     }
     if spec.commitment != "none":
@@ -602,6 +785,26 @@ def _serve_provisioned(
     try:
         arn = str(bedrock.create_provisioned_model_throughput(**request)["provisionedModelArn"])
     except ClientError as error:
+        existing = _adopt_by_name(
+            bedrock,
+            spec,
+            error,
+            partial(bedrock.get_provisioned_model_throughput, provisionedModelId=name),
+            "provisionedModelArn",
+        )
+        if existing is not None:
+            report.notes.append(f"provisioned throughput {name} was created by a concurrent run: adopted")
+            return Throughput(
+                name=name,
+                arn=str(existing["provisionedModelArn"]),
+                model_arn=str(existing.get("desiredModelArn") or existing.get("modelArn") or model.model_arn),
+                model_units=int(
+                    existing.get("desiredModelUnits") or existing.get("modelUnits") or spec.model_units
+                ),
+                status=str(existing.get("status") or "Creating"),
+                commitment=existing.get("commitmentDuration"),
+                commitment_expires=existing.get("commitmentExpirationTime"),
+            )
         if _error_code(error) == QUOTA:
             raise QuotaExceededError(
                 f"Bedrock refused to create provisioned throughput {name} ({spec.model_units} model units, "
@@ -612,6 +815,11 @@ def _serve_provisioned(
                 f"{_error_message(error)}"
             ) from error
         raise _fail(f"creating provisioned throughput {name} for {model.model_arn}", error) from error
+    created = _created(
+        f"provisioned throughput {name}",
+        arn,
+        partial(bedrock.get_provisioned_model_throughput, provisionedModelId=arn),
+    )
     report.changes.append(
         f"provisioned throughput {name} created: {spec.model_units} model units, commitment "
         f"{spec.commitment}, model {model.model_arn}"
@@ -621,17 +829,70 @@ def _serve_provisioned(
         arn=arn,
         model_arn=model.model_arn,
         model_units=spec.model_units,
-        status="Creating",
+        status=str(created.get("status") or "Creating"),
         commitment=None if spec.commitment == "none" else spec.commitment,
     )
 
 
+def _adopt_by_name(
+    bedrock: Any, spec: ServingSpec, error: ClientError, get: Callable[[], Mapping[str, Any]], arn_key: str
+) -> Mapping[str, Any] | None:
+    """After a refused create: the resource of that name when a concurrent run (an event and the
+    schedule at once, a list that did not show it yet) created it first and it is ours; else None."""
+    if _error_code(error) not in NAME_TAKEN:
+        return None
+    try:
+        existing = get()
+    except ClientError:
+        return None
+    if not _has_our_tags(bedrock, str(existing[arn_key]), spec.environment, spec.fine_tuning):
+        return None
+    return existing
+
+
+def _created(what: str, arn: str, get: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The resource a create call answered with, checked to exist: a stale answer (a request token
+    Bedrock had seen, whose resource was deleted since) must not pass for a new endpoint."""
+    try:
+        return get()
+    except ClientError as error:
+        if _error_code(error) == NOT_FOUND:
+            raise ServingError(
+                f"creating {what}: Bedrock answered with {arn}, which does not exist (a deleted "
+                "resource of a reused request token); the next reconcile creates it with a new token"
+            ) from error
+        raise _fail(f"reading {what} ({arn}) after creating it", error) from error
+
+
+def _replace_failed(
+    report: ReconcileReport, label: str, get: Callable[[], Mapping[str, Any]], delete: Callable[[], bool]
+) -> None:
+    """A Failed PT or deployment serves nothing: say why (to the topic), delete it, and have it
+    created again once it is gone (`pending`)."""
+    try:
+        reason = str(get().get("failureMessage") or "Bedrock gave no failure message")
+    except ClientError as error:
+        reason = f"its failure message could not be read ({_error_code(error)})"
+    report.fail(f"{label} Failed: {reason}. It is deleted and created again.")
+    if delete():
+        report.changes.append(f"{label} (Failed) deleted")
+    report.pending = True
+
+
 def _serve_on_demand(
     bedrock: Any, spec: ServingSpec, model: ModelRef, deployments: list[Deployment], report: ReconcileReport
-) -> Deployment:
+) -> Deployment | None:
     name = deployment_name(spec.environment, spec.fine_tuning)
     if deployments:
         deployment = deployments[0]
+        if deployment.status == "Failed":
+            _replace_failed(
+                report,
+                f"on-demand deployment {name} ({deployment.arn})",
+                partial(bedrock.get_custom_model_deployment, customModelDeploymentIdentifier=deployment.arn),
+                partial(_delete_deployment, bedrock, deployment),
+            )
+            return None
         if deployment.model_arn != model.model_arn and not _updating_to(bedrock, deployment, model):
             try:
                 bedrock.update_custom_model_deployment(
@@ -642,12 +903,8 @@ def _serve_on_demand(
             report.changes.append(
                 f"on-demand deployment {name} updated from {deployment.model_arn} to {model.model_arn}"
             )
-        if deployment.status == "Failed":
-            report.notes.append(
-                f"on-demand deployment {name} ({deployment.arn}) is Failed: delete it to retry"
-            )
         return deployment
-    tags = {**identity.resource_tags(spec.environment, spec.fine_tuning), MODEL_TAG: model.model_arn}
+    tags = {**_tags(spec), MODEL_TAG: model.model_arn}
     try:
         arn = str(
             bedrock.create_custom_model_deployment(
@@ -655,18 +912,40 @@ def _serve_on_demand(
                 modelArn=model.model_arn,
                 description=f"On-demand serving of fine-tuning {spec.fine_tuning} ({spec.environment})",
                 tags=_tag_list(tags),
-                clientRequestToken=_token(name, model.model_arn),
+                clientRequestToken=creation_token(name, model.model_arn),
             )["customModelDeploymentArn"]
         )
     except ClientError as error:
+        existing = _adopt_by_name(
+            bedrock,
+            spec,
+            error,
+            partial(bedrock.get_custom_model_deployment, customModelDeploymentIdentifier=name),
+            "customModelDeploymentArn",
+        )
+        if existing is not None:
+            report.notes.append(f"on-demand deployment {name} was created by a concurrent run: adopted")
+            return Deployment(
+                name=name,
+                arn=str(existing["customModelDeploymentArn"]),
+                model_arn=str(existing.get("modelArn") or model.model_arn),
+                status=str(existing.get("status") or "Creating"),
+            )
         if _error_code(error) == QUOTA:
             raise QuotaExceededError(
                 f"Bedrock refused to create on-demand deployment {name} for {model.model_arn}: a service "
                 f"quota is exhausted in {spec.region}. Bedrock said: {_error_message(error)}"
             ) from error
         raise _fail(f"creating on-demand deployment {name} for {model.model_arn}", error) from error
+    created = _created(
+        f"on-demand deployment {name}",
+        arn,
+        partial(bedrock.get_custom_model_deployment, customModelDeploymentIdentifier=arn),
+    )
     report.changes.append(f"on-demand deployment {name} created for {model.model_arn}")
-    return Deployment(name=name, arn=arn, model_arn=model.model_arn, status="Creating")
+    return Deployment(
+        name=name, arn=arn, model_arn=model.model_arn, status=str(created.get("status") or "Creating")
+    )
 
 
 def _updating_to(bedrock: Any, deployment: Deployment, model: ModelRef) -> bool:
@@ -773,15 +1052,22 @@ def _delete_deployment(bedrock: Any, deployment: Deployment) -> bool:
 # --------------------------------------------------------------------------------------------------
 
 
+def _get_parameter(ssm: Any, spec: ServingSpec, name: str) -> str | None:
+    try:
+        value = ssm.get_parameter(Name=identity.ssm_parameter_name(spec.environment, spec.fine_tuning, name))
+    except ClientError as error:
+        if _error_code(error) == "ParameterNotFound":
+            return None
+        raise
+    return str(value["Parameter"]["Value"])
+
+
 def _put_parameter(
     ssm: Any, spec: ServingSpec, name: str, value: str, tags: Mapping[str, str], report: ReconcileReport
 ) -> None:
     path = identity.ssm_parameter_name(spec.environment, spec.fine_tuning, name)
-    try:
-        current = ssm.get_parameter(Name=path)["Parameter"]["Value"]
-    except ClientError as error:
-        if _error_code(error) != "ParameterNotFound":
-            raise
+    current = _get_parameter(ssm, spec, name)
+    if current is None:
         # SSM refuses Tags together with Overwrite: tag on creation only.
         ssm.put_parameter(
             Name=path,
@@ -879,25 +1165,27 @@ def _sync_alarms(cloudwatch: Any, spec: ServingSpec, kept: list[Throughput], rep
 
 @dataclass
 class TeardownReport:
-    """What `teardown()` deleted and which committed PTs AWS keeps billing."""
+    """What `teardown()` stopped and deleted, and which committed PTs AWS keeps billing."""
 
     environment: str
     fine_tuning: str
     deleted: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
     committed: list[CommittedThroughput] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"Fine-tuning {self.fine_tuning} ({self.environment}): serving torn down."]
+        lines += [f"- stopped customization job {name}" for name in self.stopped]
         lines += [f"- deleted {name}" for name in self.deleted]
         lines += [f"! {committed.describe()}" for committed in self.committed]
-        lines.append("Custom models, training data and the custom-model-arn parameter are kept.")
+        lines += [f"* kept {name}" for name in self.kept]
         return "\n".join(lines)
 
 
 def teardown(
     clients: Clients,
-    environment: str,
-    fine_tuning: str,
+    spec: ServingSpec,
     *,
     timeout_seconds: float = 600.0,
     poll_seconds: float = 15.0,
@@ -905,15 +1193,31 @@ def teardown(
     clock: Clock = time.monotonic,
     now: datetime | None = None,
 ) -> TeardownReport:
-    """Delete what bills by the hour and wait until it is gone; raise if it is not within the timeout.
+    """Stop and delete what bills, in an order that lets nothing come back; raise if a deletion
+    is not done within the timeout.
 
-    Deleted: the no-commitment PTs, the on-demand deployment, every idle alarm and the endpoint-arn
-    parameter. Kept: committed PTs (AWS refuses; reported), custom models and data.
+    1. The serving settings parameter goes first: a job event or schedule already under way then
+       creates nothing (`serving_deployed`).
+    2. With `spec.stop_jobs_on_destroy`, every running job of the fine-tuning is stopped (deploy and
+       upload ones alike), so no completion arrives after the teardown.
+    3. No-commitment PTs, the on-demand deployment, the idle alarms and the endpoint-arn parameter
+       are deleted, and the teardown waits until Bedrock no longer knows them. Committed PTs cannot
+       be deleted: they are reported with their expiry.
+    4. With `spec.delete_models_on_destroy` (a `destroy` environment, whose key is deleted with the
+       stack, leaving its models unreadable), the custom models and the remaining parameters are
+       deleted too; otherwise models, the custom-model-arn and deployed-job parameters are kept.
     """
+    environment, fine_tuning = spec.environment, spec.fine_tuning
     moment = now or datetime.now(UTC)
     deadline = clock() + timeout_seconds
     bedrock = clients.bedrock
     report = TeardownReport(environment=environment, fine_tuning=fine_tuning)
+    _forget_parameter(clients.ssm, spec, SETTINGS_PARAMETER, None)
+    if spec.stop_jobs_on_destroy:
+        for job_name in jobs.running_jobs(bedrock, environment, fine_tuning):
+            if jobs.stop_job_if_running(bedrock, job_name):
+                report.stopped.append(job_name)
+
     pending: list[_PendingDeletion] = []
     for throughput in find_throughputs(bedrock, environment, fine_tuning):
         if throughput.is_committed(moment):
@@ -945,13 +1249,7 @@ def teardown(
     if alarms:
         clients.cloudwatch.delete_alarms(AlarmNames=alarms)
         report.deleted += [f"idle alarm {name}" for name in alarms]
-    spec_path = identity.ssm_parameter_name(environment, fine_tuning, ENDPOINT_ARN_PARAMETER)
-    try:
-        clients.ssm.delete_parameter(Name=spec_path)
-        report.deleted.append(f"SSM parameter {spec_path}")
-    except ClientError as error:
-        if _error_code(error) != "ParameterNotFound":
-            raise
+    _forget_parameter(clients.ssm, spec, ENDPOINT_ARN_PARAMETER, report)
 
     while True:
         for item in pending:
@@ -960,7 +1258,7 @@ def teardown(
                 report.deleted.append(item.label)
         pending = [item for item in pending if item.label not in report.deleted]
         if not pending:
-            return report
+            break
         if clock() >= deadline:
             raise TeardownIncompleteError(
                 f"after {timeout_seconds:.0f} s these still exist and may keep billing: "
@@ -969,6 +1267,49 @@ def teardown(
                 "or run the teardown again."
             )
         sleep(poll_seconds)
+
+    if spec.delete_models_on_destroy and not report.committed:
+        for model in find_custom_models(bedrock, environment, fine_tuning):
+            if _request_deletion(
+                partial(bedrock.delete_custom_model, modelIdentifier=model), f"custom model {model}"
+            ):
+                report.deleted.append(f"custom model {model}")
+        for name in (MODEL_ARN_PARAMETER, jobs.DEPLOYED_JOB_PARAMETER):
+            _forget_parameter(clients.ssm, spec, name, report)
+    else:
+        if spec.delete_models_on_destroy:
+            report.kept.append("the custom models: a committed provisioned throughput still serves one")
+        else:
+            report.kept.append("the custom models, training data and the custom-model-arn parameter")
+    return report
+
+
+def find_custom_models(bedrock: Any, environment: str, fine_tuning: str) -> list[str]:
+    """Names of this fine-tuning's custom models: named like their jobs and tagged for the stack."""
+    names = []
+    for summary in pages(
+        bedrock.list_custom_models,
+        "modelSummaries",
+        nameContains=identity.job_name_prefix(environment, fine_tuning),
+    ):
+        name = str(summary.get("modelName", ""))
+        if owns_job(environment, fine_tuning, name) and _has_our_tags(
+            bedrock, str(summary["modelArn"]), environment, fine_tuning
+        ):
+            names.append(name)
+    return sorted(names)
+
+
+def _forget_parameter(ssm: Any, spec: ServingSpec, name: str, report: TeardownReport | None) -> None:
+    path = identity.ssm_parameter_name(spec.environment, spec.fine_tuning, name)
+    try:
+        ssm.delete_parameter(Name=path)
+    except ClientError as error:
+        if _error_code(error) == "ParameterNotFound":
+            return
+        raise
+    if report is not None:
+        report.deleted.append(f"SSM parameter {path}")
 
 
 @dataclass

@@ -13,6 +13,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 DIGEST_METADATA_KEY = "sha256"
+MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+# S3 answers 403, not 404, for a missing key unless the caller may list the bucket unconditionally
+# (s3:prefix does not apply to HeadObject): such a key is treated as not staged yet, and a real
+# denial then shows in the copy's own error.
+HIDDEN_CODES = ("403", "AccessDenied", "Forbidden")
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ def _already_staged(s3: Any, request: StagingRequest) -> bool:
     try:
         head = s3.head_object(Bucket=request.bucket, Key=request.key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if error.response.get("Error", {}).get("Code") in (*MISSING_CODES, *HIDDEN_CODES):
             return False
         raise
     return bool(head.get("Metadata", {}).get(DIGEST_METADATA_KEY) == request.sha256)

@@ -100,8 +100,11 @@ class FineTuningStack(cdk.Stack):
             encryption_key=self.encryption_key,
             topic=self.notifications.topic,
             stop_on_delete=config.environment.stop_jobs_on_destroy,
+            stop_superseded=config.environment.stop_superseded_jobs,
             removal_policy=removal_policy,
         )
+        # Bedrock reads the data with the customization role: its policy must exist before a job starts.
+        self.job_trigger.job.node.add_dependency(self.customization_role)
 
         self.serving = ServingLifecycle(
             self,
@@ -112,9 +115,16 @@ class FineTuningStack(cdk.Stack):
             encryption_key=self.encryption_key,
             topic=self.notifications.topic,
             removal_policy=removal_policy,
+            stop_jobs_on_destroy=config.environment.stop_jobs_on_destroy,
+            # A destroy environment deletes the key that encrypts the custom models: they would be
+            # unreadable, and still billed for storage.
+            delete_models_on_destroy=removal_policy == cdk.RemovalPolicy.DESTROY,
         )
-        # Deleting the stack tears serving down before the job resource stops a running job.
+        # Deploys update the job first (it records the deployed job that serving then reads). On
+        # delete, the upload rule goes before serving's teardown, which stops the running jobs
+        # before it deletes what serves: nothing can start or complete behind it.
         self.serving.resource.node.add_dependency(self.job_trigger.job)
+        self.job_trigger.upload_rule.node.add_dependency(self.serving.resource)
 
         self.add_metadata("FineTuning", plan.describe())
         self._outputs(plan)

@@ -30,6 +30,7 @@ __all__ = [
     "World",
     "client_error",
     "create_job",
+    "deploy_serving",
     "job_model_arn",
     "make_world",
     "sent_notifications",
@@ -110,3 +111,15 @@ def make_world(region: str = REGION) -> World:
         sns=sns,
     )
     return World(clients=clients, fake=fake, jobs=jobs, topic_arn=topic_arn)
+
+
+def deploy_serving(world: World, environment: str, fine_tuning: str) -> None:
+    """What a deploy's `Custom::ServingLifecycle` leaves: the serving settings parameter, without
+    which job events and the schedule change nothing (`finetune.serving.serving_deployed`)."""
+    from finetune import identity, serving
+
+    world.clients.ssm.put_parameter(
+        Name=identity.ssm_parameter_name(environment, fine_tuning, serving.SETTINGS_PARAMETER),
+        Value="{}",
+        Type="String",
+    )

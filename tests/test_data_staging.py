@@ -134,21 +134,6 @@ def test_handler_answers_cloudformation_through_the_response_url(
     assert returned == responses.sent[0][1]
 
 
-def test_every_failure_is_answered_and_the_reason_is_bounded() -> None:
-    responses = Responses()
-
-    def explode(_event: Any) -> custom_resource.Outcome:
-        raise RuntimeError("x" * 10_000)
-
-    body = custom_resource.respond(
-        {**event("Update"), "PhysicalResourceId": "s3://b/k"}, explode, send=responses
-    )
-    assert body["Status"] == "FAILED"
-    assert body["PhysicalResourceId"] == "s3://b/k"  # an update keeps its resource
-    assert len(body["Reason"]) == custom_resource.MAX_REASON_CHARS
-    assert len(responses.sent) == 1
-
-
 def test_the_response_is_put_to_the_presigned_url_as_cloudformation_expects() -> None:
     """A real HTTP server on loopback stands in for S3's pre-signed URL."""
     import http.server
@@ -199,3 +184,28 @@ def test_staging_a_version_copies_that_version_not_the_current_one(s3: Any) -> N
     )
     assert staging.stage(s3, request) is True
     assert s3.get_object(Bucket="training", Key=request.key)["Body"].read() == DATA
+
+
+def test_a_key_s3_hides_behind_403_is_treated_as_not_staged_yet() -> None:
+    """Without s3:ListBucket (unconditioned), S3 answers HeadObject of a missing key with 403."""
+    from botocore.exceptions import ClientError
+
+    class HidingS3:
+        def __init__(self) -> None:
+            self.copies: list[tuple[Any, str, str]] = []
+
+        def head_object(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:  # noqa: N803
+            if Bucket == "training":
+                raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+            return {"ContentLength": len(DATA)}
+
+        def copy(self, source: Any, bucket: str, key: str, ExtraArgs: Any) -> None:  # noqa: N803
+            self.copies.append((source, bucket, key))
+
+    s3 = HidingS3()
+    request = staging.StagingRequest(
+        "assets", "a.jsonl", "training", f"training/x/{SHA}/a.jsonl", SHA, len(DATA)
+    )
+
+    assert staging.stage(s3, request) is True
+    assert s3.copies == [({"Bucket": "assets", "Key": "a.jsonl"}, "training", f"training/x/{SHA}/a.jsonl")]

@@ -128,7 +128,7 @@ def test_create_kwargs_satisfy_botocore_model_of_create_model_customization_job(
     assert not report.has_errors(), report.generate_report()
     assert kwargs["jobName"] == spec.job_name
     assert kwargs["customModelName"] == spec.custom_model_name
-    assert kwargs["clientRequestToken"] == spec.client_request_token
+    assert kwargs["clientRequestToken"] == spec.client_request_token()
     assert kwargs["baseModelIdentifier"] == LLAMA
     assert kwargs["customizationType"] == "FINE_TUNING"
     assert kwargs["trainingDataConfig"] == {"s3Uri": f"s3://{BUCKET}/training/train.jsonl"}
@@ -216,7 +216,7 @@ def test_start_job_creates_once_and_then_finds_the_same_job(bedrock: Any) -> Non
     assert second.custom_model_name == request.spec.custom_model_name
     assert job_names(bedrock) == [request.spec.job_name]
     job = bedrock.get_model_customization_job(jobIdentifier=request.spec.job_name)
-    assert job["clientRequestToken"] == request.spec.client_request_token
+    assert job["clientRequestToken"] == request.spec.client_request_token()
     tags = bedrock.list_tags_for_resource(resourceARN=first.job_arn)["tags"]
     assert {tag["key"]: tag["value"] for tag in tags} == request.spec.tags()
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from finetune import identity, serving
+from finetune import identity, jobs, serving
 from finetune.serving import ServingSpec
-from tests.fakes import REGION, World, create_job, job_model_arn, make_world, set_job_status
+from tests.fakes import REGION, World, create_job, deploy_serving, job_model_arn, make_world, set_job_status
 
 ENV, FT = "dev", "support-assistant"
 T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
@@ -28,7 +28,9 @@ ENDPOINT_PARAMETER = identity.ssm_parameter_name(ENV, FT, "endpoint-arn")
 @pytest.fixture
 def world(fake_aws_credentials: None) -> Iterator[World]:
     with mock_aws():
-        yield make_world()
+        built = make_world()
+        deploy_serving(built, ENV, FT)
+        yield built
 
 
 def spec(world: World, **changes: Any) -> ServingSpec:
@@ -152,17 +154,20 @@ def test_the_same_event_five_times_makes_one_pt(world: World) -> None:
     assert len(alarms(world)) == 1
 
 
-def test_a_create_that_races_a_lagging_list_returns_the_same_pt(world: World) -> None:
+def test_a_create_that_races_a_lagging_list_adopts_the_same_pt(world: World) -> None:
     completed_job(world, "a")
-    # The list does not show the PT yet (eventual consistency): only the token prevents a second one.
+    # The list does not show the PT yet (eventual consistency): the name, which Bedrock keeps unique,
+    # prevents a second one; the refused create adopts the first.
     world.fake.list_provisioned_model_throughputs = lambda **_: {"provisionedModelSummaries": []}  # type: ignore[method-assign]
 
-    serving.reconcile(world.clients, spec(world))
-    serving.reconcile(world.clients, spec(world))
+    first_report = serving.reconcile(world.clients, spec(world))
+    second_report = serving.reconcile(world.clients, spec(world))
 
     first, second = world.fake.calls_of("create_provisioned_model_throughput")
-    assert first["clientRequestToken"] == second["clientRequestToken"]
+    assert first["clientRequestToken"] != second["clientRequestToken"]
     assert len(world.fake.throughputs) == 1
+    assert second_report.endpoint_arn == first_report.endpoint_arn
+    assert any("adopted" in note for note in second_report.notes)
 
 
 def test_nothing_is_served_before_a_job_completes(world: World) -> None:
@@ -415,7 +420,7 @@ def test_pts_without_our_tags_are_not_ours(world: World) -> None:
     )
 
     serving.reconcile(world.clients, spec(world, mode="none"))
-    report = serving.teardown(world.clients, ENV, FT, sleep=lambda _: None)
+    report = serving.teardown(world.clients, spec(world), sleep=lambda _: None)
 
     assert throughput_names(world) == [f"{ENV}-{FT}-pt-0123abcd"]
     assert name not in throughput_names(world)
@@ -468,8 +473,7 @@ def test_teardown_deletes_what_bills_hourly_waits_and_reports_commitments(world:
 
     report = serving.teardown(
         world.clients,
-        ENV,
-        FT,
+        spec(world),
         sleep=fake_time.sleep,
         clock=fake_time.clock,
         poll_seconds=10,
@@ -498,8 +502,7 @@ def test_a_teardown_that_never_finishes_raises(world: World) -> None:
     with pytest.raises(serving.TeardownIncompleteError, match=re.escape(hourly)):
         serving.teardown(
             world.clients,
-            ENV,
-            FT,
+            spec(world),
             timeout_seconds=60,
             poll_seconds=15,
             sleep=fake_time.sleep,
@@ -517,7 +520,7 @@ def test_teardown_retries_a_delete_that_conflicts(world: World) -> None:
     world.fake.fail_next("delete_provisioned_model_throughput", "ConflictException", "PT is Creating")
     fake_time = FakeTime()
 
-    report = serving.teardown(world.clients, ENV, FT, sleep=fake_time.sleep, clock=fake_time.clock)
+    report = serving.teardown(world.clients, spec(world), sleep=fake_time.sleep, clock=fake_time.clock)
 
     assert world.fake.throughputs == {}
     assert len(world.fake.calls_of("delete_provisioned_model_throughput")) == 2
@@ -525,7 +528,7 @@ def test_teardown_retries_a_delete_that_conflicts(world: World) -> None:
 
 
 def test_teardown_of_nothing_is_quiet(world: World) -> None:
-    report = serving.teardown(world.clients, ENV, FT, sleep=lambda _: pytest.fail("should not wait"))
+    report = serving.teardown(world.clients, spec(world), sleep=lambda _: pytest.fail("should not wait"))
 
     assert report.deleted == [] and report.committed == []
 
@@ -536,7 +539,7 @@ def test_teardown_surfaces_other_errors(world: World) -> None:
     world.fake.fail_next("delete_provisioned_model_throughput", "AccessDeniedException", "not allowed")
 
     with pytest.raises(serving.ServingError, match="AccessDeniedException: not allowed"):
-        serving.teardown(world.clients, ENV, FT, sleep=lambda _: None)
+        serving.teardown(world.clients, spec(world), sleep=lambda _: None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -700,7 +703,7 @@ def test_create_request_matches_the_service_model(stubbed: tuple[World, Stubber]
             "provisionedModelName": name,
             "modelId": MODEL_A,
             "commitmentDuration": "OneMonth",
-            "clientRequestToken": serving._token(name, MODEL_A),
+            "clientRequestToken": ANY,  # a fresh token per attempt (see test_each_creation_attempt_has_its_own_token)
             "tags": [
                 {"key": key, "value": value}
                 for key, value in sorted(
@@ -708,6 +711,12 @@ def test_create_request_matches_the_service_model(stubbed: tuple[World, Stubber]
                 )
             ],
         },
+    )
+
+    stubber.add_response(
+        "get_provisioned_model_throughput",
+        pt_summary(name, PT_ARN, MODEL_A, units=2) | {"status": "Creating"},
+        {"provisionedModelId": PT_ARN},
     )
 
     report = serving.reconcile(world.clients, wanted)
@@ -761,6 +770,238 @@ def test_delete_and_wait_requests_match_the_service_model(stubbed: tuple[World, 
         expected_params={"provisionedModelId": OLD_PT_ARN},
     )
 
-    report = serving.teardown(world.clients, ENV, FT, sleep=lambda _: None)
+    report = serving.teardown(world.clients, spec(world), sleep=lambda _: None)
 
     assert report.deleted == [f"provisioned throughput {ENV}-{FT}-pt-0123abcd ({OLD_PT_ARN})"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Lifecycle faults: what is served, recreated, and torn down
+# --------------------------------------------------------------------------------------------------
+
+
+def job_name(digest: str) -> str:
+    return f"{ENV}-{FT}-{digest * 12}"
+
+
+def deploy_job(world: World, digest: str, source: str = jobs.DEPLOY) -> None:
+    """What the trigger records when a deploy (or an upload) asks for this job."""
+    jobs.record_deployed_job(
+        world.clients.ssm, ENV, FT, jobs.DeployedJob(job_name(digest), digest * 64, source)
+    )
+
+
+def test_the_deployed_job_is_served_not_a_superseded_one_that_ended_later(world: World) -> None:
+    deployed = completed_job(world, "a", hours_after_t0=0)
+    completed_job(world, "b", hours_after_t0=5)  # a superseded (or rolled-back) configuration's job
+    deploy_job(world, "a")
+
+    report = serving.reconcile(world.clients, spec(world))
+
+    assert report.model is not None and report.model.model_arn == deployed
+    assert report.deployed_job == job_name("a")
+    (create,) = world.fake.calls_of("create_provisioned_model_throughput")
+    assert create["modelId"] == deployed
+
+
+def test_while_the_deployed_job_trains_the_model_served_so_far_stays(world: World) -> None:
+    served = completed_job(world, "a")
+    deploy_job(world, "a")
+    serving.reconcile(world.clients, spec(world))
+    world.fake.settle()
+    create_job(world.jobs, job_name("c"))  # the new deployed job, still InProgress
+    completed_job(world, "b", hours_after_t0=5)  # stale, Completed later
+    deploy_job(world, "c")
+
+    report = serving.reconcile(world.clients, spec(world))
+
+    assert report.model is not None and report.model.model_arn == served
+    assert world.fake.calls_of("update_provisioned_model_throughput") == []
+    assert any(f"{job_name('c')} is InProgress" in note for note in report.notes)
+
+
+def test_switching_to_none_and_back_serves_again_with_a_fresh_token(world: World) -> None:
+    completed_job(world, "a")
+    serving.reconcile(world.clients, spec(world))
+    world.fake.settle()
+    serving.reconcile(world.clients, spec(world, mode="none"))
+    assert world.fake.throughputs == {}
+
+    back = serving.reconcile(world.clients, spec(world))
+
+    first, second = world.fake.calls_of("create_provisioned_model_throughput")
+    assert first["clientRequestToken"] != second["clientRequestToken"]
+    (arn,) = world.fake.throughputs  # a real, new PT: not the deleted one Bedrock remembers
+    assert back.endpoint_arn == arn
+
+
+def test_a_create_answered_with_a_deleted_resource_is_an_error(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a token derived only from name and model did: Bedrock returns the deleted PT's ARN."""
+    completed_job(world, "a")
+    monkeypatch.setattr(serving, "creation_token", lambda name, model: "always-the-same")
+    serving.reconcile(world.clients, spec(world))
+    serving.reconcile(world.clients, spec(world, mode="none"))
+
+    with pytest.raises(serving.ServingError, match="which does not exist"):
+        serving.reconcile(world.clients, spec(world))
+
+
+def test_a_failed_pt_is_reported_deleted_and_created_again(world: World) -> None:
+    completed_job(world, "a")
+    serving.reconcile(world.clients, spec(world))
+    (failed,) = world.fake.throughputs
+    world.fake.throughputs[failed]["status"] = "Failed"
+    world.fake.throughputs[failed]["failureMessage"] = "Insufficient capacity"
+    fake_time = FakeTime()
+
+    report = serving.converge(
+        world.clients,
+        spec(world),
+        wait_seconds=60,
+        poll_seconds=15,
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    )
+
+    assert report.failures == [
+        f"provisioned throughput {serving.throughput_name(spec(world))} ({failed}) Failed: Insufficient "
+        "capacity. It is deleted and created again."
+    ]
+    (replacement,) = world.fake.throughputs
+    assert replacement != failed
+    assert report.endpoint_arn == replacement
+    assert report.changed and "Insufficient capacity" in report.summary()
+
+
+def test_a_failed_deployment_is_replaced_too(world: World) -> None:
+    completed_job(world, "a")
+    on_demand = spec(world, mode="on_demand")
+    serving.reconcile(world.clients, on_demand)
+    (failed,) = world.fake.deployments
+    world.fake.deployments[failed]["status"] = "Failed"
+
+    report = serving.converge(world.clients, on_demand, wait_seconds=60, sleep=lambda _: world.fake.settle())
+
+    (replacement,) = world.fake.deployments
+    assert replacement != failed and report.endpoint_arn == replacement
+    assert report.failures and failed in report.failures[0]
+
+
+def test_a_units_change_retires_the_old_pt_within_the_same_run(world: World) -> None:
+    completed_job(world, "a")
+    serving.reconcile(world.clients, spec(world, model_units=1))
+    world.fake.settle()
+    serving.reconcile(world.clients, spec(world, model_units=1))
+    (old,) = world.fake.throughputs
+    waited: list[float] = []
+
+    def time_passes(seconds: float) -> None:
+        waited.append(seconds)
+        world.fake.settle()
+
+    report = serving.converge(world.clients, spec(world, model_units=3), wait_seconds=600, sleep=time_passes)
+
+    (new,) = world.fake.throughputs
+    assert new != old and waited == [15.0]
+    assert report.endpoint_ready and report.serving_arn == new
+    assert any(old in change and "deleted" in change for change in report.changes)
+
+
+def test_what_serves_while_the_replacement_comes_up_is_the_old_pt(world: World) -> None:
+    completed_job(world, "a")
+    serving.reconcile(world.clients, spec(world, model_units=1))
+    world.fake.settle()
+    (old,) = world.fake.throughputs
+
+    report = serving.converge(world.clients, spec(world, model_units=3), wait_seconds=0)
+
+    assert report.pending and not report.endpoint_ready
+    assert report.endpoint_arn != old and report.serving_arn == old
+
+
+def test_a_commitment_is_not_bought_when_it_may_not_be(world: World) -> None:
+    completed_job(world, "a")
+
+    report = serving.reconcile(world.clients, spec(world, commitment="OneMonth"), may_commit=False)
+
+    assert world.fake.calls_of("create_provisioned_model_throughput") == []
+    assert any("can no longer roll back" in note for note in report.notes)
+    assert report.endpoint_arn is None and not report.pending
+
+
+def test_without_the_deploy_s_settings_no_run_creates_anything(world: World) -> None:
+    completed_job(world, "a")
+    world.clients.ssm.delete_parameter(Name=identity.ssm_parameter_name(ENV, FT, serving.SETTINGS_PARAMETER))
+
+    report = serving.reconcile(world.clients, spec(world))
+
+    assert report.disabled and world.fake.calls == []
+    deploy = serving.reconcile(world.clients, spec(world), deploying=True)
+    assert deploy.endpoint_arn is not None  # the deploy records them again, and serves
+    assert parameter(world, identity.ssm_parameter_name(ENV, FT, serving.SETTINGS_PARAMETER)) == (
+        '{"commitment": "none", "mode": "provisioned", "modelUnits": 1}'
+    )
+
+
+def test_teardown_stops_every_running_job_and_disables_serving_first(world: World) -> None:
+    completed_job(world, "a")
+    create_job(world.jobs, job_name("b"))  # a deploy's job, still running
+    create_job(world.jobs, f"{ENV}-{FT}-{'c' * 9}r2")  # an upload's retry, running too
+    serving.reconcile(world.clients, spec(world))
+
+    report = serving.teardown(world.clients, spec(world, stop_jobs_on_destroy=True), sleep=lambda _: None)
+
+    assert report.stopped == sorted([job_name("b"), f"{ENV}-{FT}-{'c' * 9}r2"])
+    for name in report.stopped:
+        assert world.jobs.get_model_customization_job(jobIdentifier=name)["status"] == "Stopped"
+    assert not serving.serving_deployed(world.clients.ssm, spec(world))
+    # A completion that arrives now changes nothing.
+    assert serving.reconcile(world.clients, spec(world)).disabled
+
+
+def test_teardown_keeps_running_jobs_unless_asked(world: World) -> None:
+    create_job(world.jobs, job_name("b"))
+
+    report = serving.teardown(world.clients, spec(world), sleep=lambda _: None)
+
+    assert report.stopped == []
+    assert world.jobs.get_model_customization_job(jobIdentifier=job_name("b"))["status"] == "InProgress"
+
+
+def tag_model(world: World, name: str) -> None:
+    arn = world.jobs.get_custom_model(modelIdentifier=name)["modelArn"]
+    world.jobs.tag_resource(
+        resourceARN=arn, tags=[{"key": k, "value": v} for k, v in identity.resource_tags(ENV, FT).items()]
+    )
+
+
+def test_teardown_in_a_destroy_environment_deletes_the_models_and_their_parameters(world: World) -> None:
+    completed_job(world, "a")
+    tag_model(world, job_name("a"))
+    create_job(world.jobs, f"{ENV}-{FT}-bot-{'d' * 12}"[:63])  # not ours: another fine-tuning's name
+    deploy_job(world, "a")
+    serving.reconcile(world.clients, spec(world))
+
+    report = serving.teardown(world.clients, spec(world, delete_models_on_destroy=True), sleep=lambda _: None)
+
+    assert f"custom model {job_name('a')}" in report.deleted
+    names = [m["modelName"] for m in world.jobs.list_custom_models()["modelSummaries"]]
+    assert job_name("a") not in names and len(names) == 1
+    assert parameter(world, MODEL_PARAMETER) is None
+    assert parameter(world, identity.ssm_parameter_name(ENV, FT, jobs.DEPLOYED_JOB_PARAMETER)) is None
+
+
+def test_models_a_committed_pt_still_serves_are_kept_and_said_so(world: World) -> None:
+    completed_job(world, "a")
+    tag_model(world, job_name("a"))
+    serving.reconcile(world.clients, spec(world, commitment="OneMonth"))
+
+    report = serving.teardown(
+        world.clients, spec(world, delete_models_on_destroy=True), sleep=lambda _: None, now=world.fake.now
+    )
+
+    assert report.committed and not any("custom model" in line for line in report.deleted)
+    assert "committed provisioned throughput still serves one" in report.summary()
+    assert world.jobs.get_custom_model(modelIdentifier=job_name("a"))["modelName"] == job_name("a")

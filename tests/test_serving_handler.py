@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
-from finetune import custom_resource, identity, serving
+from finetune import custom_resource, identity, jobs, serving
 from finetune.handlers import serving as handler_module
-from tests.fakes import REGION, World, create_job, make_world, sent_notifications, set_job_status
+from tests.fakes import (
+    REGION,
+    World,
+    create_job,
+    deploy_serving,
+    make_world,
+    sent_notifications,
+    set_job_status,
+)
 
 ENV, FT = "dev", "support-assistant"
 JOB = f"{ENV}-{FT}-{'a' * 12}"
@@ -23,7 +32,10 @@ T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
 def world(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterator[World]:
     with mock_aws():
         built = make_world()
+        deploy_serving(built, ENV, FT)
         monkeypatch.setattr(handler_module, "clients", lambda: built.clients)
+        # While a run waits for a PT, time passes: the fake's creations finish.
+        monkeypatch.setattr(handler_module, "pause", lambda _seconds: built.fake.settle())
         configure(monkeypatch, built)
         yield built
 
@@ -234,17 +246,30 @@ def test_a_missed_completion_is_recovered_by_the_schedule(world: World) -> None:
     first = handler_module.handler(SCHEDULED, None)
 
     (arn,) = world.fake.throughputs
+    # The run waited while the PT came up: it serves, the endpoint is published, people are told once.
     assert first == {"action": "reconciled", "changed": True, "endpointArn": arn}
-    assert len(sent_notifications(world.topic_arn)) == 1
-
-    world.fake.settle()
-    handler_module.handler(SCHEDULED, None)  # the PT now serves: endpoint-arn written, people told
-    assert len(sent_notifications(world.topic_arn)) == 2
-    assert "model ready, serving" in str(sent_notifications(world.topic_arn)[1][0])
+    assert world.fake.throughputs[arn]["status"] == "InService"
+    (notice,) = sent_notifications(world.topic_arn)
+    assert "model ready, serving" in str(notice[0])
 
     quiet = handler_module.handler(SCHEDULED, None)
     assert quiet["changed"] is False
-    assert len(sent_notifications(world.topic_arn)) == 2
+    assert len(sent_notifications(world.topic_arn)) == 1
+
+
+def test_a_run_with_no_time_left_answers_what_serves_and_leaves_the_rest_to_the_next(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finish(world)
+    monkeypatch.setattr(handler_module, "pause", lambda _seconds: pytest.fail("no time to wait"))
+
+    first = handler_module.handler(SCHEDULED, LambdaContext(50_000))
+
+    (arn,) = world.fake.throughputs
+    assert first["endpointArn"] == ""  # created, not serving yet
+    assert world.fake.throughputs[arn]["status"] == "Creating"
+    world.fake.settle()
+    assert handler_module.handler(SCHEDULED, LambdaContext(50_000))["endpointArn"] == arn
 
 
 def test_the_schedule_before_any_completion_is_silent(world: World) -> None:
@@ -262,9 +287,7 @@ def test_the_schedule_before_any_completion_is_silent(world: World) -> None:
 def test_create_reconciles_with_the_properties(world: World, responses: Responses) -> None:
     finish(world)
 
-    handler_module.handler(
-        cfn_event("Create", world, ModelUnits="3", Commitment="OneMonth"), LambdaContext(900_000)
-    )
+    handler_module.handler(cfn_event("Create", world, ModelUnits="3"), LambdaContext(900_000))
 
     (body,) = responses.bodies
     (arn,) = world.fake.throughputs
@@ -272,7 +295,66 @@ def test_create_reconciles_with_the_properties(world: World, responses: Response
     assert body["PhysicalResourceId"] == f"{ENV}-{FT}-serving"
     assert body["Data"] == {"EndpointArn": arn}
     (create,) = world.fake.calls_of("create_provisioned_model_throughput")
-    assert create["modelUnits"] == 3 and create["commitmentDuration"] == "OneMonth"
+    assert create["modelUnits"] == 3 and "commitmentDuration" not in create
+
+
+class StackStatus:
+    """CloudFormation's DescribeStacks for the stack, in a given state."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        self.asked: list[str] = []
+
+    def describe_stacks(self, *, StackName: str) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        self.asked.append(StackName)
+        return {"Stacks": [{"StackName": "dev-support-assistant", "StackStatus": self.status}]}
+
+
+STACK_ID = "arn:aws:cloudformation:us-east-1:123456789012:stack/dev-support-assistant/1"
+
+
+def test_a_deploy_never_buys_a_commitment_the_first_run_after_it_does(
+    world: World, responses: Responses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finish(world)
+    stack = StackStatus("UPDATE_IN_PROGRESS")
+    clients = replace(world.clients, cloudformation=stack)
+    monkeypatch.setattr(handler_module, "clients", lambda: clients)
+    configure(monkeypatch, world, commitment="OneMonth", stack_id=STACK_ID)
+
+    handler_module.handler(
+        cfn_event("Create", world, Commitment="OneMonth", StackId=STACK_ID), LambdaContext(900_000)
+    )
+    (body,) = responses.bodies
+    assert body["Status"] == "SUCCESS" and body["Data"] == {"EndpointArn": "none"}
+    assert world.fake.calls_of("create_provisioned_model_throughput") == []
+
+    # A completion while the deploy still runs (it could roll back): still nothing bought.
+    handler_module.handler(SCHEDULED, None)
+    assert world.fake.calls_of("create_provisioned_model_throughput") == []
+    assert stack.asked == [STACK_ID]
+
+    stack.status = "UPDATE_COMPLETE"
+    handler_module.handler(SCHEDULED, None)
+    (create,) = world.fake.calls_of("create_provisioned_model_throughput")
+    assert create["commitmentDuration"] == "OneMonth"
+
+
+@pytest.mark.parametrize(
+    ("status", "buys"),
+    [
+        ("CREATE_COMPLETE", True),
+        ("UPDATE_COMPLETE", True),
+        ("UPDATE_ROLLBACK_COMPLETE", True),
+        ("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", False),
+        ("UPDATE_ROLLBACK_IN_PROGRESS", False),
+        ("DELETE_IN_PROGRESS", False),
+    ],
+)
+def test_a_commitment_waits_for_a_stack_no_deploy_can_roll_back(status: str, buys: bool) -> None:
+    assert serving.stack_is_stable(StackStatus(status), STACK_ID) is buys
+    assert serving.stack_is_stable(None, STACK_ID) is False
+    assert serving.stack_is_stable(StackStatus("UPDATE_COMPLETE"), None) is False
 
 
 def test_create_before_any_job_completes_succeeds_with_no_endpoint(
@@ -309,10 +391,12 @@ def test_invalid_properties_fail_with_a_clear_reason(world: World, responses: Re
 def test_delete_tears_down_and_reports_committed_pts(world: World, responses: Responses) -> None:
     finish(world)
     physical_id = f"{ENV}-{FT}-serving"
-    handler_module.handler(cfn_event("Create", world, Commitment="OneMonth"), LambdaContext(900_000))
+    committed_spec = serving.ServingSpec(
+        ENV, FT, REGION, "provisioned", 1, "OneMonth", topic_arn=world.topic_arn
+    )
+    serving.reconcile(world.clients, committed_spec, may_commit=True)  # a scheduled run bought it
     world.fake.settle()
     handler_module.handler(cfn_event("Update", world, physical_id, ModelUnits="2"), LambdaContext(900_000))
-    world.fake.settle()
     (committed,) = [arn for arn, record in world.fake.throughputs.items() if record.get("commitmentDuration")]
 
     handler_module.handler(cfn_event("Delete", world, physical_id, ModelUnits="2"), LambdaContext(900_000))
@@ -333,19 +417,68 @@ def test_a_delete_that_cannot_finish_fails_loudly(world: World, responses: Respo
     world.fake.delete_polls = None  # Bedrock never finishes deleting
     (arn,) = world.fake.throughputs
 
-    # 30 s left, minus the margin to answer: no time to wait at all, so no real sleep either.
-    handler_module.handler(cfn_event("Delete", world, physical_id), LambdaContext(30_000))
+    # A minute left: the teardown gives up before the deadline guard would, so its own error
+    # (naming what still bills) reaches CloudFormation.
+    handler_module.handler(cfn_event("Delete", world, physical_id), LambdaContext(56_000))
 
     body = responses.bodies[-1]
     assert body["Status"] == "FAILED"
     assert "TeardownIncompleteError" in body["Reason"] and arn in body["Reason"]
 
 
-def test_delete_after_a_failed_create_does_nothing(world: World, responses: Responses) -> None:
-    physical_id = custom_resource.failed_create_id({"RequestId": "request-0"})
+def test_a_create_that_fails_after_making_a_pt_is_rolled_back_to_nothing(
+    world: World, responses: Responses
+) -> None:
+    finish(world)
+    world.fake.fail_next("get_provisioned_model_throughput", "InternalServerException", "after the create")
+
+    handler_module.handler(cfn_event("Create", world), LambdaContext(900_000))
+
+    failed = responses.bodies[-1]
+    assert failed["Status"] == "FAILED"
+    assert len(world.fake.throughputs) == 1  # the PT was made before the failure
+    # Not a placeholder: the rollback's Delete names the resource, and tears its PT down.
+    assert failed["PhysicalResourceId"] == f"{ENV}-{FT}-serving"
+    handler_module.handler(cfn_event("Delete", world, failed["PhysicalResourceId"]), LambdaContext(900_000))
+    assert responses.bodies[-1]["Status"] == "SUCCESS"
+    assert world.fake.throughputs == {}
+
+
+def test_a_delete_with_nothing_served_succeeds_quietly(world: World, responses: Responses) -> None:
+    physical_id = custom_resource.failed_create_id({"RequestId": "request-0"})  # made by older code
 
     handler_module.handler(cfn_event("Delete", world, physical_id), LambdaContext(900_000))
 
     (body,) = responses.bodies
-    assert body["Status"] == "SUCCESS"
+    assert body["Status"] == "SUCCESS" and body["PhysicalResourceId"] == physical_id
+    assert sent_notifications(world.topic_arn) == []
+
+
+def test_the_end_of_a_superseded_job_is_told_and_never_served(world: World) -> None:
+    finish(world, job=JOB)
+    deployed = f"{ENV}-{FT}-{'b' * 12}"
+    create_job(world.jobs, deployed)
+    jobs.record_deployed_job(world.clients.ssm, ENV, FT, jobs.DeployedJob(deployed, "b" * 64, jobs.DEPLOY))
+
+    result = handler_module.handler(job_event("Completed", outputModelArn="arn:model/old"), None)
+
+    assert result == {"action": "ignored", "job": JOB, "status": "Completed", "deployed": deployed}
     assert world.fake.calls == []
+    ((subject, message),) = sent_notifications(world.topic_arn)
+    assert subject is not None and "superseded job Completed" in subject
+    assert "not the deployed configuration's job" in message and deployed in message
+
+
+def test_a_failed_pt_found_by_the_schedule_is_told(world: World) -> None:
+    finish(world)
+    handler_module.handler(SCHEDULED, None)
+    (failed,) = world.fake.throughputs
+    world.fake.throughputs[failed].update(status="Failed", failureMessage="Capacity not available")
+
+    handler_module.handler(SCHEDULED, None)
+
+    subject, message = sent_notifications(world.topic_arn)[-1]
+    assert subject is not None and subject.endswith("serving failed")
+    assert "Capacity not available" in message and failed in message
+    (replacement,) = world.fake.throughputs
+    assert replacement != failed and world.fake.throughputs[replacement]["status"] == "InService"

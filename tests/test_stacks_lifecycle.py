@@ -79,8 +79,13 @@ def test_trigger_may_pass_only_the_customization_role_and_only_to_bedrock(
     for statement in statements(policy):
         for action in as_list(statement["Action"]):
             assert not action.endswith("*"), action
-        if not any(action.startswith("xray:") for action in as_list(statement["Action"])):
-            assert statement["Resource"] != "*"
+        # Only actions without resource-level permissions (X-Ray, Bedrock's List*) may name "*".
+        unscoped = all(
+            action.startswith("xray:") or action.split(":", 1)[1].startswith("List")
+            for action in as_list(statement["Action"])
+        )
+        if not unscoped:
+            assert statement["Resource"] != "*", statement
 
 
 @pytest.mark.parametrize("key", STACKS)
@@ -209,7 +214,7 @@ def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
     serving = plan_of(sample_app, *key).config.serving
     variables = function_environment(templates[key], "ServingLifecycleFunction")
     from_environment = ServingSpec.from_mapping(
-        json.loads(variables["FINETUNE_SERVING"]), topic_arn="arn:topic"
+        json.loads(flatten(variables["FINETUNE_SERVING"])), topic_arn="arn:topic"
     )
     properties = only(templates[key], "Custom::ServingLifecycle", "ServingLifecycle")["Properties"]
     from_properties = ServingSpec.from_properties({**properties, "TopicArn": "arn:topic"})
@@ -221,6 +226,10 @@ def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
             serving.commitment,
         )
         assert spec.idle_alarm_hours == serving.idle_alarm_hours
+        environment = plan_of(sample_app, *key).config.environment
+        assert spec.stop_jobs_on_destroy == environment.stop_jobs_on_destroy
+        assert spec.delete_models_on_destroy == (environment.removal_policy == "destroy")
+        assert "AWS::StackId" in str(spec.stack_id)  # resolved by CloudFormation at deploy time
     assert flatten(variables["FINETUNE_TOPIC_ARN"]).startswith("<NotificationsTopic")
 
 
@@ -233,14 +242,19 @@ def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
     spec = plan_of(sample_app, *key).job_spec
     variables = function_environment(templates[key], "CustomizationJobTriggerFunction")
     template = json.loads(flatten(variables["FINETUNE_JOB_TEMPLATE"]))
-    expected = job_template(spec, role_arn="r", output_s3_uri="o", validation_s3_uri="v", kms_key_arn="k")
+    expected = job_template(
+        spec, role_arn="r", output_s3_uri="o", validation_s3_uri="v", kms_key_arn="k", stop_superseded=True
+    )
     assert set(template) == set(expected)
     for name in ("Environment", "FineTuning", "BaseModelIdentifier", "Hyperparameters", "ValidationSha256"):
         assert template[name] == expected[name]
+    stop_superseded = plan_of(sample_app, *key).config.environment.stop_superseded_jobs
+    assert template["StopSuperseded"] == ("true" if stop_superseded else "false")
     assert variables["FINETUNE_INCOMING_PREFIX"] == "incoming/"
     properties = only(templates[key], "Custom::CustomizationJob", "CustomizationJobTriggerJob")["Properties"]
     assert set(properties) - set(template) == {
         "ServiceToken",
+        "ServiceTimeout",
         "TrainingDataS3Uri",
         "TrainingSha256",
         "JobName",
@@ -248,3 +262,71 @@ def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
         "JobDigest",
         "StopOnDelete",
     }
+
+
+CUSTOM_RESOURCE_TYPES = ("Custom::CustomizationJob", "Custom::ServingLifecycle", "Custom::TrainingDataUpload")
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_every_custom_resource_has_a_service_timeout_beyond_its_function_s_own(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    """Without one, an answer that never comes (import error, out of memory) holds a deploy an hour."""
+    template = templates[key]
+    functions = resources(template, "AWS::Lambda::Function")
+    found = 0
+    for resource_type in CUSTOM_RESOURCE_TYPES:
+        for custom in resources(template, resource_type).values():
+            found += 1
+            properties = custom["Properties"]
+            (function_id,) = properties["ServiceToken"]["Fn::GetAtt"][:1]
+            timeout = functions[function_id]["Properties"]["Timeout"]
+            service_timeout = int(properties["ServiceTimeout"])
+            # Both attempts (Lambda retries once) and time to deliver the answer, within the 1 h cap.
+            assert 2 * timeout < service_timeout <= 3600
+    assert found >= 3
+
+
+def depends_on(template: Template, resource_type: str, logical_prefix: str) -> list[str]:
+    resource = only(template, resource_type, logical_prefix)
+    return list(resource.get("DependsOn", []))
+
+
+def logical_id(template: Template, resource_type: str, logical_prefix: str) -> str:
+    (name,) = [key for key in resources(template, resource_type) if key.startswith(logical_prefix)]
+    return name
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_on_delete_the_rules_go_before_the_teardown_and_jobs_start_after_the_bedrock_policy(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    template = templates[key]
+    serving = logical_id(template, "Custom::ServingLifecycle", "ServingLifecycle")
+    job = logical_id(template, "Custom::CustomizationJob", "CustomizationJobTriggerJob")
+    # A resource that depends on another is deleted before it: no event reaches the serving
+    # function, and no upload starts a job, once its teardown runs.
+    for rule in (
+        "ServingLifecycleJobStateRule",
+        "ServingLifecycleReconcileSchedule",
+        "CustomizationJobTriggerUploadRule",
+    ):
+        assert serving in depends_on(template, "AWS::Events::Rule", rule), rule
+    assert job in depends_on(template, "Custom::ServingLifecycle", "ServingLifecycle")
+    # Bedrock reads the data with the customization role: its policy exists before a job starts.
+    policy = logical_id(template, "AWS::IAM::ManagedPolicy", "CustomizationRolePolicy")
+    assert policy in depends_on(template, "Custom::CustomizationJob", "CustomizationJobTriggerJob")
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_serving_knows_the_environment_s_destroy_rules(
+    sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    environment = plan_of(sample_app, *key).config.environment
+    properties = only(templates[key], "Custom::ServingLifecycle", "ServingLifecycle")["Properties"]
+    assert properties["StopJobsOnDestroy"] == ("true" if environment.stop_jobs_on_destroy else "false")
+    # A destroy environment deletes the key the custom models are encrypted with: they go too.
+    assert properties["DeleteModelsOnDestroy"] == (
+        "true" if environment.removal_policy == "destroy" else "false"
+    )
+    assert properties["StackId"] == {"Ref": "AWS::StackId"}

@@ -140,7 +140,12 @@ class CloudFormation:
 
 
 def clear_clients() -> None:
-    for client in (trigger_job.bedrock_client, trigger_job.s3_client, trigger_job.sns_client):
+    for client in (
+        trigger_job.bedrock_client,
+        trigger_job.s3_client,
+        trigger_job.sns_client,
+        trigger_job.ssm_client,
+    ):
         client.cache_clear()
 
 
@@ -223,7 +228,7 @@ def test_create_starts_the_job_and_returns_its_attributes(aws: Aws) -> None:
     assert job["trainingDataConfig"]["s3Uri"] == properties(training)["TrainingDataS3Uri"]
     assert job["validationDataConfig"] == {"validators": [{"s3Uri": TEMPLATE["ValidationDataS3Uri"]}]}
     assert job["hyperParameters"] == HYPERPARAMETERS
-    assert job["clientRequestToken"] == spec.client_request_token
+    assert job["clientRequestToken"] == spec.client_request_token()
 
 
 def test_deploying_the_same_thing_twice_starts_one_job(aws: Aws) -> None:
@@ -361,6 +366,182 @@ def test_delete_after_a_failed_create_does_nothing(aws: Aws) -> None:
     assert deleted["Status"] == "SUCCESS"
     assert deleted["PhysicalResourceId"] == failed["PhysicalResourceId"]
     assert aws.job_names() == []
+
+
+def set_status(name: str, status: str) -> None:
+    bedrock_backends[ACCOUNT][REGION].model_customization_jobs[name].status = status
+
+
+def deployed_job(aws: Aws) -> dict[str, str] | None:
+    """The record serving reads: which job's model to serve."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    try:
+        value = ssm.get_parameter(Name="/finetune/dev/sql-generator/deployed-job")["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    return dict(json.loads(value))
+
+
+@pytest.mark.parametrize("ended", ["Failed", "Stopped"])
+def test_a_job_that_trained_nothing_is_retried_as_its_next_generation(aws: Aws, ended: str) -> None:
+    """Redeploy after a failure, a rollback to a stopped job, destroy and redeploy: each trains."""
+    training = dataset()
+    upload_training(aws.s3, training)
+    spec = spec_for(training)
+    first = aws.cloudformation.send("Create", properties(training))
+    set_status(first["PhysicalResourceId"], ended)
+
+    again = aws.cloudformation.send("Create", properties(training))
+
+    assert again["Status"] == "SUCCESS", again["Reason"]
+    retry = spec.generation_name(2)
+    assert retry == f"dev-sql-generator-{spec.digest[:9]}r2" and len(retry) <= len(spec.job_name)
+    assert again["PhysicalResourceId"] == retry and again["Data"]["Status"] == "InProgress"
+    assert aws.job_names() == sorted([spec.job_name, retry])
+    job = aws.bedrock.get_model_customization_job(jobIdentifier=retry)
+    assert job["clientRequestToken"] == spec.client_request_token(2) != spec.client_request_token()
+    assert job["outputModelName"].startswith(retry)  # its own custom model name
+    assert deployed_job(aws) == {"jobName": retry, "digest": spec.digest, "source": "deploy"}
+    # The live generation is found again: no third job.
+    assert aws.cloudformation.send("Create", properties(training))["PhysicalResourceId"] == retry
+    assert len(aws.job_names()) == 2
+
+
+def test_a_completed_job_is_never_retrained(aws: Aws) -> None:
+    training = dataset()
+    upload_training(aws.s3, training)
+    first = aws.cloudformation.send("Create", properties(training))
+    set_status(first["PhysicalResourceId"], "Completed")
+
+    again = aws.cloudformation.send("Create", properties(training))
+
+    assert again["PhysicalResourceId"] == first["PhysicalResourceId"]
+    assert again["Data"]["Status"] == "Completed" and len(aws.job_names()) == 1
+
+
+def test_an_unchanged_update_keeps_a_newer_upload_as_the_deployed_job(aws: Aws) -> None:
+    deployed = dataset()
+    upload_training(aws.s3, deployed)
+    name = aws.cloudformation.send("Create", properties(deployed))["PhysicalResourceId"]
+    uploaded = dataset(tag="new-")
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/train.jsonl", Body=uploaded)
+    trigger_job.handler(s3_event("incoming/train.jsonl"), None)
+    assert deployed_job(aws) == {
+        "jobName": spec_for(uploaded).job_name,
+        "digest": spec_for(uploaded).digest,
+        "source": "upload",
+    }
+
+    # A deploy that changes a property but not the job (StopOnDelete) keeps serving the upload's.
+    aws.cloudformation.send(
+        "Update", properties(deployed, StopOnDelete="true"), physical_id=name, old=properties(deployed)
+    )
+    assert deployed_job(aws) is not None and deployed_job(aws)["source"] == "upload"  # type: ignore[index]
+
+    # A deploy that changes the job records its own, and stops the upload's when superseded jobs stop.
+    changed = dataset(tag="changed-")
+    upload_training(aws.s3, changed)
+    spec = spec_for(changed)
+    props = properties(changed, StopSuperseded="true")
+    aws.cloudformation.send("Update", props, physical_id=name, old=properties(deployed))
+    assert deployed_job(aws) == {"jobName": spec.job_name, "digest": spec.digest, "source": "deploy"}
+    assert (
+        aws.bedrock.get_model_customization_job(jobIdentifier=spec_for(uploaded).job_name)["status"]
+        == "Stopped"
+    )
+
+
+@pytest.mark.parametrize(("stop_superseded", "expected"), [("true", "Stopped"), ("false", "InProgress")])
+def test_an_upload_supersedes_the_deployed_job_and_stops_it_when_asked(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, stop_superseded: str, expected: str
+) -> None:
+    monkeypatch.setenv("FINETUNE_JOB_TEMPLATE", json.dumps({**TEMPLATE, "StopSuperseded": stop_superseded}))
+    deployed = dataset()
+    upload_training(aws.s3, deployed)
+    name = aws.cloudformation.send("Create", properties(deployed))["PhysicalResourceId"]
+    uploaded = dataset(tag="new-")
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/train.jsonl", Body=uploaded)
+
+    trigger_job.handler(s3_event("incoming/train.jsonl"), None)
+
+    assert deployed_job(aws) == {
+        "jobName": spec_for(uploaded).job_name,
+        "digest": spec_for(uploaded).digest,
+        "source": "upload",
+    }
+    assert aws.bedrock.get_model_customization_job(jobIdentifier=name)["status"] == expected
+
+
+@pytest.mark.parametrize(("stop_superseded", "expected"), [("true", "Stopped"), ("false", "InProgress")])
+def test_the_cleanup_delete_of_a_replaced_job_follows_stop_superseded(
+    aws: Aws, stop_superseded: str, expected: str
+) -> None:
+    old_data, new_data = dataset(), dataset(tag="new-")
+    upload_training(aws.s3, old_data)
+    upload_training(aws.s3, new_data)
+    old_props = properties(old_data, StopSuperseded=stop_superseded)  # StopOnDelete false
+    old_name = aws.cloudformation.send("Create", old_props)["PhysicalResourceId"]
+    new_props = properties(new_data, StopSuperseded=stop_superseded)
+    aws.cloudformation.send("Update", new_props, physical_id=old_name, old=old_props)
+
+    # CloudFormation's cleanup, once the update can no longer roll back: the old resource goes.
+    deleted = aws.cloudformation.send("Delete", old_props, physical_id=old_name)
+
+    assert deleted["Status"] == "SUCCESS"
+    assert aws.bedrock.get_model_customization_job(jobIdentifier=old_name)["status"] == expected
+    assert (
+        aws.bedrock.get_model_customization_job(jobIdentifier=spec_for(new_data).job_name)["status"]
+        == "InProgress"
+    )
+
+
+def test_the_delete_of_a_create_that_never_answered_stops_what_it_started(aws: Aws) -> None:
+    """CloudFormation gave up on the Create (its own physical id) after the job had started."""
+    training = dataset()
+    upload_training(aws.s3, training)
+    props = properties(training)  # StopOnDelete false: an orphan of an undone deploy is stopped anyway
+    name = aws.cloudformation.send("Create", props)["PhysicalResourceId"]
+
+    deleted = aws.cloudformation.send("Delete", props, physical_id="CustomizationJob-1A2B3C4D5E6F")
+
+    assert deleted["Status"] == "SUCCESS"
+    assert aws.bedrock.get_model_customization_job(jobIdentifier=name)["status"] == "Stopped"
+
+
+def test_a_create_whose_answer_is_overdue_starts_nothing(aws: Aws) -> None:
+    training = dataset()
+    upload_training(aws.s3, training)
+    event = {
+        "RequestType": "Create",
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/x",
+        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-sql-generator/1",
+        "RequestId": "late",
+        "LogicalResourceId": "CustomizationJob",
+        "ResourceProperties": properties(training),
+    }
+    expired = custom_resource.Deadline(time.time() - 1)
+
+    with pytest.raises(custom_resource.DeadlineError, match="before starting customization job"):
+        trigger_job.customization_job(event, expired)
+
+    assert aws.job_names() == []
+
+
+def test_a_job_started_after_the_deadline_answered_is_stopped_again(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard answered FAILED while Bedrock was creating the job: it must not train for nobody."""
+    training = dataset()
+    upload_training(aws.s3, training)
+    clock = iter([0.0, 100.0])  # checked before the start (in time), then after it (overdue)
+    deadline = custom_resource.Deadline(50.0, clock=lambda: next(clock))
+    event = {"RequestType": "Create", "ResourceProperties": properties(training)}
+
+    with pytest.raises(custom_resource.DeadlineError, match="was stopped again"):
+        trigger_job.customization_job(event, deadline)
+
+    (name,) = aws.job_names()
+    assert aws.bedrock.get_model_customization_job(jobIdentifier=name)["status"] == "Stopped"
 
 
 def test_invalid_data_fails_the_deployment_naming_each_line_and_starts_nothing(aws: Aws) -> None:
@@ -841,6 +1022,22 @@ def test_a_rejected_start_on_upload_is_notified_tagged_failed_and_not_raised(fau
     retried = trigger_job.handler(s3_event(key), None)
     assert retried["results"][0]["outcome"] == "started"
     assert faulty.aws.job_names() == [spec_for(training).job_name]
+
+
+def test_a_transient_bedrock_error_on_upload_is_raised_for_lambda_to_retry(faulty: FaultyAws) -> None:
+    training = dataset()
+    key = "incoming/train.jsonl"
+    faulty.aws.s3.put_object(Bucket=BUCKET, Key=key, Body=training)
+    internal = (500, "InternalServerException", "Bedrock had a moment")
+    faulty.faults.fail("CreateModelCustomizationJob", *([internal] * 9))  # outlasts botocore's 8 retries
+
+    with pytest.raises(RuntimeError, match="InternalServerException"):
+        trigger_job.handler(s3_event(key), None)
+
+    assert faulty.aws.job_names() == []
+    assert faulty.aws.notifications() == []  # not reported as a refusal: the retry may well start it
+    retried = trigger_job.handler(s3_event(key), None)  # Lambda's retry of the same event
+    assert retried["results"][0]["outcome"] == "started"
 
 
 def test_clients_are_created_once_with_adaptive_retries(aws: Aws) -> None:

@@ -28,11 +28,11 @@ def s3_client() -> Any:
     return boto3.client("s3", config=Config(retries={"mode": "adaptive", "max_attempts": 8}))
 
 
-def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return custom_resource.respond(event, stage_data)
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    return custom_resource.respond(event, stage_data, context=context)
 
 
-def stage_data(event: Mapping[str, Any]) -> custom_resource.Outcome:
+def stage_data(event: Mapping[str, Any], deadline: custom_resource.Deadline) -> custom_resource.Outcome:
     properties = event["ResourceProperties"]
     if event["RequestType"] == "Delete":
         return custom_resource.Outcome(physical_id=event["PhysicalResourceId"])
@@ -44,6 +44,7 @@ def stage_data(event: Mapping[str, Any]) -> custom_resource.Outcome:
         sha256=properties["Sha256"],
         size_bytes=int(properties["SizeBytes"]),
     )
+    deadline.check(f"copying {request.s3_uri}")
     copied = staging.stage(s3_client(), request)
     LOG.info(
         json.dumps({"action": "stage", "uri": request.s3_uri, "sha256": request.sha256, "copied": copied})

@@ -6,13 +6,13 @@
    ValidationDataS3Uri and ValidationSha256 ("" for none), RoleArn, OutputS3Uri, KmsKeyArn ("" for
    none), JobName, CustomModelName, JobDigest, StopOnDelete ("true" | "false").
    Attributes: JobArn, JobName, CustomModelName, Status. Physical id: the job name.
-   - Create: the data in S3 is validated (and its sha256 checked) before anything is started; an
-     existing job of the same name is returned as is. The JobSpec is rebuilt from the properties and
-     must name the same job and digest as JobName/JobDigest (synth and Lambda must agree).
-   - Update: an unchanged JobDigest starts nothing (the job is started again only if it no longer
-     exists); a changed one starts a new job under a new physical id, and CloudFormation then deletes
-     the old resource.
-   - Delete: stops the job if StopOnDelete is "true" and it is InProgress; never deletes data or models.
+   - Create/Update: the job of the properties' spec is found if it runs or Completed; otherwise
+     (none yet, or it Failed or was Stopped) its next generation is started once the data in S3
+     passed validation (and its sha256 check). The JobSpec is rebuilt from the properties and must
+     name the same job and digest as JobName/JobDigest (synth and Lambda must agree). The job is
+     recorded as the deployed job (serving serves its model), except that an Update that leaves the
+     job unchanged keeps a newer upload's job recorded.
+   - Delete: see `_delete`; never deletes data or models.
 2. Object events for objects under FINETUNE_INCOMING_PREFIX (default "incoming/"): S3 event
    notifications (`Records`, keys URL-encoded) or S3 events from EventBridge (`source` "aws.s3",
    `detail-type` "Object Created", keys as stored); other keys and event types are ignored. Settings:
@@ -21,7 +21,8 @@
    FINETUNE_TRAINING_PREFIX (default "training/"). A valid upload is staged (content-addressed) under
    `<training prefix><fine-tuning>/<sha256>/<file name>` and its job started; an invalid one is
    reported to the topic and tagged finetune:status=rejected. Nothing is deleted. Rejections (of the
-   data or by Bedrock) do not raise: an S3 retry would only repeat them.
+   data or by Bedrock) do not raise: an S3 retry would only repeat them; Bedrock's transient errors
+   (throttling, internal errors) do, so that Lambda retries the event.
 
 Decisions:
 - Notifications and object tags are best effort: a failure to publish or tag is logged (level ERROR,
@@ -49,7 +50,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from finetune import custom_resource, jobs, staging
+from finetune import custom_resource, identity, jobs, staging
 from finetune.identity import JobSpec
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ TEMPLATE_REQUIRED = (
 )
 PROPERTIES_REQUIRED = (*TEMPLATE_REQUIRED, "TrainingDataS3Uri", "TrainingSha256", "JobName", "JobDigest")
 NOT_FOUND_CODES = ("NoSuchKey", "404", "NotFound")
+# Bedrock errors worth another try of the same upload event (Lambda retries a raised error).
+TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException"})
 
 
 def _client_config() -> Config:
@@ -99,6 +102,11 @@ def sns_client() -> Any:
     return boto3.client("sns", config=_client_config())
 
 
+@cache
+def ssm_client() -> Any:
+    return boto3.client("ssm", config=_client_config())
+
+
 def _log(action: str, **fields: Any) -> None:
     LOG.info(json.dumps({"action": action, **fields}, default=str, sort_keys=True))
 
@@ -107,9 +115,9 @@ def _log_error(action: str, **fields: Any) -> None:
     LOG.error(json.dumps({"action": action, **fields}, default=str, sort_keys=True))
 
 
-def handler(event: Mapping[str, Any], _context: Any) -> dict[str, Any]:
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if "RequestType" in event:
-        return custom_resource.respond(event, customization_job)
+        return custom_resource.respond(event, customization_job, context=context)
     uploads = uploads_in(event)
     if uploads is not None:
         return handle_uploads(uploads)
@@ -339,61 +347,118 @@ def batch_size(hyperparameters: Mapping[str, str]) -> int | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def customization_job(event: Mapping[str, Any]) -> custom_resource.Outcome:
+def customization_job(
+    event: Mapping[str, Any], deadline: custom_resource.Deadline
+) -> custom_resource.Outcome:
     """The custom resource's action (see the module docstring); runs inside custom_resource.respond."""
     request_type = event["RequestType"]
     if request_type == "Delete":
         return _delete(event)
     request = request_from_properties(event.get("ResourceProperties") or {})
-    if request_type == "Update":
-        old_digest = (event.get("OldResourceProperties") or {}).get("JobDigest")
-        if old_digest == request.spec.digest:
-            state = jobs.find_job(bedrock_client(), request.job_name, request.spec.custom_model_name)
-            if state is not None:
-                _log_job("unchanged", request, state)
-                return _outcome(state)
-            _log("job-missing", job=request.job_name, digest=request.spec.digest)
-    return _outcome(ensure_job(request))
+    old_digest = (event.get("OldResourceProperties") or {}).get("JobDigest")
+    unchanged = request_type == "Update" and old_digest == request.spec.digest
+    state = ensure_job(request, deadline)
+    stop_superseded = _flag((event.get("ResourceProperties") or {}).get("StopSuperseded"))
+    _record_deployed(request, state, replace_upload=not unchanged, stop_superseded=stop_superseded)
+    return _outcome(state)
 
 
-def ensure_job(request: jobs.JobRequest) -> jobs.JobState:
-    """The request's job: found, or started after its data in S3 passed validation (DataRejected if not)."""
+def ensure_job(request: jobs.JobRequest, deadline: custom_resource.Deadline) -> jobs.JobState:
+    """The request's live job: found (running or Completed), or its next generation started after its
+    data in S3 passed validation (DataRejected if not). A Failed or Stopped job is never returned."""
     bedrock = bedrock_client()
-    existing = jobs.find_job(bedrock, request.job_name, request.spec.custom_model_name)
+    existing, attempt = jobs.live_attempt(bedrock, request)
     if existing is not None:
-        _log_job("exists", request, existing)
+        _log_job("exists", attempt, existing)
         return existing
     spec = request.spec
     problems = jobs.validate_data_in_s3(
         s3_client(),
-        request,
+        attempt,
         dataset_limits(spec.base_model, spec.customization_type),
         batch_size(spec.hyperparameters),
     )
     if problems:
         _log(
             "data-rejected",
-            job=request.job_name,
+            job=attempt.job_name,
             digest=spec.digest,
             problems=len(problems),
             first=problems[:5],
         )
         raise jobs.DataRejected(problems)
-    state = jobs.start_job(bedrock, request)
-    _log_job("started" if state.started else "exists", request, state)
+    deadline.check(f"starting customization job {attempt.job_name}")
+    state = jobs.start_job(bedrock, attempt)
+    if state.started and deadline.expired:
+        # CloudFormation was answered FAILED while Bedrock was starting it: it would train for nobody.
+        jobs.stop_job_if_running(bedrock, state.job_name)
+        _log("stopped-late-start", job=state.job_name)
+        raise custom_resource.DeadlineError(f"customization job {state.job_name} was stopped again")
+    _log_job("started" if state.started else "exists", attempt, state)
     return state
 
 
+def _record_deployed(
+    request: jobs.JobRequest, state: jobs.JobState, *, replace_upload: bool, stop_superseded: bool
+) -> None:
+    """Record the deploy's job as the one to serve, unless an upload's job (newer data) is recorded
+    and this deploy did not change the job (`replace_upload` False)."""
+    spec = request.spec
+    ssm = ssm_client()
+    previous = jobs.read_deployed_job(ssm, spec.environment, spec.fine_tuning)
+    if previous is not None and previous.job_name == state.job_name:
+        return
+    if previous is not None and previous.source == jobs.UPLOAD and not replace_upload:
+        _log("deployed-job-kept", job=previous.job_name, deploy_job=state.job_name)
+        return
+    jobs.record_deployed_job(
+        ssm, spec.environment, spec.fine_tuning, jobs.DeployedJob(state.job_name, spec.digest, jobs.DEPLOY)
+    )
+    _log("deployed-job", job=state.job_name, previous=previous.job_name if previous else None)
+    # A superseded deploy job is stopped by CloudFormation's Delete of its resource once the deploy
+    # can no longer roll back; an upload's job has no resource, so it is stopped here.
+    if previous is not None and previous.source == jobs.UPLOAD and stop_superseded:
+        _stop(previous.job_name, reason="superseded by a deploy")
+
+
 def _delete(event: Mapping[str, Any]) -> custom_resource.Outcome:
+    """Stop what the resource's job would leave billing for nobody; never delete data or models.
+
+    - A Create that failed or never answered (a placeholder or CloudFormation's own id): any running
+      attempt at the properties' job is an orphan of a deploy that was undone: stopped.
+    - The deployed job (the stack is being deleted): stopped when StopOnDelete is "true".
+    - A job a newer deploy or upload replaced (CloudFormation's cleanup after an update or a
+      rollback): stopped when StopSuperseded is "true".
+    """
     physical_id = str(event.get("PhysicalResourceId") or "")
     properties = event.get("ResourceProperties") or {}
-    if not physical_id or custom_resource.is_failed_create(physical_id):
-        _log("delete-placeholder", physical_id=physical_id)
+    environment, fine_tuning = str(properties.get("Environment", "")), str(properties.get("FineTuning", ""))
+    if not identity.owns_job(environment, fine_tuning, physical_id):
+        digest = str(properties.get("JobDigest", ""))
+        prefix = identity.job_name_prefix(environment, fine_tuning) + digest[: identity.RETRY_DIGEST]
+        orphans = jobs.running_jobs(bedrock_client(), environment, fine_tuning, prefix) if digest else []
+        for name in orphans:
+            _stop(name, reason="started by a Create that failed")
+        _log("delete-placeholder", physical_id=physical_id, stopped=orphans)
         return custom_resource.Outcome(physical_id=physical_id)
-    stop = str(properties.get("StopOnDelete", "false")).strip().lower() == "true"
-    stopped = jobs.stop_job_if_running(bedrock_client(), physical_id) if stop else False
-    _log("delete", job=physical_id, digest=properties.get("JobDigest"), stop_on_delete=stop, stopped=stopped)
+    deployed = jobs.read_deployed_job(ssm_client(), environment, fine_tuning)
+    if deployed is None or deployed.job_name == physical_id:
+        stop, why = _flag(properties.get("StopOnDelete")), "StopOnDelete"
+    else:
+        stop, why = _flag(properties.get("StopSuperseded")), f"StopSuperseded (deployed: {deployed.job_name})"
+    stopped = _stop(physical_id, reason=why) if stop else False
+    _log("delete", job=physical_id, digest=properties.get("JobDigest"), rule=why, stop=stop, stopped=stopped)
     return custom_resource.Outcome(physical_id=physical_id)
+
+
+def _flag(value: Any) -> bool:
+    return str(value or "false").strip().lower() == "true"
+
+
+def _stop(job_name: str, *, reason: str) -> bool:
+    stopped = jobs.stop_job_if_running(bedrock_client(), job_name)
+    _log("job-stopped" if stopped else "job-not-running", job=job_name, reason=reason)
+    return stopped
 
 
 def _outcome(state: jobs.JobState) -> custom_resource.Outcome:
@@ -543,8 +608,13 @@ def handle_upload(upload: Upload, settings: UploadSettings) -> dict[str, str]:
         template, training_s3_uri=staged.s3_uri, training_sha256=sha256, where="FINETUNE_JOB_TEMPLATE"
     )
     try:
-        state = jobs.start_job(bedrock_client(), request)
+        existing, request = jobs.live_attempt(bedrock_client(), request)
+        state = existing or jobs.start_job(bedrock_client(), request)
     except jobs.JobRejected as rejected:
+        if rejected.code in TRANSIENT_CODES:
+            # Raised, so that Lambda's retry of the event tries again (then its dead-letter queue).
+            _log_error("job-start-retried", uri=uri, job=request.job_name, code=rejected.code)
+            raise
         _log_error(
             "job-rejected", uri=uri, job=request.job_name, digest=request.spec.digest, code=rejected.code
         )
@@ -561,6 +631,7 @@ def handle_upload(upload: Upload, settings: UploadSettings) -> dict[str, str]:
         return {"uri": uri, "outcome": "failed", "job": request.job_name}
 
     _log_job("started" if state.started else "exists", request, state)
+    _record_upload(settings, request, state)
     if state.started:
         _notify(
             settings,
@@ -575,6 +646,21 @@ def handle_upload(upload: Upload, settings: UploadSettings) -> dict[str, str]:
         )
     _tag(s3, bucket, key, {STATUS_TAG: "started", JOB_TAG: state.job_name})
     return {"uri": uri, "outcome": "started" if state.started else "exists", "job": state.job_name}
+
+
+def _record_upload(settings: UploadSettings, request: jobs.JobRequest, state: jobs.JobState) -> None:
+    """The upload's job is the one to serve now; the job it replaces is stopped if the stack says so."""
+    spec = request.spec
+    ssm = ssm_client()
+    previous = jobs.read_deployed_job(ssm, spec.environment, spec.fine_tuning)
+    if previous is not None and previous.job_name == state.job_name:
+        return
+    jobs.record_deployed_job(
+        ssm, spec.environment, spec.fine_tuning, jobs.DeployedJob(state.job_name, spec.digest, jobs.UPLOAD)
+    )
+    _log("deployed-job", job=state.job_name, previous=previous.job_name if previous else None)
+    if previous is not None and _flag(settings.template.get("StopSuperseded")):
+        _stop(previous.job_name, reason="superseded by an upload")
 
 
 def _existing_key(s3: Any, upload: Upload) -> str | None:
