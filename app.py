@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune.config import ConfigError, parse_config
-from finetune.plan import FineTuningPlan, plan_app, plans_by_environment
-from finetune.project import DATA_FOLDER, load_context
+from finetune.core.config import ConfigError, parse_config
+from finetune.core.plan import FineTuningPlan, plan_app, plans_by_environment
+from finetune.core.project import DATA_FOLDER, load_context
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -82,7 +82,7 @@ def create_app(
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, ServerlessChecks
 
-    from finetune.config import EnvironmentConfig
+    from finetune.core.config import EnvironmentConfig
     from stacks.environment_stage import EnvironmentStage
 
     app = cdk.App(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUDGET_RATIO = 1.2
-HANDLERS_DIR = PROJECT_ROOT / "finetune" / "handlers"
+HANDLERS_DIR = PROJECT_ROOT / "finetune" / "runtime"
+NOT_HANDLERS = ("__init__", "responder")
 
 
 def _import_seconds(statement: str) -> float:
@@ -25,20 +26,20 @@ def _import_seconds(statement: str) -> float:
 
 
 def main(runs: int = 15) -> list[str]:
-    handlers = sorted(path.stem for path in HANDLERS_DIR.glob("*.py") if path.stem != "__init__")
+    handlers = sorted(path.stem for path in HANDLERS_DIR.glob("*.py") if path.stem not in NOT_HANDLERS)
     baseline: list[float] = []
     timings: dict[str, list[float]] = {name: [] for name in handlers}
     for _ in range(runs):
         baseline.append(_import_seconds("import boto3"))
         for name in handlers:
-            timings[name].append(_import_seconds(f"import finetune.handlers.{name}"))
+            timings[name].append(_import_seconds(f"import finetune.runtime.{name}"))
     base = statistics.median(baseline)
     lines = [f"bare `import boto3`:                  median {base * 1000:.0f} ms of {runs}"]
     for name, values in timings.items():
         ratio = statistics.median(values) / base
         verdict = "" if ratio <= BUDGET_RATIO else "  OVER BUDGET"
         lines.append(
-            f"import finetune.handlers.{name:<13} median {statistics.median(values) * 1000:.0f} ms, "
+            f"import finetune.runtime.{name:<25} median {statistics.median(values) * 1000:.0f} ms, "
             f"{ratio:.2f}x (budget <= {BUDGET_RATIO}x){verdict}"
         )
     return lines

@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from finetune.catalog import find_model
-from finetune.dataset import DUPLICATE_TRACKING_FALLBACK, validate_file
-from finetune.formats import DataFormat, DatasetLimits
+from finetune.core.catalog import find_model
+from finetune.core.dataset import DUPLICATE_TRACKING_FALLBACK, validate_file
+from finetune.core.formats import DataFormat, DatasetLimits
 
 MB = 1000**2
 THROUGHPUT_BUDGET_RATIO = 0.8

@@ -1,9 +1,9 @@
 """`CustomizationJobTrigger`: starts a Bedrock customization job when configuration or data change.
 
 CloudFormation has no resource type for a customization job, so a `Custom::CustomizationJob`
-resource backed by a Lambda function (`finetune/handlers/trigger_job.py`) stands for it. Its
+resource backed by a Lambda function (`finetune/runtime/customization_job_trigger.py`) stands for it. Its
 properties are the whole job: model, type, every hyperparameter, data locations and digests, and
-the job name derived from them (`finetune.identity.JobSpec`). A deploy that changes any of them
+the job name derived from them (`finetune.core.names.JobSpec`). A deploy that changes any of them
 shows the new job name in `cdk diff` and starts exactly one new job; a deploy that changes none
 starts nothing. The same function starts a job when data is uploaded under `incoming/` (an
 EventBridge rule on the bucket's object events), so data teams retrain without a deploy.
@@ -29,8 +29,8 @@ from cdk_constructs.training_data_bucket import (
     TrainingDataBucket,
 )
 from cdk_constructs.training_data_upload import TrainingDataUpload
-from finetune.identity import JobSpec, ssm_parameter_name
-from finetune.jobs import DEPLOYED_JOB_PARAMETER, job_resource_properties, job_template
+from finetune.aws.jobs import DEPLOYED_JOB_PARAMETER, job_resource_properties, job_template
+from finetune.core.names import JobSpec, ssm_parameter_name
 
 RESOURCE_TYPE = "Custom::CustomizationJob"
 
@@ -85,7 +85,7 @@ class CustomizationJobTrigger(Construct):
         self.function = FinetuneFunction(
             self,
             "Function",
-            handler_module="trigger_job",
+            handler_module="customization_job_trigger",
             description=f"Starts Bedrock customization jobs of {spec.environment}-{spec.fine_tuning}",
             encryption_key=encryption_key,
             alarm_topic=topic,
@@ -177,7 +177,7 @@ class CustomizationJobTrigger(Construct):
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                # Which job the fine-tuning serves (finetune.jobs.DeployedJob).
+                # Which job the fine-tuning serves (finetune.aws.jobs.DeployedJob).
                 sid="RecordDeployedJob",
                 actions=["ssm:GetParameter", "ssm:PutParameter", "ssm:AddTagsToResource"],
                 resources=[

@@ -20,7 +20,7 @@ from cdk_constructs.nag import acknowledge, acknowledge_all
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The asset is the `finetune` package alone (stdlib + boto3, which the runtime provides): no bundling
 # and no Docker. Glob excludes stop the fingerprint from descending into .venv/ or node_modules/.
-# The command-line tools (commands/, the rehearsal and its local fake) never run in Lambda.
+# The command-line tools (finetune/cli: commands, the rehearsal and its local fake) never run in Lambda.
 ASSET_EXCLUDES = [
     "*",
     ".*",
@@ -28,9 +28,7 @@ ASSET_EXCLUDES = [
     "!finetune/**",
     "__pycache__",
     "*.pyc",
-    "finetune/commands",
-    "finetune/rehearsal.py",
-    "finetune/local_serving.py",
+    "finetune/cli",
 ]
 
 
@@ -45,7 +43,7 @@ def finetune_code() -> lambda_.Code:
 
 
 class FinetuneFunction(Construct):
-    """A Python Lambda function whose handler is `finetune.handlers.<module>.handler`.
+    """A Python Lambda function whose handler is `finetune.runtime.<module>.handler`.
 
     Defaults: Python 3.14 on arm64, 256 MB, `timeout` 5 minutes, X-Ray active tracing, its own role
     (no AWS-managed policy: it may write only to its own log group; callers grant the rest), a log
@@ -74,8 +72,8 @@ class FinetuneFunction(Construct):
         environment: dict[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not (PROJECT_ROOT / "finetune" / "handlers" / f"{handler_module}.py").is_file():
-            raise ValueError(f"{self.node.path}: no handler module finetune/handlers/{handler_module}.py")
+        if not (PROJECT_ROOT / "finetune" / "runtime" / f"{handler_module}.py").is_file():
+            raise ValueError(f"{self.node.path}: no handler module finetune/runtime/{handler_module}.py")
         stack = cdk.Stack.of(self)
         encryption_key.grant_encrypt_decrypt(
             iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com").with_conditions(
@@ -123,7 +121,7 @@ class FinetuneFunction(Construct):
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=lambda_.Architecture.ARM_64,
             code=finetune_code(),
-            handler=f"finetune.handlers.{handler_module}.handler",
+            handler=f"finetune.runtime.{handler_module}.handler",
             timeout=timeout,
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
@@ -146,7 +144,7 @@ class FinetuneFunction(Construct):
         )
         self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
         # How long CloudFormation waits for this function's answer to a custom resource request.
-        # The handler answers before its own timeout (finetune.custom_resource's deadline guard);
+        # The handler answers before its own timeout (finetune.runtime.responder's deadline guard);
         # this bounds what no code can answer (an import error, out of memory): the first attempt
         # and Lambda's one retry, plus a margin to deliver the answer.
         self.service_timeout = cdk.Duration.seconds(

@@ -2,7 +2,7 @@
 
 CloudFormation has no type for a provisioned throughput (PT) or an on-demand custom model
 deployment, and the model to serve exists only when a job completes, long after a deploy. One
-reconciler (`finetune/handlers/serving.py`) converges what runs onto what the configuration asks
+reconciler (`finetune/runtime/serving_lifecycle.py`) converges what runs onto what the configuration asks
 for, and it runs at three moments:
 - when Bedrock reports the job's state (an EventBridge rule, matched to this fine-tuning's jobs):
   a completed job is served, a failed or stopped one is reported to the topic;
@@ -24,8 +24,8 @@ from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
 from cdk_constructs.nag import acknowledge_wildcard_resources
-from finetune.config import MAX_IDLE_ALARM_HOURS, ServingConfig
-from finetune.identity import SSM_PREFIX, resource_tags
+from finetune.core.config import MAX_IDLE_ALARM_HOURS, ServingConfig
+from finetune.core.names import SSM_PREFIX, resource_tags
 
 RESOURCE_TYPE = "Custom::ServingLifecycle"
 
@@ -86,7 +86,7 @@ class ServingLifecycle(Construct):
         self.function = FinetuneFunction(
             self,
             "Function",
-            handler_module="serving",
+            handler_module="serving_lifecycle",
             description=f"Serves the custom models of {environment}-{fine_tuning} and tears serving down",
             encryption_key=encryption_key,
             alarm_topic=topic,

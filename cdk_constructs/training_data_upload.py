@@ -22,7 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
-from finetune.staging import staged_key
+from finetune.aws.staging import staged_key
 
 RESOURCE_TYPE = "Custom::TrainingDataUpload"
 
@@ -46,7 +46,7 @@ class DataStagingFunction(FinetuneFunction):
         super().__init__(
             scope,
             construct_id,
-            handler_module="stage_data",
+            handler_module="training_data_upload",
             description="Copies training data assets into the training bucket (Custom::TrainingDataUpload)",
             encryption_key=encryption_key,
             alarm_topic=alarm_topic,
@@ -58,7 +58,7 @@ class DataStagingFunction(FinetuneFunction):
 class TrainingDataUpload(Construct):
     """One data file staged at `s3://<bucket>/<prefix><fine_tuning>/<sha256>/<file name>`.
 
-    `sha256` is the hex digest of the file computed at synth time (see `finetune.digest`). Created
+    `sha256` is the hex digest of the file computed at synth time (see `finetune.core.digest`). Created
     resources: `self.asset`, `self.resource`; `self.s3_uri`, `self.key` and `self.sha256` for others.
     """
 

@@ -1,7 +1,7 @@
-"""`python -m finetune ...`: see finetune/cli.py."""
+"""`python -m finetune ...`: see finetune/cli/main.py."""
 
 import sys
 
-from finetune.cli import main
+from finetune.cli.main import main
 
 sys.exit(main())

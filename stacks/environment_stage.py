@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import aws_cdk as cdk
 from constructs import Construct
 
-from finetune.config import EnvironmentConfig
-from finetune.plan import FineTuningPlan
+from finetune.core.config import EnvironmentConfig
+from finetune.core.plan import FineTuningPlan
 from stacks.fine_tuning_stack import FineTuningStack
 
 

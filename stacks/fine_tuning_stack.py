@@ -19,8 +19,8 @@ from cdk_constructs import (
     TrainingDataUpload,
 )
 from cdk_constructs.training_data_bucket import TRAINING_PREFIX, VALIDATION_PREFIX
-from finetune.identity import ssm_parameter_name
-from finetune.plan import DataPlan, FineTuningPlan
+from finetune.core.names import ssm_parameter_name
+from finetune.core.plan import DataPlan, FineTuningPlan
 
 REMOVAL_POLICIES = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}
 

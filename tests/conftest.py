@@ -61,8 +61,8 @@ def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized
     import aws_cdk as cdk
 
     import app as app_module
-    from finetune.config import parse_config
-    from finetune.plan import plan_app
+    from finetune.core.config import parse_config
+    from finetune.core.plan import plan_app
 
     # The tests synthesize with CDK's built-in CloudFormation validation on (app.py turns it off
     # for everyday synth, see CLOUDFORMATION_VALIDATION): its findings fail the session here.

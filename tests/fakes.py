@@ -1,4 +1,4 @@
-"""Test helpers: the serving fake (now `finetune.local_serving`, shared with the rehearsal) and moto jobs.
+"""Test helpers: the serving fake (now `finetune.cli.local_serving`, shared with the rehearsal) and moto jobs.
 
 `FakeBedrockServing` lives in product code so `python -m finetune rehearse` can use it; it is
 re-exported here for the tests that import it from `tests.fakes`.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from finetune.local_serving import (
+from finetune.cli.local_serving import (
     ACCOUNT,
     COMMITMENT_DAYS,
     NAME_PATTERN,
@@ -86,9 +86,9 @@ def sent_notifications(topic_arn: str, region: str = REGION) -> list[tuple[str |
 
 @dataclass
 class World:
-    """The clients `finetune.serving` takes, with the fake and moto's Bedrock client at hand."""
+    """The clients `finetune.aws.serving` takes, with the fake and moto's Bedrock client at hand."""
 
-    clients: Any  # finetune.serving.Clients
+    clients: Any  # finetune.aws.serving.Clients
     fake: FakeBedrockServing
     jobs: Any  # moto's Bedrock client (customization jobs)
     topic_arn: str
@@ -98,7 +98,7 @@ def make_world(region: str = REGION) -> World:
     """Call inside `moto.mock_aws()`."""
     import boto3
 
-    from finetune.serving import Clients
+    from finetune.aws.serving import Clients
 
     jobs = boto3.client("bedrock", region_name=region)
     fake = FakeBedrockServing(jobs, region=region)
@@ -115,8 +115,9 @@ def make_world(region: str = REGION) -> World:
 
 def deploy_serving(world: World, environment: str, fine_tuning: str) -> None:
     """What a deploy's `Custom::ServingLifecycle` leaves: the serving settings parameter, without
-    which job events and the schedule change nothing (`finetune.serving.serving_deployed`)."""
-    from finetune import identity, serving
+    which job events and the schedule change nothing (`finetune.aws.serving.serving_deployed`)."""
+    from finetune.aws import serving
+    from finetune.core import names as identity
 
     world.clients.ssm.put_parameter(
         Name=identity.ssm_parameter_name(environment, fine_tuning, serving.SETTINGS_PARAMETER),

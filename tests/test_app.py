@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 import app as app_module
-from finetune.config import ConfigError, parse_config
-from finetune.plan import plan_app
+from finetune.core.config import ConfigError, parse_config
+from finetune.core.plan import plan_app
 from tests.conftest import PROJECT_ROOT, sample_context
 
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from finetune import catalog
-from finetune.catalog import (
+from finetune.core import catalog
+from finetune.core.catalog import (
     CATALOG,
     CUSTOMIZATION_TYPES,
     DISTILLATION,
@@ -24,8 +24,8 @@ from finetune.catalog import (
     prices_for,
     suggest_models,
 )
-from finetune.config import PRICE_FIELDS
-from finetune.formats import DataFormat
+from finetune.core.config import PRICE_FIELDS
+from finetune.core.formats import DataFormat
 
 ENTRIES = pytest.mark.parametrize("model", CATALOG, ids=[m.model_id for m in CATALOG])
 

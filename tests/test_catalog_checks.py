@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetune.catalog import CATALOG, HyperparameterSpec, ModelEntry, find_model
-from finetune.catalog_checks import (
+from finetune.core.catalog import CATALOG, HyperparameterSpec, ModelEntry, find_model
+from finetune.core.checks import (
     check_environment,
     check_fine_tuning,
     check_hyperparameter_value,
     resolve_hyperparameters,
 )
-from finetune.config import (
+from finetune.core.config import (
     CUSTOMIZATION_TYPES,
     Commitment,
     CustomizationType,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.cli import main
+from finetune.cli.main import main
 from tests.conftest import PROJECT_ROOT, sample_context
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
@@ -22,7 +22,7 @@ def project_with(tmp_path: Path, context: dict[str, object]) -> Path:
 
 def training_tokens() -> int:
     """The token estimate the validator makes of the sample training file."""
-    from finetune import catalog, dataset
+    from finetune.core import catalog, dataset
 
     model = catalog.find_model(HAIKU)
     assert model is not None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from finetune import cli
-from finetune.catalog import CATALOG
+from finetune.cli import main as cli
+from finetune.core.catalog import CATALOG
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"

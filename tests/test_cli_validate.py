@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from finetune import cli
+from finetune.cli import main as cli
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 LLAMA = "meta.llama3-1-8b-instruct-v1:0:128k"

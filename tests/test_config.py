@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from finetune.config import ConfigError, parse_config
+from finetune.core.config import ConfigError, parse_config
 from tests.conftest import DATA_ROOT, sample_context
 
 

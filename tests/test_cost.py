@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.catalog import (
+from finetune.core.catalog import (
     CATALOG,
     OVERRIDE_SOURCE,
     SOURCE_STORAGE_PRICE,
@@ -15,7 +15,7 @@ from finetune.catalog import (
     find_model,
     prices_for,
 )
-from finetune.config import (
+from finetune.core.config import (
     SERVING_MODES,
     Commitment,
     CustomizationType,
@@ -26,8 +26,8 @@ from finetune.config import (
     ServingConfig,
     ServingMode,
 )
-from finetune.cost import CostEstimate, estimate_cost
-from finetune.formats import TOKEN_ESTIMATE_METHOD
+from finetune.core.cost import CostEstimate, estimate_cost
+from finetune.core.formats import TOKEN_ESTIMATE_METHOD
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
@@ -230,7 +230,7 @@ def test_summary_fits_a_stack_description(model: ModelEntry, mode: ServingMode, 
 def test_training_cost_line_uses_the_default_epochs_and_says_when_the_price_is_unknown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from finetune import cost
+    from finetune.core import cost
 
     llama = find_model("meta.llama3-1-8b-instruct-v1:0:128k")
     assert llama is not None

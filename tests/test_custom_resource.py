@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from finetune import custom_resource
-from finetune.custom_resource import Deadline, Outcome
+from finetune.runtime import responder as custom_resource
+from finetune.runtime.responder import Deadline, Outcome
 
 
 class Responses:

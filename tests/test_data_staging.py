@@ -11,8 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from finetune import custom_resource, staging
-from finetune.handlers import stage_data
+from finetune.aws import staging
+from finetune.runtime import responder as custom_resource
+from finetune.runtime import training_data_upload as stage_data
 
 DATA = b'{"prompt": "p", "completion": "c"}\n' * 3
 SHA = hashlib.sha256(DATA).hexdigest()

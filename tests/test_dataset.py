@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from finetune.dataset import (
+from finetune.core.dataset import (
     DEFAULT_MAX_LINE_BYTES,
     DataIssue,
     DatasetReport,
@@ -20,7 +20,13 @@ from finetune.dataset import (
     validate_s3_object,
     validate_stream,
 )
-from finetune.formats import TOKEN_ESTIMATE_METHOD, DataFormat, DatasetLimits, TokenLimit, estimate_tokens
+from finetune.core.formats import (
+    TOKEN_ESTIMATE_METHOD,
+    DataFormat,
+    DatasetLimits,
+    TokenLimit,
+    estimate_tokens,
+)
 
 PROMPT_COMPLETION = DatasetLimits(DataFormat.PROMPT_COMPLETION)
 CPT = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING)
@@ -791,9 +797,9 @@ def test_validate_s3_object_checks_content_length(s3_client: Any) -> None:
 def test_duplicate_tracking_without_a_record_maximum_is_bounded_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import finetune.dataset
+    import finetune.core.dataset
 
-    monkeypatch.setattr(finetune.dataset, "DUPLICATE_TRACKING_FALLBACK", 100)
+    monkeypatch.setattr(finetune.core.dataset, "DUPLICATE_TRACKING_FALLBACK", 100)
     records = [{"prompt": str(i), "completion": "c"} for i in range(30_000)]
     report = report_for([records[0], *records], PROMPT_COMPLETION)
     assert report.ok

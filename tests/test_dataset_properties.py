@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finetune.dataset import DatasetReport, validate_stream
-from finetune.formats import DataFormat, DatasetLimits, estimate_tokens
+from finetune.core.dataset import DatasetReport, validate_stream
+from finetune.core.formats import DataFormat, DatasetLimits, estimate_tokens
 
 LIMITS = {
     DataFormat.PROMPT_COMPLETION: DatasetLimits(DataFormat.PROMPT_COMPLETION),

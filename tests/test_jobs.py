@@ -1,4 +1,4 @@
-"""finetune.jobs: idempotent job starts, Bedrock errors people can act on, data checked before a job."""
+"""finetune.aws.jobs: idempotent job starts, Bedrock errors people can act on, data checked before a job."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from botocore.validate import ParamValidator
 from moto import mock_aws
 from moto.bedrock.models import bedrock_backends
 
-from finetune import catalog, jobs
-from finetune.catalog import find_model
-from finetune.formats import DatasetLimits
-from finetune.identity import JobSpec
+from finetune.aws import jobs
+from finetune.core import catalog
+from finetune.core.catalog import find_model
+from finetune.core.formats import DatasetLimits
+from finetune.core.names import JobSpec
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"

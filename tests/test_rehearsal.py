@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from finetune import jobs, rehearsal
-from finetune.cli import main
-from finetune.handlers import serving as serving_handler
-from finetune.project import load_plans
+from finetune.aws import jobs
+from finetune.cli import rehearsal
+from finetune.cli.main import main
+from finetune.core.project import load_plans
+from finetune.runtime import serving_lifecycle as serving_handler
 from tests.conftest import PROJECT_ROOT
 
 LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}  [a-z-]+  (ok|FAILED)  \S")

@@ -1,4 +1,4 @@
-"""finetune.metrics and `python -m finetune report`: metrics CSVs in moto S3 at the documented keys."""
+"""finetune.core.metrics and `python -m finetune report`: metrics CSVs in moto S3 at the documented keys."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from finetune import metrics
-from finetune.cli import main
+from finetune.cli.main import main
+from finetune.core import metrics
 
 REGION = "us-west-2"
 BUCKET = "dev-support-assistant-trainingdata"
@@ -65,7 +65,7 @@ def png_ok(path: Path) -> bool:
     return data.startswith(PNG_SIGNATURE) and len(data) > len(PNG_SIGNATURE)
 
 
-# -- finetune.metrics --------------------------------------------------------------------------------
+# -- finetune.core.metrics --------------------------------------------------------------------------------
 
 
 def test_summary_matches_the_hand_computed_values() -> None:
@@ -156,7 +156,7 @@ def test_two_trials_are_overlaid_and_a_job_arn_is_accepted(
 
 
 def test_the_plot_has_one_line_per_job_with_its_name(tmp_path: Path) -> None:
-    from finetune.commands import report
+    from finetune.cli.commands import report
 
     loaded = [
         metrics.JobMetrics(

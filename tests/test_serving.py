@@ -1,4 +1,4 @@
-"""finetune.serving: reconcile and teardown against moto (jobs, SSM, CloudWatch, SNS) and the fake."""
+"""finetune.aws.serving: reconcile and teardown against moto (jobs, SSM, CloudWatch, SNS) and the fake."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from finetune import identity, jobs, serving
-from finetune.serving import ServingSpec
+from finetune.aws import jobs, serving
+from finetune.aws.serving import ServingSpec
+from finetune.core import names as identity
 from tests.fakes import REGION, World, create_job, deploy_serving, job_model_arn, make_world, set_job_status
 
 ENV, FT = "dev", "support-assistant"
@@ -591,7 +592,7 @@ def test_units_or_commitment_change_the_pt_name() -> None:
     assert serving.throughput_name(base) == serving.throughput_name(replace(base, idle_alarm_hours=3))
 
 
-NAME = r"[a-z](?:-?[a-z0-9])*"  # finetune.config's rule for environment and fine-tuning names
+NAME = r"[a-z](?:-?[a-z0-9])*"  # finetune.core.config's rule for environment and fine-tuning names
 
 
 @given(

@@ -1,4 +1,4 @@
-"""finetune.handlers.serving: job events, the scheduled reconcile and Custom::ServingLifecycle."""
+"""finetune.runtime.serving_lifecycle: job events, the scheduled reconcile and Custom::ServingLifecycle."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from finetune import custom_resource, identity, jobs, serving
-from finetune.handlers import serving as handler_module
+from finetune.aws import jobs, serving
+from finetune.core import names as identity
+from finetune.runtime import responder as custom_resource
+from finetune.runtime import serving_lifecycle as handler_module
 from tests.fakes import (
     REGION,
     World,

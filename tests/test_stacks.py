@@ -222,7 +222,7 @@ def test_staging_function_is_current_arm64_traced_with_encrypted_logs_and_dead_l
     function = only(template, "AWS::Lambda::Function", "DataStagingFunction")["Properties"]
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
-    assert function["Handler"] == "finetune.handlers.stage_data.handler"
+    assert function["Handler"] == "finetune.runtime.training_data_upload.handler"
     assert function["TracingConfig"] == {"Mode": "Active"}
     assert flatten(function["DeadLetterConfig"]["TargetArn"]).startswith("<DataStagingDeadLetters")
     assert function["Timeout"] == 900
@@ -355,13 +355,12 @@ def test_lambda_asset_holds_the_finetune_package_only(sample_app: SynthesizedApp
     assert files, f"no files in {asset_dir}"
     assert all(name.startswith("finetune/") and name.endswith(".py") for name in files), files
     assert {
-        "finetune/handlers/stage_data.py",
-        "finetune/handlers/trigger_job.py",
-        "finetune/handlers/serving.py",
+        "finetune/runtime/training_data_upload.py",
+        "finetune/runtime/customization_job_trigger.py",
+        "finetune/runtime/serving_lifecycle.py",
     } <= set(files)
     # Command-line tools stay out of the function package.
-    assert not [name for name in files if name.startswith("finetune/commands/")]
-    assert "finetune/rehearsal.py" not in files and "finetune/local_serving.py" not in files
+    assert not [name for name in files if name.startswith("finetune/cli/")]
 
 
 def normalised(template: Mapping[str, Any]) -> dict[str, Any]:

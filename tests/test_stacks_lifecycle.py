@@ -209,7 +209,7 @@ def function_environment(template: Template, logical_prefix: str) -> dict[str, A
 def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
     sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
 ) -> None:
-    from finetune.serving import ServingSpec
+    from finetune.aws.serving import ServingSpec
 
     serving = plan_of(sample_app, *key).config.serving
     variables = function_environment(templates[key], "ServingLifecycleFunction")
@@ -237,7 +237,7 @@ def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
 def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
     sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
 ) -> None:
-    from finetune.jobs import job_template
+    from finetune.aws.jobs import job_template
 
     spec = plan_of(sample_app, *key).job_spec
     variables = function_environment(templates[key], "CustomizationJobTriggerFunction")

@@ -10,11 +10,12 @@ import pytest
 from moto import mock_aws
 from moto.bedrock.models import bedrock_backends
 
-from finetune import identity, serving
-from finetune.cli import build_parser, main
-from finetune.commands import status
-from finetune.local_serving import FakeBedrockServing
-from finetune.project import load_config
+from finetune.aws import serving
+from finetune.cli.commands import status
+from finetune.cli.local_serving import FakeBedrockServing
+from finetune.cli.main import build_parser, main
+from finetune.core import names as identity
+from finetune.core.project import load_config
 from tests.conftest import PROJECT_ROOT
 
 REGION = "us-west-2"  # the sample configuration's region
@@ -132,7 +133,7 @@ def test_serving_endpoints_show_units_and_commitment(aws: None) -> None:
 def test_an_endpoint_without_the_serving_apis_is_reported_over_http(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from finetune.rehearsal import aws_pointed_at, moto_endpoint
+    from finetune.cli.rehearsal import aws_pointed_at, moto_endpoint
 
     monkeypatch.setattr(status, "RETRY_ATTEMPTS", 1)  # moto's HTTP 500 would otherwise be retried
     with moto_endpoint() as url, aws_pointed_at(url, REGION):

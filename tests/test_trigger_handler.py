@@ -25,9 +25,10 @@ from moto.bedrock.models import bedrock_backends
 from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 
-from finetune import custom_resource, staging
-from finetune.handlers import trigger_job
-from finetune.identity import JobSpec
+from finetune.aws import staging
+from finetune.core.names import JobSpec
+from finetune.runtime import customization_job_trigger as trigger_job
+from finetune.runtime import responder as custom_resource
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-west-2"
@@ -1053,8 +1054,8 @@ def test_importing_the_handler_creates_no_client_and_skips_the_catalog() -> None
         "import sys, boto3\n"
         "created = []\n"
         "boto3.client = lambda *a, **k: created.append(a)\n"
-        "import finetune.handlers.trigger_job\n"
-        "print(created, 'finetune.catalog' in sys.modules, 'finetune.dataset' in sys.modules)\n"
+        "import finetune.runtime.customization_job_trigger\n"
+        "print(created, 'finetune.core.catalog' in sys.modules, 'finetune.core.dataset' in sys.modules)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT

@@ -50,11 +50,13 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from finetune import custom_resource, identity, jobs, staging
-from finetune.identity import JobSpec
+from finetune.aws import jobs, staging
+from finetune.core import names as identity
+from finetune.core.names import JobSpec
+from finetune.runtime import responder as custom_resource
 
 if TYPE_CHECKING:
-    from finetune.formats import DatasetLimits
+    from finetune.core.formats import DatasetLimits
 
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)
@@ -320,7 +322,7 @@ def request_from_properties(properties: Mapping[str, Any]) -> jobs.JobRequest:
 def dataset_limits(base_model: str, customization_type: str) -> DatasetLimits:
     # Imported when data is checked: the catalog's table would cost every cold start (Delete,
     # an unchanged Update, an ignored S3 event) about 25 ms for nothing.
-    from finetune.catalog import find_model
+    from finetune.core.catalog import find_model
 
     model = find_model(base_model)
     if model is None:

@@ -14,7 +14,8 @@ import argparse
 import os
 from pathlib import Path
 
-from finetune.catalog import (
+from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError
+from finetune.core.catalog import (
     CUSTOMIZATION_TYPES,
     FINE_TUNING,
     TYPE_ABBREVIATIONS,
@@ -23,10 +24,9 @@ from finetune.catalog import (
     format_number,
     suggest_models,
 )
-from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
-from finetune.cost import training_cost_line
-from finetune.dataset import DatasetReport, validate_file
-from finetune.formats import DatasetLimits
+from finetune.core.cost import training_cost_line
+from finetune.core.dataset import DatasetReport, validate_file
+from finetune.core.formats import DatasetLimits
 
 BATCH_SIZE_KEY = "batchSize"
 

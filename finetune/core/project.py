@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from finetune.config import AppConfig, parse_config
-from finetune.plan import FineTuningPlan, plan_app
+from finetune.core.config import AppConfig, parse_config
+from finetune.core.plan import FineTuningPlan, plan_app
 
 DATA_FOLDER = "training_data"
 

@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from finetune.catalog import (
+from finetune.core.catalog import (
     DISTILLATION,
     REINFORCEMENT_FINE_TUNING,
     ModelEntry,
     Price,
     prices_for,
 )
-from finetune.config import FineTuningConfig, HyperparameterValue
+from finetune.core.config import FineTuningConfig, HyperparameterValue
 
 HOURS_PER_30_DAYS = 24 * 30
 COMMITMENT_MONTHS = {"none": 0, "OneMonth": 1, "SixMonths": 6}

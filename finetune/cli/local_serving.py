@@ -3,7 +3,7 @@
 moto 5.2.5 implements customization jobs but none of these calls (shared/offline-testing.md): under
 `mock_aws` they raise NotImplementedError, and moto's server answers HTTP 500. `FakeBedrockServing`
 wraps a real Bedrock client (moto's, over HTTP or in-process) and answers those calls itself, so the
-serving reconciler (`finetune.serving`) runs unchanged in the tests and in `python -m finetune
+serving reconciler (`finetune.aws.serving`) runs unchanged in the tests and in `python -m finetune
 rehearse`. It is never used against AWS.
 
 The fake takes the same keyword arguments as boto3, validates each request against botocore's

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Literal
 
-from finetune.formats import DataFormat, DatasetLimits, TokenLimit
+from finetune.core.formats import DataFormat, DatasetLimits, TokenLimit
 
 # --------------------------------------------------------------------------------------------------
 # Sources (every fact in the table names one of these)
@@ -200,7 +200,7 @@ def format_usd(value: float) -> str:
 
 @dataclass(frozen=True)
 class Prices:
-    """The prices of one model, one field per `finetune.config.PRICE_FIELDS` entry."""
+    """The prices of one model, one field per `finetune.core.config.PRICE_FIELDS` entry."""
 
     training_per_1k_tokens: Price
     storage_per_month: Price

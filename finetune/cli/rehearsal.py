@@ -7,10 +7,10 @@ SAME handler code the stacks deploy, with the event shapes CloudFormation and Ev
 1. the stack's resources: KMS key, training bucket (versioned, SSE-KMS), the Bedrock service role
    (trust as `BedrockCustomizationRole`), the SNS topic with a queue standing in for the e-mail
    subscription (it is how the rehearsal reads notifications);
-2. `Custom::TrainingDataUpload` Create (finetune.handlers.stage_data) from an "assets" bucket;
-3. `Custom::CustomizationJob` Create (finetune.handlers.trigger_job) with the properties the
+2. `Custom::TrainingDataUpload` Create (finetune.runtime.training_data_upload) from an "assets" bucket;
+3. `Custom::CustomizationJob` Create (finetune.runtime.customization_job_trigger) with the properties the
    stack passes, built from the plan; the same Create again (a CloudFormation retry);
-4. `Custom::ServingLifecycle` Create (finetune.handlers.serving) as at deploy time;
+4. `Custom::ServingLifecycle` Create (finetune.runtime.serving_lifecycle) as at deploy time;
 5. the job completes (set in moto's backend: moto never finishes a job), the EventBridge job state
    event is delivered to the serving handler, the endpoint comes up, a scheduled reconcile writes
    the endpoint parameter, and the duplicate event changes nothing;
@@ -21,9 +21,9 @@ the deploy-time Create fails naming `s3://...:LINE`, and an upload under `incomi
 rejected and reported on the topic; no job exists at any point.
 
 How the calls moto lacks are served: provisioned throughput and custom model deployment calls are
-answered by `finetune.local_serving.FakeBedrockServing`, which wraps a real boto3 Bedrock client on
+answered by `finetune.cli.local_serving.FakeBedrockServing`, which wraps a real boto3 Bedrock client on
 the moto endpoint (customization jobs, tags: moto over HTTP). For the rehearsal only,
-`finetune.handlers.serving.clients` is replaced by a function returning clients built on that fake
+`finetune.runtime.serving_lifecycle.clients` is replaced by a function returning clients built on that fake
 (the handler's other code is untouched), and restored afterwards. The other handlers' cached clients
 are cleared before and after, so they are created on the moto endpoint and dropped afterwards.
 
@@ -55,8 +55,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from finetune import identity, jobs, serving
-from finetune.plan import FineTuningPlan
+from finetune.aws import jobs, serving
+from finetune.core import names as identity
+from finetune.core.plan import FineTuningPlan
 
 ModeChoice = serving.Mode
 TRAINING_PREFIX = "training/"  # as cdk_constructs.training_data_bucket (not imported: it imports aws_cdk)
@@ -373,9 +374,10 @@ class Rehearsal:
         """The handlers' cached clients, recreated on the endpoint; serving's on the local fake."""
         import boto3
 
-        from finetune.handlers import serving as serving_handler
-        from finetune.handlers import stage_data, trigger_job
-        from finetune.local_serving import FakeBedrockServing
+        from finetune.cli.local_serving import FakeBedrockServing
+        from finetune.runtime import customization_job_trigger as trigger_job
+        from finetune.runtime import serving_lifecycle as serving_handler
+        from finetune.runtime import training_data_upload as stage_data
 
         cached = (
             trigger_job.bedrock_client,
@@ -628,8 +630,8 @@ class Rehearsal:
     # -- Custom::TrainingDataUpload ----------------------------------------------------------------
 
     def stage(self, which: str) -> str:
-        from finetune import staging
-        from finetune.handlers import stage_data
+        from finetune.aws import staging
+        from finetune.runtime import training_data_upload as stage_data
 
         data = self.config.training_data if which == "training" else self.config.validation_data
         assert data is not None
@@ -697,7 +699,7 @@ class Rehearsal:
         )
 
     def _create_job(self) -> dict[str, Any]:
-        from finetune.handlers import trigger_job
+        from finetune.runtime import customization_job_trigger as trigger_job
 
         response = self._invoke_custom_resource(
             trigger_job.handler, self._job_event("Create"), "CustomizationJobTrigger"
@@ -788,7 +790,7 @@ class Rehearsal:
         )
 
     def create_serving(self) -> str:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         self._serving_environment()
         response = self._invoke_custom_resource(
@@ -883,7 +885,7 @@ class Rehearsal:
         return f"{endpoint.name} {endpoint.status}{units}; {parameter}"
 
     def deliver_completion(self) -> str:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         self.completion_event = self._state_change_event()
         answer = serving_handler.handler(self.completion_event, _Context(function_name="ServingLifecycle"))
@@ -893,7 +895,7 @@ class Rehearsal:
         return "reconciled: " + self._check_serving(ready=True)
 
     def endpoint_ready(self) -> str:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         self.fake.settle()  # time passes: the local fake's PT / deployment finishes creating
         answer = serving_handler.handler(
@@ -904,7 +906,7 @@ class Rehearsal:
         return f"scheduled reconcile ({changed}): " + self._check_serving(ready=True)
 
     def deliver_duplicate(self) -> str:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         creates = len(self.fake.calls_of("create_provisioned_model_throughput")) + len(
             self.fake.calls_of("create_custom_model_deployment")
@@ -927,7 +929,7 @@ class Rehearsal:
         )
 
     def _update_serving(self, mode: str) -> dict[str, Any]:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         event = self._serving_event("Update", mode)
         event["OldResourceProperties"] = self._serving_properties()
@@ -981,7 +983,7 @@ class Rehearsal:
         )
 
     def create_serving_failing(self) -> str:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         read_back = (
             "get_provisioned_model_throughput"
@@ -1010,7 +1012,7 @@ class Rehearsal:
         )
 
     def delete_serving(self) -> str:
-        from finetune.handlers import serving as serving_handler
+        from finetune.runtime import serving_lifecycle as serving_handler
 
         response = self._invoke_custom_resource(
             serving_handler.handler, self._serving_event("Delete"), "ServingLifecycle"
@@ -1028,7 +1030,7 @@ class Rehearsal:
         return "SUCCESS; no provisioned throughput or deployment left; endpoint-arn parameter deleted"
 
     def delete_job(self) -> str:
-        from finetune.handlers import trigger_job
+        from finetune.runtime import customization_job_trigger as trigger_job
 
         event = self._job_event("Delete", self.job_physical_id)
         response = self._invoke_custom_resource(trigger_job.handler, event, "CustomizationJobTrigger")
@@ -1047,7 +1049,7 @@ class Rehearsal:
     # -- bad data ----------------------------------------------------------------------------------
 
     def create_job_rejected(self) -> str:
-        from finetune.handlers import trigger_job
+        from finetune.runtime import customization_job_trigger as trigger_job
 
         response = self._invoke_custom_resource(
             trigger_job.handler, self._job_event("Create"), "CustomizationJobTrigger"
@@ -1064,8 +1066,8 @@ class Rehearsal:
         return f"FAILED as expected: {first}"
 
     def rollback_delete(self) -> str:
-        from finetune import custom_resource
-        from finetune.handlers import trigger_job
+        from finetune.runtime import customization_job_trigger as trigger_job
+        from finetune.runtime import responder as custom_resource
 
         if not custom_resource.is_failed_create(self.job_physical_id):
             raise Deviation(f"the failed Create's physical id {self.job_physical_id!r} is not a placeholder")
@@ -1080,7 +1082,7 @@ class Rehearsal:
         return f"{INCOMING_PREFIX}{self.config.training_data.path.name}"
 
     def upload_rejected(self) -> str:
-        from finetune.handlers import trigger_job
+        from finetune.runtime import customization_job_trigger as trigger_job
 
         os.environ["FINETUNE_JOB_TEMPLATE"] = json.dumps(self._job_template())
         os.environ["FINETUNE_TOPIC_ARN"] = self.topic_arn
@@ -1120,7 +1122,7 @@ class Rehearsal:
         return f"s3://{self.bucket}/{self._incoming_key}: rejected"
 
     def upload_tagged(self) -> str:
-        from finetune.handlers import trigger_job
+        from finetune.runtime import customization_job_trigger as trigger_job
 
         tags = {
             tag["Key"]: tag["Value"]
@@ -1162,7 +1164,7 @@ def rehearse(
 
 def rehearse_project(project_root: Path, environment: str, fine_tuning: str, **options: Any) -> Result:
     """`rehearse()` for the plans of the project at `project_root` (raises ConfigError, LookupError)."""
-    from finetune.project import load_plans
+    from finetune.core.project import load_plans
 
     plans, _warnings = load_plans(project_root)
     return rehearse(plans, environment, fine_tuning, **options)

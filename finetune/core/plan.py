@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune import catalog, catalog_checks, dataset
-from finetune.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
-from finetune.cost import CostEstimate, estimate_cost
-from finetune.digest import FileDigest, file_digest
-from finetune.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits
-from finetune.identity import JobSpec
+from finetune.core import catalog, dataset
+from finetune.core import checks as catalog_checks
+from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
+from finetune.core.cost import CostEstimate, estimate_cost
+from finetune.core.digest import FileDigest, file_digest
+from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits
+from finetune.core.names import JobSpec
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`python -m finetune status ENV [FINE_TUNING]`: what runs in AWS for an environment's fine-tunings.
 
-Per fine-tuning (from cdk.json, through `finetune.project`), in its region: the customization jobs
-(`<env>-<ft>-<12 hex>`, the names `finetune.identity` gives them) with status, times, base model,
+Per fine-tuning (from cdk.json, through `finetune.core.project`), in its region: the customization jobs
+(`<env>-<ft>-<12 hex>`, the names `finetune.core.names` gives them) with status, times, base model,
 data digest and failure message; the custom models; the serving endpoints (provisioned throughputs
 and on-demand deployments the serving reconciler owns, with units and commitment); and the SSM
 parameters applications read. `--watch` prints it again every `--interval` seconds until no job is
@@ -14,7 +14,7 @@ Decisions:
   calls; an unknown operation is a 404) is reported as "unavailable at this endpoint" once and not
   asked again in the same run; any other error of one section is printed in that section. Only a
   missing region or missing credentials stop the command (exit 2).
-- Ownership as the reconciler decides it (`finetune.serving`): exact name patterns plus tags, so
+- Ownership as the reconciler decides it (`finetune.aws.serving`): exact name patterns plus tags, so
   `dev-support-` never shows `dev-support-bot-`'s resources.
 - The data digest comes from the job's `finetune:data-sha256` tag; when tags cannot be read, the
   name's 12-hex suffix (the job digest, which covers the data) is shown and labelled as such.
@@ -39,9 +39,10 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from finetune import identity, serving
-from finetune.cli import EXIT_OK, UsageError, project_input
-from finetune.config import FineTuningConfig
+from finetune.aws import serving
+from finetune.cli.main import EXIT_OK, UsageError, project_input
+from finetune.core import names as identity
+from finetune.core.config import FineTuningConfig
 
 RETRY_ATTEMPTS = 3  # botocore standard mode: throttling and transient errors are retried
 DEFAULT_INTERVAL_SECONDS = 60.0
@@ -441,7 +442,7 @@ def run(
     sleep: Sleep = time.sleep,
     now: Now = lambda: datetime.now(UTC),
 ) -> int:
-    from finetune.project import load_config
+    from finetune.core.project import load_config
 
     if args.interval <= 0:
         raise UsageError(f"--interval {args.interval}: expected a number of seconds > 0")

@@ -1,6 +1,6 @@
 """Starting, finding and stopping Bedrock model customization jobs, and checking their data first.
 
-A job is named by its `JobSpec` (see `finetune.identity`), so starting one is idempotent: the job is
+A job is named by its `JobSpec` (see `finetune.core.names`), so starting one is idempotent: the job is
 looked up by its deterministic NAME first and created (with the spec's `clientRequestToken`) only
 when it does not exist. A concurrent start that wins the race shows up as ResourceInUseException
 (moto) or ConflictException (Bedrock); the job is then looked up again and returned as found.
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from finetune.identity import (
+from finetune.core.names import (
     MAX_GENERATION,
     JobSpec,
     job_name_prefix,
@@ -45,8 +45,8 @@ from finetune.identity import (
 )
 
 if TYPE_CHECKING:
-    from finetune.dataset import DatasetReport
-    from finetune.formats import DatasetLimits
+    from finetune.core.dataset import DatasetReport
+    from finetune.core.formats import DatasetLimits
 
 __all__ = [
     "DISTILLATION",
@@ -78,7 +78,7 @@ __all__ = [
 RUNNING = "InProgress"
 COMPLETED = "Completed"
 DEAD_STATES = frozenset({"Failed", "Stopped", "Stopping"})
-# finetune.catalog.DISTILLATION, not imported from there: the catalog's table is a cold-start cost
+# finetune.core.catalog.DISTILLATION, not imported from there: the catalog's table is a cold-start cost
 # this module does not otherwise need (see bench/handler_import.py).
 DISTILLATION = "DISTILLATION"
 # Error codes that mean "the name is taken": a concurrent start created the job first.
@@ -606,7 +606,7 @@ def validate_and_hash_s3_object(
     The sha256 is None when the validator stopped early (binary or empty data: invalid anyway).
     botocore errors (no such key, access denied) propagate.
     """
-    from finetune.dataset import validate_s3_object  # imported when data is checked, not at cold start
+    from finetune.core.dataset import validate_s3_object  # imported when data is checked, not at cold start
 
     hashing = _HashingS3(s3)
     report = validate_s3_object(

@@ -16,7 +16,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from finetune import custom_resource, staging
+from finetune.aws import staging
+from finetune.runtime import responder as custom_resource
 
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)

@@ -5,7 +5,7 @@ The same code checks a local file (CLI, `cdk synth`) and an S3 object (Lambda), 
 - the bytes are read in fixed-size chunks and split into lines, so no line longer than
   `max_line_bytes` is ever held in memory (an enormous line is skipped up to its newline and reported);
 - every line must be UTF-8 holding exactly one JSON object of the model's format (`DataFormat`), whose
-  record rules live in `finetune.dataset_rules`;
+  record rules live in `finetune.core.dataset_rules`;
 - per file: emptiness, record count, file size, per-record token estimate (`formats.estimate_tokens`
   over the record's text characters), duplicates.
 
@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from finetune.dataset_rules import CHECKERS, Checker, RecordContext, Severity, json_type
-from finetune.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, estimate_tokens
+from finetune.core.dataset_rules import CHECKERS, Checker, RecordContext, Severity, json_type
+from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, estimate_tokens
 
 __all__ = [
     "DEFAULT_MAX_ERRORS",

@@ -1,6 +1,6 @@
 """Checks of a parsed configuration against the model catalog, and the resolved hyperparameters.
 
-`finetune.config` has already checked shapes (types of fields, enums, model_units >= 1); this module
+`finetune.core.config` has already checked shapes (types of fields, enums, model_units >= 1); this module
 checks what Bedrock would accept: the base model, customization type, region, teacher, every
 hyperparameter, the validation set, the serving mode and commitment, and pricing overrides.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 
-from finetune.catalog import (
+from finetune.core.catalog import (
     ALL_HYPERPARAMETER_KEYS,
     CATALOG,
     DISTILLATION,
@@ -25,7 +25,7 @@ from finetune.catalog import (
     format_number,
     suggest_models,
 )
-from finetune.config import EnvironmentConfig, FieldError, FineTuningConfig, HyperparameterValue
+from finetune.core.config import EnvironmentConfig, FieldError, FineTuningConfig, HyperparameterValue
 
 MODELS_HINT = "`python -m finetune models` lists every model"
 

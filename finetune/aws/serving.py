@@ -43,7 +43,8 @@ from typing import Any, Literal, cast
 
 from botocore.exceptions import ClientError
 
-from finetune import identity, jobs
+from finetune.aws import jobs
+from finetune.core import names as identity
 
 Mode = Literal["provisioned", "on_demand", "none"]
 Commitment = Literal["none", "OneMonth", "SixMonths"]

@@ -2,7 +2,7 @@
 
 For each job (name or ARN): GetModelCustomizationJob gives the output location and the job id (the
 last part of the job ARN); the metrics files Bedrock writes there are downloaded, parsed
-(`finetune.metrics`) and summarized. One PNG shows training loss per step and validation loss per
+(`finetune.core.metrics`) and summarized. One PNG shows training loss per step and validation loss per
 epoch, every job overlaid with its name in the legend (hyperparameter trials side by side).
 
 Decisions:
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from finetune import metrics
-from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError
-from finetune.commands.status import aws_client, usage_error_for
+from finetune.cli.commands.status import aws_client, usage_error_for
+from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError
+from finetune.core import metrics
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from finetune.catalog import (
+from finetune.cli.main import EXIT_OK, UsageError
+from finetune.core.catalog import (
     CATALOG,
     CUSTOMIZATION_TYPES,
     PRICE_FIELD_NAMES,
@@ -24,8 +25,7 @@ from finetune.catalog import (
     format_number,
     suggest_models,
 )
-from finetune.cli import EXIT_OK, UsageError
-from finetune.formats import DatasetLimits
+from finetune.core.formats import DatasetLimits
 
 PRICE_LABELS = {
     "training_per_1k_tokens": "price: training / 1k tokens",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from finetune.cli import EXIT_OK, UsageError, project_input
-from finetune.project import load_plans
+from finetune.cli.main import EXIT_OK, UsageError, project_input
+from finetune.core.project import load_plans
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

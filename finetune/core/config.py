@@ -9,7 +9,7 @@ user is sent to the line that set it.
 
 This module checks shapes, types, required fields, unknown keys and file existence. Checks against
 what Bedrock accepts (models, regions, hyperparameter ranges, serving modes) live in
-`finetune.catalog_checks`, and checks of the data files themselves in `finetune.dataset`.
+`finetune.core.checks`, and checks of the data files themselves in `finetune.core.dataset`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from finetune.identity import resource_tags
+from finetune.core.names import resource_tags
 
 RemovalPolicy = Literal["retain", "destroy"]
 ServingMode = Literal["provisioned", "on_demand", "none"]

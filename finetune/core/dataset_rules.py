@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from finetune.formats import DataFormat, DatasetLimits
+from finetune.core.formats import DataFormat, DatasetLimits
 
 Severity = Literal["error", "warning"]
 Problems = list[tuple[Severity, str]]

@@ -2,7 +2,7 @@
 
 Events it handles (anything else is logged and ignored):
 - EventBridge `source: aws.bedrock`, `detail-type: Model Customization Job State Change`, for jobs of
-  this fine-tuning: for the deployed job (`finetune.jobs.DeployedJob`), Completed -> reconcile and
+  this fine-tuning: for the deployed job (`finetune.aws.jobs.DeployedJob`), Completed -> reconcile and
   tell people what serves now; Failed / Stopped -> tell people why; a superseded job's end is
   reported and never served.
 - EventBridge `source: aws.events`, `detail-type: Scheduled Event` -> reconcile; people are told only
@@ -31,7 +31,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from finetune import custom_resource, jobs, serving
+from finetune.aws import jobs, serving
+from finetune.runtime import responder as custom_resource
 
 LOG = logging.getLogger()
 LOG.setLevel(logging.INFO)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from finetune.cli import EXIT_INVALID, EXIT_OK, UsageError, project_input
-from finetune.serving import MODES
+from finetune.aws.serving import MODES
+from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, project_input
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune import rehearsal
-    from finetune.project import load_plans
+    from finetune.cli import rehearsal
+    from finetune.core.project import load_plans
 
     plans, _warnings = project_input(load_plans, args.project)
     try:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from finetune.config import ConfigError
+from finetune.core.config import ConfigError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
-        importlib.import_module(f"finetune.commands.{module_name}").register(subparsers)
+        importlib.import_module(f"finetune.cli.commands.{module_name}").register(subparsers)
     return parser
 
 

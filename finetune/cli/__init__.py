@@ -1,0 +1,1 @@
+"""`python -m finetune`: the commands, the rehearsal and its local Bedrock fake. Never in Lambda."""

@@ -1,1 +1,0 @@
-"""Lambda entry points: thin adapters from an event to a `finetune` operation and back."""
