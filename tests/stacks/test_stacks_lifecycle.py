@@ -9,7 +9,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from tests.conftest import SynthesizedApp
-from tests.test_stacks import STACKS, as_list, flatten, only, resources, statements
+from tests.stacks.test_stacks import STACKS, as_list, flatten, only, resources, statements
 
 
 @pytest.fixture(scope="module")

@@ -213,7 +213,7 @@ def test_argument_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[s
 def test_training_data_summary_ends_with_an_estimated_training_cost(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    path = Path(__file__).resolve().parent.parent / "training_data" / "sql-generator" / "train.jsonl"
+    path = Path(__file__).resolve().parents[2] / "training_data" / "sql-generator" / "train.jsonl"
     assert cli.main(["validate", "--model", "meta.llama3-1-8b-instruct-v1:0:128k", str(path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert "train.jsonl: estimated training cost: unknown for" in last and "x 5 epochs" in last

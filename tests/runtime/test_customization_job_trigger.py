@@ -30,7 +30,7 @@ from finetune.core.names import JobSpec
 from finetune.runtime import customization_job_trigger as trigger_job
 from finetune.runtime import responder as custom_resource
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
 BUCKET = "training-data"
