@@ -43,7 +43,8 @@ class ServingLifecycle(Construct):
 
     Permissions, scoped to this account and region: read customization jobs and custom models;
     create PTs and deployments only with this stack's tag, and update, delete or read only those
-    carrying it; its own SSM parameters and alarms; publish to `topic`.
+    carrying it; its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
+    narrower resource); publish to `topic`.
 
     Created resources: `self.function`, `self.resource`, `self.job_state_rule`, `self.schedule`.
     """
@@ -222,14 +223,11 @@ class ServingLifecycle(Construct):
             ),
             iam.PolicyStatement(
                 sid="OwnIdleAlarms",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:TagResource",
-                ],
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],
                 resources=[alarms],
             ),
+            # DescribeAlarms is authorized against every alarm: a name prefix only filters the answer.
+            iam.PolicyStatement(sid="FindIdleAlarms", actions=["cloudwatch:DescribeAlarms"], resources=["*"]),
             iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),
         ]
         for statement in statements:
@@ -245,7 +243,8 @@ class ServingLifecycle(Construct):
         acknowledge_wildcard_resources(
             policy,
             {
-                "*": no_narrower + "Bedrock's List actions support no resource-level permissions.",
+                "*": no_narrower + "Bedrock's List actions support no resource-level permissions, and "
+                "cloudwatch:DescribeAlarms is authorized against every alarm (a name prefix only filters).",
                 arn("model-customization-job"): no_narrower + "Bedrock chooses job ids; only this "
                 "fine-tuning's jobs are acted on.",
                 arn("custom-model"): no_narrower + "custom models are created by jobs at run time; read "

@@ -59,7 +59,6 @@ RUNS = [*VARIANTS, "upload_accepted"]
 # (role without its logical-id hash, or service principal; action). Exactly these are denied;
 # each fix removes its entries.
 OPEN_FINDINGS: dict[tuple[str, str], int] = {
-    ("ServingLifecycleFunctionRole", "cloudwatch:DescribeAlarms"): 29,
     ("cloudwatch.amazonaws.com", "sns:Publish"): 30,
     ("CustomizationJobTriggerFunctionRole", "kms:DescribeKey"): 31,
     ("CustomizationJobTriggerFunctionRole", "kms:CreateGrant"): 31,

@@ -163,6 +163,14 @@ def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack
     assert parameters.endswith(f":parameter/finetune/{key[0]}/{key[1]}/*")
     alarms = flatten(by_sid["OwnIdleAlarms"]["Resource"])
     assert alarms.endswith(f":alarm:{stack_name}-pt-idle-*")
+    # Finding 29: DescribeAlarms is authorized against `*`; on the prefix it would be denied.
+    assert "cloudwatch:DescribeAlarms" not in by_sid["OwnIdleAlarms"]["Action"]
+    assert by_sid["FindIdleAlarms"] == {
+        "Action": "cloudwatch:DescribeAlarms",
+        "Effect": "Allow",
+        "Resource": "*",
+        "Sid": "FindIdleAlarms",
+    }
 
 
 @pytest.mark.parametrize("key", STACKS)
