@@ -59,7 +59,6 @@ RUNS = [*VARIANTS, "upload_accepted"]
 # (role without its logical-id hash, or service principal; action). Exactly these are denied;
 # each fix removes its entries.
 OPEN_FINDINGS: dict[tuple[str, str], int] = {
-    ("cloudwatch.amazonaws.com", "sns:Publish"): 30,
     ("CustomizationJobTriggerFunctionRole", "kms:DescribeKey"): 31,
     ("CustomizationJobTriggerFunctionRole", "kms:CreateGrant"): 31,
     ("ServingLifecycleFunctionRole", "bedrock:CreateProvisionedModelThroughput"): 31,
@@ -492,3 +491,31 @@ def test_the_harness_covers_at_least_these_authorizations(
         ("logs.us-west-2.amazonaws.com", "kms:Encrypt"),
     }
     assert expected <= covered, sorted(expected - covered)
+
+
+# -- what the policies must refuse -----------------------------------------------------------------
+
+
+def refused(deployment: Deployment, principal: Principal, access: Access) -> list[Decision]:
+    """The decisions on an access that must be denied (empty when every request was denied)."""
+    template = deployment.template
+    return [
+        decision
+        for request in requests_for(principal, access, deployment)
+        if (decision := template.decide(request)).allowed
+    ]
+
+
+def test_only_this_accounts_alarms_may_publish_to_the_topic(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    deployment = deployment_of(sample_app, recorded["none"].names)
+    cloudwatch = Principal("service", "cloudwatch.amazonaws.com", deployment.account)
+    topic = Resource("topic", recorded["none"].names.topic_arn)
+    foreign = "arn:aws:cloudwatch:us-west-2:210987654321:alarm:theirs"
+    for context in (
+        {"aws:SourceAccount": ("210987654321",), "aws:SourceArn": (foreign,)},
+        {"aws:SourceAccount": (deployment.account,)},  # no alarm named
+    ):
+        allowed = refused(deployment, cloudwatch, Access("sns:Publish", (topic,), context))
+        assert not allowed, "\n".join(decision.explain() for decision in allowed)
