@@ -46,8 +46,10 @@ class CustomizationJobTrigger(Construct):
 
     Permissions, each scoped to this account and region: create, read, stop and tag customization
     jobs and custom models (`bedrock:*` on job and model ARNs: their ids are chosen by Bedrock);
-    `iam:PassRole` on the customization role only, to `bedrock.amazonaws.com` only; read data
-    prefixes, write `training/` (staging uploads), tag `incoming/` objects; publish to `topic`.
+    `iam:PassRole` on the customization role only, to `bedrock.amazonaws.com` only; `kms:DescribeKey`
+    and `kms:CreateGrant` (for an AWS resource) on the key through Bedrock only, which encrypts the
+    custom model with it; read data prefixes, write `training/` (staging uploads), tag `incoming/`
+    objects; publish to `topic`.
 
     Created resources: `self.function` (FinetuneFunction), `self.job` (the custom resource),
     `self.upload_rule`. Attributes for others: `self.job_name`, `self.job_arn`.
@@ -169,6 +171,25 @@ class CustomizationJobTrigger(Construct):
                 sid="ReadAndStopOwnJobs",
                 actions=["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
                 resources=[jobs],
+            )
+        )
+        # A job with customModelKmsKeyId: Bedrock checks the key and grants itself its use, with the
+        # caller's permissions, through Bedrock only (and the grant only for an AWS resource).
+        through_bedrock = {"kms:ViaService": f"bedrock.{stack.region}.amazonaws.com"}
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CheckCustomModelKeyThroughBedrock",
+                actions=["kms:DescribeKey"],
+                resources=[encryption_key.key_arn],
+                conditions={"StringEquals": through_bedrock},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="GrantCustomModelKeyToBedrock",
+                actions=["kms:CreateGrant"],
+                resources=[encryption_key.key_arn],
+                conditions={"StringEquals": through_bedrock, "Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
         )
         role.add_to_principal_policy(

@@ -59,8 +59,6 @@ RUNS = [*VARIANTS, "upload_accepted"]
 # (role without its logical-id hash, or service principal; action). Exactly these are denied;
 # each fix removes its entries.
 OPEN_FINDINGS: dict[tuple[str, str], int] = {
-    ("CustomizationJobTriggerFunctionRole", "kms:DescribeKey"): 31,
-    ("CustomizationJobTriggerFunctionRole", "kms:CreateGrant"): 31,
     ("ServingLifecycleFunctionRole", "bedrock:CreateProvisionedModelThroughput"): 31,
     ("ServingLifecycleFunctionRole", "bedrock:GetProvisionedModelThroughput"): 31,
     ("ServingLifecycleFunctionRole", "bedrock:GetCustomModelDeployment"): 31,
@@ -518,4 +516,25 @@ def test_only_this_accounts_alarms_may_publish_to_the_topic(
         {"aws:SourceAccount": (deployment.account,)},  # no alarm named
     ):
         allowed = refused(deployment, cloudwatch, Access("sns:Publish", (topic,), context))
+        assert not allowed, "\n".join(decision.explain() for decision in allowed)
+
+
+def test_the_trigger_may_use_the_key_only_through_bedrock_for_a_grant_to_an_aws_resource(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    names = recorded["none"].names
+    deployment = deployment_of(sample_app, names)
+    trigger = function_roles(deployment.template)["trigger_job"]
+    key = (Resource("key", names.key_arn),)
+    via = {"kms:ViaService": (f"bedrock.{names.region}.amazonaws.com",)}
+    for access in (
+        Access("kms:CreateGrant", key, {**via, "kms:GrantIsForAWSResource": ("false",)}),
+        Access(
+            "kms:CreateGrant",
+            key,
+            {"kms:ViaService": (f"s3.{names.region}.amazonaws.com",), "kms:GrantIsForAWSResource": ("true",)},
+        ),
+        Access("kms:DescribeKey", key),  # directly, not through Bedrock
+    ):
+        allowed = refused(deployment, trigger, access)
         assert not allowed, "\n".join(decision.explain() for decision in allowed)
