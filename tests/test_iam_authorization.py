@@ -35,6 +35,7 @@ from tests.iam_calls import (
     Access,
     Call,
     Deployment,
+    Endpoint,
     MappingError,
     Recorder,
     Resource,
@@ -59,7 +60,6 @@ RUNS = [*VARIANTS, "upload_accepted"]
 # (role without its logical-id hash, or service principal; action). Exactly these are denied;
 # each fix removes its entries.
 OPEN_FINDINGS: dict[tuple[str, str], int] = {
-    ("ServingLifecycleFunctionRole", "bedrock:CreateProvisionedModelThroughput"): 31,
     ("ServingLifecycleFunctionRole", "bedrock:GetProvisionedModelThroughput"): 31,
     ("ServingLifecycleFunctionRole", "bedrock:GetCustomModelDeployment"): 31,
     ("DataStagingRole", "s3:ListBucket"): 31,
@@ -538,3 +538,65 @@ def test_the_trigger_may_use_the_key_only_through_bedrock_for_a_grant_to_an_aws_
     ):
         allowed = refused(deployment, trigger, access)
         assert not allowed, "\n".join(decision.explain() for decision in allowed)
+
+
+def test_calls_on_paths_the_rehearsal_does_not_take_are_allowed(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    """As finetune/serving.py and finetune/jobs.py make them: a newer model swapped into the PT and
+    the deployment, and a running job stopped on delete."""
+    from finetune.identity import resource_tags
+    from finetune.serving import MODEL_TAG, deployment_name
+
+    names = recorded["provisioned"].names
+    deployment = deployment_of(sample_app, names)
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    old, new = f"{bedrock}:custom-model/{FINE_TUNING}-old", f"{bedrock}:custom-model/{FINE_TUNING}-new"
+    throughput, endpoint = (
+        f"{bedrock}:provisioned-model/0123456789ab",
+        f"{bedrock}:custom-model-deployment/ba9876543210",
+    )
+    tags = {**resource_tags(ENVIRONMENT, FINE_TUNING), MODEL_TAG: old}
+    ours = {
+        throughput: Endpoint(f"{ENVIRONMENT}-{FINE_TUNING}-pt-0a1b2c3d", old, tags),
+        endpoint: Endpoint(deployment_name(ENVIRONMENT, FINE_TUNING), old, tags),
+    }
+    calls = [
+        Call(
+            "serving",
+            "bedrock",
+            "UpdateProvisionedModelThroughput",
+            {"provisionedModelId": throughput, "desiredModelId": new},
+            endpoints=ours,
+        ),
+        Call(
+            "serving",
+            "bedrock",
+            "TagResource",
+            {"resourceARN": throughput, "tags": [{"key": MODEL_TAG, "value": new}]},
+            endpoints=ours,
+        ),
+        Call(
+            "serving",
+            "bedrock",
+            "UpdateCustomModelDeployment",
+            {"customModelDeploymentIdentifier": endpoint, "modelArn": new},
+            endpoints=ours,
+        ),
+        Call(
+            "trigger_job",
+            "bedrock",
+            "StopModelCustomizationJob",
+            {"jobIdentifier": f"{ENVIRONMENT}-{FINE_TUNING}-0123456789ab"},
+        ),
+    ]
+    checked, problems = decide_all(deployment, calls)
+    assert not problems, problems
+    denied = [item for item in checked if not item.decision.allowed]
+    assert not denied, report(denied)
+    assert {item.key[1] for item in checked if item.principal.endswith("Role")} >= {
+        "bedrock:UpdateProvisionedModelThroughput",
+        "bedrock:TagResource",
+        "bedrock:UpdateCustomModelDeployment",
+        "bedrock:StopModelCustomizationJob",
+    }
