@@ -42,8 +42,8 @@ class ServingLifecycle(Construct):
     `/finetune/<environment>/<fine-tuning>/` (`endpoint-arn`, `custom-model-arn`) for applications.
 
     Permissions, scoped to this account and region: read customization jobs and custom models;
-    create PTs and deployments only with this stack's tag, and update, delete or read only those
-    carrying it; its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
+    create PTs and deployments only with this stack's tag, and update or delete only those carrying
+    it (reading them needs no tag: a deleted one has none); its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
     narrower resource); publish to `topic`.
 
     Created resources: `self.function`, `self.resource`, `self.job_state_rule`, `self.schedule`.
@@ -182,6 +182,10 @@ class ServingLifecycle(Construct):
                     "bedrock:GetModelCustomizationJob",
                     "bedrock:GetCustomModel",
                     "bedrock:ListTagsForResource",
+                    # Read-only, and without the stack's tag: teardown polls until a deleted PT or
+                    # deployment is gone, and a deleted one carries no tags (NotFound, not AccessDenied).
+                    "bedrock:GetProvisionedModelThroughput",
+                    "bedrock:GetCustomModelDeployment",
                 ],
                 resources=[arn("model-customization-job"), arn("custom-model"), *serving_resources],
             ),
@@ -198,10 +202,8 @@ class ServingLifecycle(Construct):
             iam.PolicyStatement(
                 sid="ChangeOnlyThisStacksServing",
                 actions=[
-                    "bedrock:GetProvisionedModelThroughput",
                     "bedrock:UpdateProvisionedModelThroughput",
                     "bedrock:DeleteProvisionedModelThroughput",
-                    "bedrock:GetCustomModelDeployment",
                     "bedrock:UpdateCustomModelDeployment",
                     "bedrock:DeleteCustomModelDeployment",
                     # Re-tagging a PT with the model it now serves (the stack tag is already on it).
