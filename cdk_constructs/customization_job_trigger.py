@@ -204,6 +204,8 @@ class CustomizationJobTrigger(Construct):
             data.grant_read(role, prefix)
         data.grant_write(role, TRAINING_PREFIX)
         data.grant_tagging(role, INCOMING_PREFIX)
+        # Staging an upload asks whether the content-addressed key exists yet: 404, not 403.
+        data.grant_list(role)
         # An upload is copied as the very version that was validated (GetObject with a VersionId).
         iam.Grant.add_to_principal(
             grantee=role,

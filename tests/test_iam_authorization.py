@@ -60,8 +60,6 @@ RUNS = [*VARIANTS, "upload_accepted"]
 # (role without its logical-id hash, or service principal; action). Exactly these are denied;
 # each fix removes its entries.
 OPEN_FINDINGS: dict[tuple[str, str], int] = {
-    ("DataStagingRole", "s3:ListBucket"): 31,
-    ("CustomizationJobTriggerFunctionRole", "s3:ListBucket"): 31,
     ("DataStagingRole", "s3:AbortMultipartUpload"): 32,
     ("CustomizationJobTriggerFunctionRole", "s3:AbortMultipartUpload"): 32,
 }
