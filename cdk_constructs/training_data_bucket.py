@@ -148,11 +148,13 @@ class TrainingDataBucket(Construct):
         )
 
     def grant_write(self, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
-        """`s3:PutObject` under `prefix`, encrypting with the key (multipart uploads also decrypt)."""
+        """`s3:PutObject` under `prefix`, encrypting with the key (multipart uploads also decrypt), and
+        `s3:AbortMultipartUpload` there: boto3's managed copies and uploads of large objects are
+        multipart and abort what fails."""
         self.encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
         return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["s3:PutObject"],
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
             resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
         )
 

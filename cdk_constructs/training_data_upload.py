@@ -92,9 +92,11 @@ class TrainingDataUpload(Construct):
                 ],
             )
         )
+        # The copy is boto3's managed copy: multipart for large files, aborted when it fails.
         function.role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:PutObject"], resources=[bucket.arn_for_objects(self.key)]
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[bucket.arn_for_objects(self.key)],
             )
         )
         # "Is it staged yet?" is a HeadObject of the key. S3 answers a missing key with 404 only to

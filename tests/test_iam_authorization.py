@@ -10,8 +10,7 @@ The rehearsal's resources (bucket, key, topic, Bedrock role) are bound to the te
 and its staged objects to the template's assets, so the ARNs are the deployed stack's. One more run
 covers the trigger's accepted-upload path, which the rehearsal does not take.
 
-A denial fails the test with the role, action, resource, context and the statements considered,
-unless it is listed in OPEN_FINDINGS (the review findings not fixed yet), which must still be denied.
+A denial fails the test with the role, action, resource, context and the statements considered.
 """
 
 from __future__ import annotations
@@ -55,14 +54,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bad_data": {"bad_data": True},
 }
 RUNS = [*VARIANTS, "upload_accepted"]
-
-# What AWS would deny with the policies as they are, by review finding (shared/review-findings.md):
-# (role without its logical-id hash, or service principal; action). Exactly these are denied;
-# each fix removes its entries.
-OPEN_FINDINGS: dict[tuple[str, str], int] = {
-    ("DataStagingRole", "s3:AbortMultipartUpload"): 32,
-    ("CustomizationJobTriggerFunctionRole", "s3:AbortMultipartUpload"): 32,
-}
 
 
 @dataclass(frozen=True)
@@ -315,15 +306,8 @@ def test_every_call_is_allowed_by_the_deployed_policies(
     checked, problems = decided[run]
     assert not problems, "\n".join(problems)
     denied = [item for item in checked if not item.decision.allowed]
-    unexpected = [item for item in denied if item.key not in OPEN_FINDINGS]
-    if unexpected:
-        pytest.fail(f"{len(unexpected)} of {len(checked)} authorizations denied:\n\n{report(unexpected)}")
-
-
-def test_the_open_findings_are_still_denied(decided: dict[str, tuple[list[Checked], list[str]]]) -> None:
-    denied = {item.key for checked, _ in decided.values() for item in checked if not item.decision.allowed}
-    fixed = sorted(set(OPEN_FINDINGS) - denied)
-    assert not fixed, f"allowed now: remove from OPEN_FINDINGS {fixed}"
+    if denied:
+        pytest.fail(f"{len(denied)} of {len(checked)} authorizations denied:\n\n{report(denied)}")
 
 
 # -- the recorder and the mappings -------------------------------------------------------------------
