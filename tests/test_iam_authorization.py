@@ -580,3 +580,45 @@ def test_calls_on_paths_the_rehearsal_does_not_take_are_allowed(
         "bedrock:UpdateCustomModelDeployment",
         "bedrock:StopModelCustomizationJob",
     }
+
+
+def test_serving_cannot_claim_or_change_another_stacks_serving(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    from finetune.identity import resource_tags
+
+    names = recorded["provisioned"].names
+    deployment = deployment_of(sample_app, names)
+    serving = function_roles(deployment.template)["serving"]
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    ours, theirs = resource_tags(ENVIRONMENT, FINE_TUNING), resource_tags("prod", FINE_TUNING)
+    their_pt = Resource("provisioned-model", f"{bedrock}:provisioned-model/0123456789ab", theirs)
+    their_deployment = Resource(
+        "custom-model-deployment", f"{bedrock}:custom-model-deployment/0123456789ab", theirs
+    )
+    our_pt = Resource("provisioned-model", f"{bedrock}:provisioned-model/ba9876543210", ours)
+    claim = {"aws:RequestTag/finetune:stack": (ours["finetune:stack"],), "aws:TagKeys": ("finetune:stack",)}
+    give_away = {
+        "aws:RequestTag/finetune:stack": (theirs["finetune:stack"],),
+        "aws:TagKeys": ("finetune:stack",),
+    }
+    for access in (
+        Access("bedrock:TagResource", (their_pt,), claim),
+        Access("bedrock:TagResource", (their_deployment,), claim),
+        Access("bedrock:TagResource", (our_pt,), give_away),
+        Access("bedrock:TagResource", (Resource("custom-model", f"{bedrock}:custom-model/x"),), claim),
+        Access("bedrock:DeleteProvisionedModelThroughput", (their_pt,)),
+        Access("bedrock:UpdateCustomModelDeployment", (their_deployment,)),
+    ):
+        allowed = refused(deployment, serving, access)
+        assert not allowed, "\n".join(decision.explain() for decision in allowed)
+
+
+def test_no_condition_key_can_limit_a_commitment_term() -> None:
+    """If Bedrock adds one, ServingLifecycle should allow only the configured term with it."""
+    from tests.iam_calls import IAM
+
+    action = IAM.actions.get_action_details("bedrock", "CreateProvisionedModelThroughput")
+    keys = [*IAM.conditions.get_condition_keys_for_service("bedrock"), *action["conditionKeys"]]
+    assert "bedrock:ModelArn" in keys  # the service's keys are there: the search is not vacuous
+    assert not [key for key in keys if "commitment" in key.lower()]

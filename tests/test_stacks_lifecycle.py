@@ -150,10 +150,24 @@ def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack
     change = by_sid["ChangeOnlyThisStacksServing"]
     assert change["Condition"] == {"StringEquals": {"aws:ResourceTag/finetune:stack": stack_name}}
     assert "bedrock:DeleteProvisionedModelThroughput" in change["Action"]
-    # Swapping a newer model into a PT re-tags it without the stack tag in the request.
-    assert "bedrock:TagResource" in change["Action"]
     create = by_sid["CreateServingOnlyTaggedForThisStack"]
     assert create["Condition"] == {"StringEquals": {"aws:RequestTag/finetune:stack": stack_name}}
+    # Finding 32: tagging is never a way to make another stack's PT or deployment this stack's.
+    tagging = [
+        statement for statement in statements(policy) if "bedrock:TagResource" in as_list(statement["Action"])
+    ]
+    assert {statement["Sid"] for statement in tagging} == {
+        "TagNewServingForThisStack",
+        "RetagThisStacksServingWithItsModel",
+    }
+    assert by_sid["TagNewServingForThisStack"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/finetune:stack": stack_name},
+        "Null": {"aws:ResourceTag/finetune:stack": "true"},
+    }
+    assert by_sid["RetagThisStacksServingWithItsModel"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/finetune:stack": stack_name},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["finetune:custom-model-arn"]},
+    }
     for sid in ("ChangeOnlyThisStacksServing", "CreateServingOnlyTaggedForThisStack", "ReadJobsAndModels"):
         for resource in as_list(by_sid[sid]["Resource"]):
             assert flatten(resource).startswith("arn:aws:bedrock:us-west-2:"), resource
