@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -132,17 +131,7 @@ class CustomizationJobTrigger(Construct):
                     "object": {"key": [{"prefix": INCOMING_PREFIX}]},
                 },
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.function.function,
-                    retry_attempts=2,
-                    dead_letter_queue=self.function.dead_letter_queue,
-                )
-            ],
-        )
-        # EventBridge puts undeliverable events into the (encrypted) dead-letter queue.
-        encryption_key.grant(
-            iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
+            targets=[self.function.rule_target()],
         )
 
     def _grant(

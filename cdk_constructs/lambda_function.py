@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -49,6 +50,8 @@ class FinetuneFunction(Construct):
     that fails its retry lands there with the error, nothing is lost), with an alarm to `alarm_topic`
     as soon as it holds a message.
 
+    `rule_target()` makes it an EventBridge rule's target that dead-letters into the same queue.
+
     Created resources: `self.function`, `self.role`, `self.log_group`, `self.dead_letter_queue`,
     `self.dlq_alarm`.
     """
@@ -71,6 +74,7 @@ class FinetuneFunction(Construct):
         super().__init__(scope, construct_id)
         if not (PROJECT_ROOT / "finetune" / "handlers" / f"{handler_module}.py").is_file():
             raise ValueError(f"{self.node.path}: no handler module finetune/handlers/{handler_module}.py")
+        self.encryption_key = encryption_key
         stack = cdk.Stack.of(self)
         encryption_key.grant_encrypt_decrypt(
             iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com").with_conditions(
@@ -141,6 +145,36 @@ class FinetuneFunction(Construct):
         )
         self.dlq_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
         self._acknowledge()
+
+    def rule_target(self, *, retry_attempts: int = 2) -> targets.LambdaFunction:
+        """This function as an EventBridge rule's target, with retries and the dead-letter queue.
+
+        EventBridge puts what it could not deliver into the queue, so it must use the queue's key:
+        the key policy allows `events.amazonaws.com` that for rules of this account and region only
+        (`aws:SourceAccount`, `aws:SourceArn`). The rules' own ARNs cannot be named there: they
+        depend on the queue, which depends on the key. The statement is the same for every target of
+        a key, so the key policy holds it once.
+        """
+        stack = cdk.Stack.of(self)
+        self.encryption_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeDeadLettersOfThisAccount",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="events", resource="rule", resource_name="*"
+                        )
+                    },
+                },
+            )
+        )
+        return targets.LambdaFunction(
+            self.function, retry_attempts=retry_attempts, dead_letter_queue=self.dead_letter_queue
+        )
 
     def _acknowledge(self) -> None:
         function = self.function.node.default_child

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -109,9 +108,7 @@ class ServingLifecycle(Construct):
         )
         self._grant(environment, fine_tuning, topic, encryption_key)
 
-        target = targets.LambdaFunction(
-            self.function.function, retry_attempts=2, dead_letter_queue=self.function.dead_letter_queue
-        )
+        target = self.function.rule_target()
         self.job_state_rule = events.Rule(
             self,
             "JobStateRule",
@@ -129,9 +126,6 @@ class ServingLifecycle(Construct):
             description=f"Catches missed job events of {environment}-{fine_tuning}",
             schedule=events.Schedule.rate(reconcile_every),
             targets=[target],
-        )
-        encryption_key.grant(
-            iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
         )
 
         self.resource = cdk.CustomResource(

@@ -622,3 +622,26 @@ def test_no_condition_key_can_limit_a_commitment_term() -> None:
     keys = [*IAM.conditions.get_condition_keys_for_service("bedrock"), *action["conditionKeys"]]
     assert "bedrock:ModelArn" in keys  # the service's keys are there: the search is not vacuous
     assert not [key for key in keys if "commitment" in key.lower()]
+
+
+def test_only_this_accounts_rules_may_dead_letter_with_the_key(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    names = recorded["none"].names
+    deployment = deployment_of(sample_app, names)
+    events = Principal("service", "events.amazonaws.com", names.account)
+    key = (Resource("key", names.key_arn),)
+    for context in (
+        {
+            "aws:SourceAccount": ("210987654321",),
+            "aws:SourceArn": ("arn:aws:events:us-west-2:210987654321:rule/theirs",),
+        },
+        {
+            "aws:SourceAccount": (names.account,),
+            "aws:SourceArn": (f"arn:aws:events:eu-west-1:{names.account}:rule/r",),
+        },
+        {"aws:SourceAccount": (names.account,)},  # no rule named
+    ):
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            allowed = refused(deployment, events, Access(action, key, context))
+            assert not allowed, "\n".join(decision.explain() for decision in allowed)

@@ -270,3 +270,23 @@ def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
         "JobDigest",
         "StopOnDelete",
     }
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_the_key_lets_eventbridge_dead_letter_once_and_only_for_this_accounts_rules(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    key_policy = next(iter(resources(templates[key], "AWS::KMS::Key").values()))["Properties"]["KeyPolicy"]
+    events = [
+        statement
+        for statement in key_policy["Statement"]
+        if statement.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+    assert len(events) == 1  # both functions' rules dead-letter with one statement
+    (statement,) = events
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert (
+        flatten(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+        == "arn:aws:events:us-west-2:<AWS::AccountId>:rule/*"
+    )
