@@ -45,7 +45,8 @@ class FinetuneFunction(Construct):
 
     Defaults: Python 3.14 on arm64, 256 MB, `timeout` 5 minutes, X-Ray active tracing, its own role
     (no AWS-managed policy: it may write only to its own log group; callers grant the rest), a log
-    group encrypted with `encryption_key` and kept `log_retention` (one year), and an SQS queue as
+    group encrypted with `encryption_key` (whose policy lets CloudWatch Logs use it for that group
+    only) and kept `log_retention` (one year), and an SQS queue as
     the on-failure destination of asynchronous invocations, encrypted with the same key (an event
     that fails its retry lands there with the error, nothing is lost), with an alarm to `alarm_topic`
     as soon as it holds a message.
@@ -76,6 +77,18 @@ class FinetuneFunction(Construct):
             raise ValueError(f"{self.node.path}: no handler module finetune/handlers/{handler_module}.py")
         self.encryption_key = encryption_key
         stack = cdk.Stack.of(self)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+        )
+        # CloudWatch Logs may use the key for this log group only. CloudFormation names a log group
+        # that has no name `<stack name>-<logical id>-<random>` (aws-cloudformation-resource-
+        # providers-logs, CreateHandler.generateName); the encryption context is the group's ARN.
+        cfn_log_group = self.log_group.node.default_child
+        assert isinstance(cfn_log_group, logs.CfnLogGroup)
         encryption_key.grant_encrypt_decrypt(
             iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com").with_conditions(
                 {
@@ -83,19 +96,12 @@ class FinetuneFunction(Construct):
                         "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
                             service="logs",
                             resource="log-group",
-                            resource_name="*",
+                            resource_name=f"{stack.stack_name}-{cfn_log_group.logical_id}-*",
                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                         )
                     }
                 }
             )
-        )
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=removal_policy,
         )
         self.dead_letter_queue = sqs.Queue(
             self,

@@ -645,3 +645,20 @@ def test_only_this_accounts_rules_may_dead_letter_with_the_key(
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
             allowed = refused(deployment, events, Access(action, key, context))
             assert not allowed, "\n".join(decision.explain() for decision in allowed)
+
+
+def test_cloudwatch_logs_may_use_the_key_for_the_functions_log_groups_only(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    names = recorded["none"].names
+    deployment = deployment_of(sample_app, names)
+    logs = Principal("service", f"logs.{names.region}.amazonaws.com", names.account)
+    groups = f"arn:aws:logs:{names.region}:{names.account}:log-group"
+    for group in (
+        f"{groups}:/aws/lambda/someone-elses-function",
+        f"{groups}:prod-{FINE_TUNING}-DataStagingLogs12CF3B1B-0A1B2C3D4E5F",  # the other stack's
+    ):
+        context = {"kms:EncryptionContext:aws:logs:arn": (group,)}
+        for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"):
+            allowed = refused(deployment, logs, Access(action, (Resource("key", names.key_arn),), context))
+            assert not allowed, "\n".join(decision.explain() for decision in allowed)
