@@ -327,17 +327,25 @@ def _tags(items: Any, key: str = "key", value: str = "value") -> dict[str, str]:
 
 
 def _kms(
-    deployment: Deployment, key_arn: str | None, actions: tuple[str, ...], via: str, note: str, **context: Any
+    deployment: Deployment,
+    key_arn: str | None,
+    actions: tuple[str, ...],
+    via: str,
+    note: str,
+    extra: Mapping[str, str] | None = None,
 ) -> list[Access]:
     """The KMS calls a service makes with the caller's permissions (kms:ViaService = `via`)."""
     if key_arn is None:
         return []
-    keys: dict[str, tuple[str, ...]] = {
+    context: dict[str, tuple[str, ...]] = {
         "kms:ViaService": (f"{via}.{deployment.region}.amazonaws.com",),
         "kms:CallerAccount": (deployment.account,),
     }
-    keys.update({name.replace("__", ":"): (str(value),) for name, value in context.items()})
-    return [Access(f"kms:{action}", (Resource("key", key_arn),), keys, note) for action in actions]
+    context.update({name: (value,) for name, value in (extra or {}).items()})
+    return [Access(f"kms:{action}", (Resource("key", key_arn),), context, note) for action in actions]
+
+
+AWS_RESOURCE_GRANT = {"kms:GrantIsForAWSResource": "true"}
 
 
 # -- S3 --------------------------------------------------------------------------------------------
@@ -361,7 +369,7 @@ def _s3_kms(deployment: Deployment, bucket: str, actions: tuple[str, ...], note:
         "s3",
         note,
         # S3 Bucket Keys: the encryption context is the bucket's ARN.
-        kms__EncryptionContext__aws__s3__arn=f"arn:{deployment.partition}:s3:::{deployed}",
+        {"kms:EncryptionContext:aws:s3:arn": f"arn:{deployment.partition}:s3:::{deployed}"},
     )
 
 
@@ -556,9 +564,7 @@ def bedrock_create_job(call: Call, deployment: Deployment) -> list[Access]:
         note = "Bedrock checks and grants itself the custom model's key with the caller's permissions"
         key = str(params["customModelKmsKeyId"])
         accesses += _kms(deployment, key, ("DescribeKey",), "bedrock", note)
-        accesses += _kms(
-            deployment, key, ("CreateGrant",), "bedrock", note, kms__GrantIsForAWSResource="true"
-        )
+        accesses += _kms(deployment, key, ("CreateGrant",), "bedrock", note, AWS_RESOURCE_GRANT)
     return accesses
 
 
@@ -1002,63 +1008,26 @@ def _bedrock_job(deployment: Deployment, call: Call) -> list[ServiceAccess]:
     role = Principal("role", str(params["roleArn"]), deployment.account)
     label = f"Bedrock, running job {params['jobName']}"
     trust = {"aws:SourceAccount": (deployment.account,), "aws:SourceArn": (job_arn,)}
-    accesses: list[ServiceAccess] = [
-        (
-            label,
-            Principal("service", "bedrock.amazonaws.com", deployment.account),
-            Access("sts:AssumeRole", (Resource("role", role.name),), trust),
-        )
-    ]
+    bedrock = Principal("service", "bedrock.amazonaws.com", deployment.account)
+    assume = Access("sts:AssumeRole", (Resource("role", role.name),), trust)
+    as_role: list[Access] = []  # what the job does with its service role
     inputs = [params["trainingDataConfig"]["s3Uri"]]
-    inputs += [
-        validator["s3Uri"] for validator in params.get("validationDataConfig", {}).get("validators", [])
-    ]
+    inputs += [item["s3Uri"] for item in params.get("validationDataConfig", {}).get("validators", [])]
     for uri in inputs:
         bucket, key = _s3_location(str(uri))
-        accesses.append(
-            (label, role, Access("s3:GetObject", (_object(deployment, bucket, key),), note="job input"))
-        )
-        accesses += [
-            (label, role, access) for access in _s3_kms(deployment, bucket, ("Decrypt",), "job input")
-        ]
+        as_role.append(Access("s3:GetObject", (_object(deployment, bucket, key),), note="job input"))
+        as_role += _s3_kms(deployment, bucket, ("Decrypt",), "job input")
     bucket, prefix = _s3_location(str(params["outputDataConfig"]["s3Uri"]))
     output = f"{prefix}{placeholder_id(job_arn)}/step_wise_training_metrics.csv"
-    accesses.append(
-        (
-            label,
-            role,
-            Access(
-                "s3:ListBucket",
-                (_bucket(deployment, bucket),),
-                {"s3:prefix": (prefix,)},
-                "job output location",
-            ),
-        )
-    )
-    accesses.append(
-        (label, role, Access("s3:PutObject", (_object(deployment, bucket, output),), note="job output"))
-    )
-    accesses += [
-        (label, role, access) for access in _s3_kms(deployment, bucket, ("GenerateDataKey",), "job output")
-    ]
+    listing = {"s3:prefix": (prefix,)}
+    as_role.append(Access("s3:ListBucket", (_bucket(deployment, bucket),), listing, "job output location"))
+    as_role.append(Access("s3:PutObject", (_object(deployment, bucket, output),), note="job output"))
+    as_role += _s3_kms(deployment, bucket, ("GenerateDataKey",), "job output")
     model_key = params.get("customModelKmsKeyId")
     if model_key:
         note = "the custom model is encrypted with this key"
-        accesses += [
-            (label, role, access)
-            for access in _kms(
-                deployment, str(model_key), ("GenerateDataKey", "Decrypt", "DescribeKey"), "bedrock", note
-            )
-        ]
-        accesses += [
-            (label, role, access)
-            for access in _kms(
-                deployment,
-                str(model_key),
-                ("CreateGrant",),
-                "bedrock",
-                note,
-                kms__GrantIsForAWSResource="true",
-            )
-        ]
-    return accesses
+        as_role += _kms(
+            deployment, str(model_key), ("GenerateDataKey", "Decrypt", "DescribeKey"), "bedrock", note
+        )
+        as_role += _kms(deployment, str(model_key), ("CreateGrant",), "bedrock", note, AWS_RESOURCE_GRANT)
+    return [(label, bedrock, assume), *((label, role, access) for access in as_role)]
