@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -47,8 +46,10 @@ class CustomizationJobTrigger(Construct):
 
     Permissions, each scoped to this account and region: create, read, stop and tag customization
     jobs and custom models (`bedrock:*` on job and model ARNs: their ids are chosen by Bedrock);
-    `iam:PassRole` on the customization role only, to `bedrock.amazonaws.com` only; read data
-    prefixes, write `training/` (staging uploads), tag `incoming/` objects; publish to `topic`.
+    `iam:PassRole` on the customization role only, to `bedrock.amazonaws.com` only; `kms:DescribeKey`
+    and `kms:CreateGrant` (for an AWS resource) on the key through Bedrock only, which encrypts the
+    custom model with it; read data prefixes, write `training/` (staging uploads), tag `incoming/`
+    objects; publish to `topic`.
 
     Created resources: `self.function` (FinetuneFunction), `self.job` (the custom resource),
     `self.upload_rule`. Attributes for others: `self.job_name`, `self.job_arn`.
@@ -132,17 +133,7 @@ class CustomizationJobTrigger(Construct):
                     "object": {"key": [{"prefix": INCOMING_PREFIX}]},
                 },
             ),
-            targets=[
-                targets.LambdaFunction(
-                    self.function.function,
-                    retry_attempts=2,
-                    dead_letter_queue=self.function.dead_letter_queue,
-                )
-            ],
-        )
-        # EventBridge puts undeliverable events into the (encrypted) dead-letter queue.
-        encryption_key.grant(
-            iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
+            targets=[self.function.rule_target()],
         )
 
     def _grant(
@@ -198,6 +189,25 @@ class CustomizationJobTrigger(Construct):
                 resources=[jobs],
             )
         )
+        # A job with customModelKmsKeyId: Bedrock checks the key and grants itself its use, with the
+        # caller's permissions, through Bedrock only (and the grant only for an AWS resource).
+        through_bedrock = {"kms:ViaService": f"bedrock.{stack.region}.amazonaws.com"}
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="CheckCustomModelKeyThroughBedrock",
+                actions=["kms:DescribeKey"],
+                resources=[encryption_key.key_arn],
+                conditions={"StringEquals": through_bedrock},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="GrantCustomModelKeyToBedrock",
+                actions=["kms:CreateGrant"],
+                resources=[encryption_key.key_arn],
+                conditions={"StringEquals": through_bedrock, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PassCustomizationRoleToBedrockOnly",
@@ -210,6 +220,8 @@ class CustomizationJobTrigger(Construct):
             data.grant_read(role, prefix)
         data.grant_write(role, TRAINING_PREFIX)
         data.grant_tagging(role, INCOMING_PREFIX)
+        # Staging an upload asks whether the content-addressed key exists yet: 404, not 403.
+        data.grant_list(role)
         # An upload is copied as the very version that was validated (GetObject with a VersionId).
         iam.Grant.add_to_principal(
             grantee=role,

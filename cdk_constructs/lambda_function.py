@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -47,10 +48,13 @@ class FinetuneFunction(Construct):
 
     Defaults: Python 3.14 on arm64, 256 MB, `timeout` 5 minutes, X-Ray active tracing, its own role
     (no AWS-managed policy: it may write only to its own log group; callers grant the rest), a log
-    group encrypted with `encryption_key` and kept `log_retention` (one year), and an SQS queue as
+    group encrypted with `encryption_key` (whose policy lets CloudWatch Logs use it for that group
+    only) and kept `log_retention` (one year), and an SQS queue as
     the on-failure destination of asynchronous invocations, encrypted with the same key (an event
     that fails its retry lands there with the error, nothing is lost), with an alarm to `alarm_topic`
     as soon as it holds a message.
+
+    `rule_target()` makes it an EventBridge rule's target that dead-letters into the same queue.
 
     Created resources: `self.function`, `self.role`, `self.log_group`, `self.dead_letter_queue`,
     `self.dlq_alarm`.
@@ -74,7 +78,20 @@ class FinetuneFunction(Construct):
         super().__init__(scope, construct_id)
         if not (PROJECT_ROOT / "finetune" / "runtime" / f"{handler_module}.py").is_file():
             raise ValueError(f"{self.node.path}: no handler module finetune/runtime/{handler_module}.py")
+        self.encryption_key = encryption_key
         stack = cdk.Stack.of(self)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=encryption_key,
+            removal_policy=removal_policy,
+        )
+        # CloudWatch Logs may use the key for this log group only. CloudFormation names a log group
+        # that has no name `<stack name>-<logical id>-<random>` (aws-cloudformation-resource-
+        # providers-logs, CreateHandler.generateName); the encryption context is the group's ARN.
+        cfn_log_group = self.log_group.node.default_child
+        assert isinstance(cfn_log_group, logs.CfnLogGroup)
         encryption_key.grant_encrypt_decrypt(
             iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com").with_conditions(
                 {
@@ -82,19 +99,12 @@ class FinetuneFunction(Construct):
                         "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
                             service="logs",
                             resource="log-group",
-                            resource_name="*",
+                            resource_name=f"{stack.stack_name}-{cfn_log_group.logical_id}-*",
                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                         )
                     }
                 }
             )
-        )
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=log_retention,
-            encryption_key=encryption_key,
-            removal_policy=removal_policy,
         )
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -164,6 +174,36 @@ class FinetuneFunction(Construct):
             resource_type=resource_type,
             properties=properties,
             service_timeout=self.service_timeout,
+        )
+
+    def rule_target(self, *, retry_attempts: int = 2) -> targets.LambdaFunction:
+        """This function as an EventBridge rule's target, with retries and the dead-letter queue.
+
+        EventBridge puts what it could not deliver into the queue, so it must use the queue's key:
+        the key policy allows `events.amazonaws.com` that for rules of this account and region only
+        (`aws:SourceAccount`, `aws:SourceArn`). The rules' own ARNs cannot be named there: they
+        depend on the queue, which depends on the key. The statement is the same for every target of
+        a key, so the key policy holds it once.
+        """
+        stack = cdk.Stack.of(self)
+        self.encryption_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeDeadLettersOfThisAccount",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="events", resource="rule", resource_name="*"
+                        )
+                    },
+                },
+            )
+        )
+        return targets.LambdaFunction(
+            self.function, retry_attempts=retry_attempts, dead_letter_queue=self.dead_letter_queue
         )
 
     def _acknowledge(self) -> None:

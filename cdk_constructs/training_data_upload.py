@@ -31,7 +31,8 @@ class DataStagingFunction(FinetuneFunction):
     """The Lambda function behind `TrainingDataUpload` resources; one per stack serves them all.
 
     Defaults as `FinetuneFunction`, with a 15-minute timeout (a server-side copy of a 10 GB file).
-    It may write only under the prefixes of the `TrainingDataUpload`s that use it (granted by them).
+    It may write only the keys of the `TrainingDataUpload`s that use it (granted by them), and list
+    the bucket's names, which S3 requires to answer 404 rather than 403 for a key not staged yet.
     """
 
     def __init__(
@@ -91,18 +92,18 @@ class TrainingDataUpload(Construct):
                 ],
             )
         )
+        # The copy is boto3's managed copy: multipart for large files, aborted when it fails.
         function.role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:PutObject"], resources=[bucket.arn_for_objects(self.key)]
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[bucket.arn_for_objects(self.key)],
             )
         )
-        # Without ListBucket, HeadObject of a missing key answers 403 instead of 404.
+        # "Is it staged yet?" is a HeadObject of the key. S3 answers a missing key with 404 only to
+        # a caller allowed s3:ListBucket on the bucket, checked without s3:prefix (a prefix condition
+        # is never met there); otherwise with 403. Object names only: content stays per key.
         function.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket.bucket_arn],
-                conditions={"StringEquals": {"s3:prefix": self.key}},
-            )
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
         )
         if bucket.encryption_key is not None:
             bucket.encryption_key.grant(function.role, "kms:Decrypt", "kms:GenerateDataKey")

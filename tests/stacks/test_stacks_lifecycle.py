@@ -155,10 +155,24 @@ def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack
     change = by_sid["ChangeOnlyThisStacksServing"]
     assert change["Condition"] == {"StringEquals": {"aws:ResourceTag/finetune:stack": stack_name}}
     assert "bedrock:DeleteProvisionedModelThroughput" in change["Action"]
-    # Swapping a newer model into a PT re-tags it without the stack tag in the request.
-    assert "bedrock:TagResource" in change["Action"]
     create = by_sid["CreateServingOnlyTaggedForThisStack"]
     assert create["Condition"] == {"StringEquals": {"aws:RequestTag/finetune:stack": stack_name}}
+    # Finding 32: tagging is never a way to make another stack's PT or deployment this stack's.
+    tagging = [
+        statement for statement in statements(policy) if "bedrock:TagResource" in as_list(statement["Action"])
+    ]
+    assert {statement["Sid"] for statement in tagging} == {
+        "TagNewServingForThisStack",
+        "RetagThisStacksServingWithItsModel",
+    }
+    assert by_sid["TagNewServingForThisStack"]["Condition"] == {
+        "StringEquals": {"aws:RequestTag/finetune:stack": stack_name},
+        "Null": {"aws:ResourceTag/finetune:stack": "true"},
+    }
+    assert by_sid["RetagThisStacksServingWithItsModel"]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/finetune:stack": stack_name},
+        "ForAllValues:StringEquals": {"aws:TagKeys": ["finetune:custom-model-arn"]},
+    }
     for sid in ("ChangeOnlyThisStacksServing", "CreateServingOnlyTaggedForThisStack", "ReadJobsAndModels"):
         for resource in as_list(by_sid[sid]["Resource"]):
             assert flatten(resource).startswith("arn:aws:bedrock:us-west-2:"), resource
@@ -168,6 +182,14 @@ def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack
     assert parameters.endswith(f":parameter/finetune/{key[0]}/{key[1]}/*")
     alarms = flatten(by_sid["OwnIdleAlarms"]["Resource"])
     assert alarms.endswith(f":alarm:{stack_name}-pt-idle-*")
+    # Finding 29: DescribeAlarms is authorized against `*`; on the prefix it would be denied.
+    assert "cloudwatch:DescribeAlarms" not in by_sid["OwnIdleAlarms"]["Action"]
+    assert by_sid["FindIdleAlarms"] == {
+        "Action": "cloudwatch:DescribeAlarms",
+        "Effect": "Allow",
+        "Resource": "*",
+        "Sid": "FindIdleAlarms",
+    }
 
 
 @pytest.mark.parametrize("key", STACKS)
@@ -330,3 +352,23 @@ def test_serving_knows_the_environment_s_destroy_rules(
         "true" if environment.removal_policy == "destroy" else "false"
     )
     assert properties["StackId"] == {"Ref": "AWS::StackId"}
+
+
+@pytest.mark.parametrize("key", STACKS)
+def test_the_key_lets_eventbridge_dead_letter_once_and_only_for_this_accounts_rules(
+    templates: dict[tuple[str, str], Template], key: tuple[str, str]
+) -> None:
+    key_policy = next(iter(resources(templates[key], "AWS::KMS::Key").values()))["Properties"]["KeyPolicy"]
+    events = [
+        statement
+        for statement in key_policy["Statement"]
+        if statement.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+    assert len(events) == 1  # both functions' rules dead-letter with one statement
+    (statement,) = events
+    assert statement["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert (
+        flatten(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+        == "arn:aws:events:us-west-2:<AWS::AccountId>:rule/*"
+    )
