@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_constructs.nag import acknowledge_wildcard_resources, prefix_objects
+from finetune.core.names import OUTPUT_PREFIX, TRAINING_PREFIX, VALIDATION_PREFIX
 
 BEDROCK_SERVICE = "bedrock.amazonaws.com"
 
@@ -24,7 +24,7 @@ class BedrockCustomizationRole(Construct):
     - `s3:GetObject` on `read_prefixes` (default `training/`, `validation/`);
     - `s3:GetObject`, `s3:PutObject` on `write_prefix` (default `output/`);
     - `s3:ListBucket` on the bucket, limited by `s3:prefix` to those prefixes;
-    - with an `encryption_key`: `kms:Decrypt`, `kms:GenerateDataKey`, `kms:DescribeKey` and
+    - with a bucket encrypted by a KMS key (the bucket's `encryption_key`): `kms:Decrypt`, `kms:GenerateDataKey`, `kms:DescribeKey` and
       `kms:CreateGrant`, only through S3 (reading/writing the encrypted objects) and Bedrock
       (encrypting the custom model) in this region (`kms:ViaService`): never directly.
 
@@ -37,11 +37,11 @@ class BedrockCustomizationRole(Construct):
         construct_id: str,
         *,
         bucket: s3.IBucket,
-        encryption_key: kms.IKey | None = None,
-        read_prefixes: tuple[str, ...] = ("training/", "validation/"),
-        write_prefix: str = "output/",
+        read_prefixes: tuple[str, ...] = (TRAINING_PREFIX, VALIDATION_PREFIX),
+        write_prefix: str = OUTPUT_PREFIX,
     ) -> None:
         super().__init__(scope, construct_id)
+        encryption_key = bucket.encryption_key
         for prefix in (*read_prefixes, write_prefix):
             if not prefix.endswith("/") or prefix.startswith("/") or "*" in prefix:
                 raise ValueError(f"{self.node.path}: prefix {prefix!r} must look like 'name/' (no wildcard)")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events_targets as targets
@@ -14,25 +16,26 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
-from cdk_constructs.nag import acknowledge, acknowledge_all
+from cdk_constructs.common import default_child, key_or_new
+from cdk_constructs.nag import acknowledge, acknowledge_all, acknowledge_wildcard_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# The asset is the `finetune` package alone (stdlib + boto3, which the runtime provides): no bundling
-# and no Docker. Glob excludes stop the fingerprint from descending into .venv/ or node_modules/.
-# The command-line tools (finetune/cli: commands, the rehearsal and its local fake) never run in Lambda.
+# The asset is an allow-list of the layers that run in Lambda (stdlib + boto3, which the runtime
+# provides): finetune/core, aws and runtime. No bundling and no Docker; the command-line tools
+# (finetune/cli) and finetune/__main__.py stay out. Glob excludes also stop the fingerprint from
+# descending into .venv/ or node_modules/.
+LAMBDA_LAYERS = ("core", "aws", "runtime")
 ASSET_EXCLUDES = [
     "*",
     ".*",
     "!finetune",
-    "!finetune/**",
+    "!finetune/__init__.py",
+    *(pattern for layer in LAMBDA_LAYERS for pattern in (f"!finetune/{layer}", f"!finetune/{layer}/**")),
     "__pycache__",
     "*.pyc",
-    "finetune/cli",
 ]
-
-
 # Lambda retries a failed asynchronous invocation once (events; CloudFormation's requests too).
 RETRY_ATTEMPTS = 1
 MAX_SERVICE_TIMEOUT_SECONDS = 3600  # CloudFormation's upper bound for ServiceTimeout
@@ -43,13 +46,14 @@ def finetune_code() -> lambda_.Code:
     return lambda_.Code.from_asset(str(PROJECT_ROOT), exclude=ASSET_EXCLUDES, ignore_mode=cdk.IgnoreMode.GLOB)
 
 
+@jsii.implements(iam.IGrantable)
 class FinetuneFunction(Construct):
     """A Python Lambda function whose handler is `finetune.runtime.<module>.handler`.
 
     Defaults: Python 3.14 on arm64, 256 MB, `timeout` 5 minutes, X-Ray active tracing, its own role
-    (no AWS-managed policy: it may write only to its own log group; callers grant the rest), a log
-    group encrypted with `encryption_key` (whose policy lets CloudWatch Logs use it for that group
-    only) and kept `log_retention` (one year), and an SQS queue as
+    (no AWS-managed policy: it may write only to its own log group; callers grant the rest: the
+    function is `iam.IGrantable`), a log group encrypted with `encryption_key` (default: a new key of
+    its own; the key policy lets CloudWatch Logs use it for that group only) and kept `log_retention` (one year), and an SQS queue as
     the on-failure destination of asynchronous invocations, encrypted with the same key (an event
     that fails its retry lands there with the error, nothing is lost), with an alarm to `alarm_topic`
     as soon as it holds a message.
@@ -67,8 +71,8 @@ class FinetuneFunction(Construct):
         *,
         handler_module: str,
         description: str,
-        encryption_key: kms.IKey,
         alarm_topic: sns.ITopic,
+        encryption_key: kms.IKey | None = None,
         timeout: cdk.Duration = cdk.Duration.minutes(5),
         memory_size: int = 256,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR,
@@ -78,6 +82,9 @@ class FinetuneFunction(Construct):
         super().__init__(scope, construct_id)
         if not (PROJECT_ROOT / "finetune" / "runtime" / f"{handler_module}.py").is_file():
             raise ValueError(f"{self.node.path}: no handler module finetune/runtime/{handler_module}.py")
+        encryption_key = key_or_new(
+            self, encryption_key, purpose="logs and dead letters", removal_policy=removal_policy
+        )
         self.encryption_key = encryption_key
         stack = cdk.Stack.of(self)
         self.log_group = logs.LogGroup(
@@ -90,8 +97,7 @@ class FinetuneFunction(Construct):
         # CloudWatch Logs may use the key for this log group only. CloudFormation names a log group
         # that has no name `<stack name>-<logical id>-<random>` (aws-cloudformation-resource-
         # providers-logs, CreateHandler.generateName); the encryption context is the group's ARN.
-        cfn_log_group = self.log_group.node.default_child
-        assert isinstance(cfn_log_group, logs.CfnLogGroup)
+        cfn_log_group = default_child(self.log_group, logs.CfnLogGroup)
         encryption_key.grant_encrypt_decrypt(
             iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com").with_conditions(
                 {
@@ -162,19 +168,39 @@ class FinetuneFunction(Construct):
         )
         self._acknowledge()
 
+    @property
+    def grant_principal(self) -> iam.IPrincipal:
+        """What grants go to (`iam.IGrantable`): the function's own role."""
+        return self.role
+
     def custom_resource(
-        self, scope: Construct, construct_id: str, *, resource_type: str, properties: dict[str, str]
+        self, scope: Construct, construct_id: str, *, resource_type: str, properties: Mapping[str, str]
     ) -> cdk.CustomResource:
         """A custom resource answered by this function, with `service_timeout` as its ServiceTimeout
-        (without one CloudFormation waits an hour for an answer that may never come)."""
-        return cdk.CustomResource(
+        (without one CloudFormation waits an hour for an answer that may never come). It depends on
+        the function's role and its policy, whatever is granted later: a request never reaches the
+        function before its permissions exist."""
+        resource = cdk.CustomResource(
             scope,
             construct_id,
             service_token=self.function.function_arn,
             resource_type=resource_type,
-            properties=properties,
+            properties=dict(properties),
             service_timeout=self.service_timeout,
         )
+        resource.node.add_dependency(self.role)
+        return resource
+
+    def acknowledge_wildcard_resources(self, resources: Mapping[str, str]) -> None:
+        """Acknowledge cdk-nag's wildcard-resource findings on the function's own policy (the one
+        its grants produce): {resource ARN or pattern: why no narrower resource exists}."""
+        acknowledge_wildcard_resources(self._policy(), resources)
+
+    def _policy(self) -> IConstruct:
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is None:
+            raise ValueError(f"{self.node.path}: nothing has been granted to the function yet")
+        return policy
 
     def rule_target(self, *, retry_attempts: int = 2) -> targets.LambdaFunction:
         """This function as an EventBridge rule's target, with retries and the dead-letter queue.
@@ -207,9 +233,8 @@ class FinetuneFunction(Construct):
         )
 
     def _acknowledge(self) -> None:
-        function = self.function.node.default_child
-        queue = self.dead_letter_queue.node.default_child
-        assert function is not None and queue is not None
+        function = default_child(self.function, lambda_.CfnFunction)
+        queue = default_child(self.dead_letter_queue, sqs.CfnQueue)
         acknowledge_all(
             function,
             {
@@ -233,14 +258,13 @@ class FinetuneFunction(Construct):
             "Failed asynchronous invocations go to the encrypted dead-letter queue; an on-failure "
             "destination as well would deliver every failure twice.",
         )
-        policy = self.role.node.try_find_child("DefaultPolicy")
-        if policy is not None:
-            acknowledge_all(
-                policy,
-                {
-                    "NIST.800.53.R5-IAMNoInlinePolicy": "CDK grants on this function's own role produce "
-                    "this policy; it is attached to that single role and scoped to this stack's resources.",
-                    "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords do not "
-                    "support resource-level permissions (X-Ray service authorization reference).",
-                },
-            )
+        # Its grants (the log group's, the key's) are made above: the policy exists.
+        acknowledge_all(
+            self._policy(),
+            {
+                "NIST.800.53.R5-IAMNoInlinePolicy": "CDK grants on this function's own role produce "
+                "this policy; it is attached to that single role and scoped to this stack's resources.",
+                "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords do not "
+                "support resource-level permissions (X-Ray service authorization reference).",
+            },
+        )

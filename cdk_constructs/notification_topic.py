@@ -11,11 +11,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from cdk_constructs.common import key_or_new
 from cdk_constructs.nag import acknowledge
 
 
 class NotificationTopic(Construct):
-    """An SNS topic encrypted with `encryption_key`, TLS-only, with an e-mail subscription per address.
+    """An SNS topic encrypted with `encryption_key` (default: a new key of its own, kept or deleted by
+    `removal_policy`), TLS-only, with an e-mail subscription per address.
 
     CloudWatch alarms of this account and region may publish to it (`aws:SourceAccount`,
     `aws:SourceArn` in the topic policy; the key policy lets CloudWatch use the key for that, and only
@@ -28,11 +30,15 @@ class NotificationTopic(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        encryption_key: kms.IKey,
+        encryption_key: kms.IKey | None = None,
         emails: Sequence[str] = (),
+        removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        encryption_key = key_or_new(
+            self, encryption_key, purpose="notifications", removal_policy=removal_policy
+        )
         self.topic = sns.Topic(self, "Topic", master_key=encryption_key, enforce_ssl=True)
         # A topic policy replaces SNS's default one, so CloudWatch needs its own Allow: for alarms of
         # this account and region only (those of the stack and those its functions create at run time).

@@ -22,12 +22,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
-from cdk_constructs.nag import acknowledge_wildcard_resources
-from finetune.aws.serving import MODEL_TAG
-from finetune.core.config import MAX_IDLE_ALARM_HOURS, ServingConfig
-from finetune.core.names import SSM_PREFIX, resource_tags
-
-RESOURCE_TYPE = "Custom::ServingLifecycle"
+from finetune.core import names
+from finetune.core.contracts import ContractError, ServingResource, ServingSettings
 
 
 class ServingLifecycle(Construct):
@@ -59,34 +55,30 @@ class ServingLifecycle(Construct):
         *,
         environment: str,
         fine_tuning: str,
-        serving: ServingConfig,
-        encryption_key: kms.IKey,
+        serving: ServingSettings,
         topic: sns.ITopic,
+        encryption_key: kms.IKey | None = None,
         reconcile_every: cdk.Duration = cdk.Duration.hours(1),
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         stop_jobs_on_destroy: bool = False,
         delete_models_on_destroy: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
-        idle_alarm_hours = serving.idle_alarm_hours
-        if not 1 <= idle_alarm_hours <= MAX_IDLE_ALARM_HOURS:
-            raise ValueError(
-                f"{self.node.path}: idle_alarm_hours must be 1 to {MAX_IDLE_ALARM_HOURS}, got {idle_alarm_hours}"
-            )
         stack = cdk.Stack.of(self)
-        spec = {
-            "Environment": environment,
-            "FineTuning": fine_tuning,
-            "Region": stack.region,
-            "Mode": serving.mode,
-            "ModelUnits": str(serving.model_units),
-            "Commitment": serving.commitment,
-            "IdleAlarmHours": str(idle_alarm_hours),
-            "TopicArn": topic.topic_arn,
-            "StopJobsOnDestroy": "true" if stop_jobs_on_destroy else "false",
-            "DeleteModelsOnDestroy": "true" if delete_models_on_destroy else "false",
-            "StackId": stack.stack_id,
-        }
+        try:  # checked here too: code that builds the construct without a cdk.json gets the same rules
+            resource = ServingResource(
+                environment=environment,
+                fine_tuning=fine_tuning,
+                region=stack.region,
+                settings=serving,
+                topic_arn=topic.topic_arn,
+                stop_jobs_on_destroy=stop_jobs_on_destroy,
+                delete_models_on_destroy=delete_models_on_destroy,
+                stack_id=stack.stack_id,
+            )
+        except ContractError as error:
+            raise ValueError(f"{self.node.path}: {error}") from None
+        properties = resource.to_properties()
         self.function = FinetuneFunction(
             self,
             "Function",
@@ -96,24 +88,9 @@ class ServingLifecycle(Construct):
             alarm_topic=topic,
             timeout=cdk.Duration.minutes(15),
             removal_policy=removal_policy,
-            environment={
-                "FINETUNE_SERVING": stack.to_json_string(
-                    {
-                        "environment": environment,
-                        "fine_tuning": fine_tuning,
-                        "region": stack.region,
-                        "mode": serving.mode,
-                        "model_units": serving.model_units,
-                        "commitment": serving.commitment,
-                        "idle_alarm_hours": idle_alarm_hours,
-                        "stop_jobs_on_destroy": stop_jobs_on_destroy,
-                        "delete_models_on_destroy": delete_models_on_destroy,
-                        "stack_id": stack.stack_id,
-                    }
-                ),
-                "FINETUNE_TOPIC_ARN": topic.topic_arn,
-            },
+            environment={ServingResource.ENVIRONMENT_VARIABLE: stack.to_json_string(properties)},
         )
+        encryption_key = self.function.encryption_key
         self._grant(environment, fine_tuning, topic, encryption_key)
 
         target = self.function.rule_target()
@@ -124,7 +101,7 @@ class ServingLifecycle(Construct):
             event_pattern=events.EventPattern(
                 source=["aws.bedrock"],
                 detail_type=["Model Customization Job State Change"],
-                detail={"jobName": [{"prefix": f"{environment}-{fine_tuning}-"}]},
+                detail={"jobName": [{"prefix": names.job_name_prefix(environment, fine_tuning)}]},
             ),
             targets=[target],
         )
@@ -137,20 +114,17 @@ class ServingLifecycle(Construct):
         )
 
         self.resource = self.function.custom_resource(
-            self, "Resource", resource_type=RESOURCE_TYPE, properties=spec
+            self, "Resource", resource_type=ServingResource.RESOURCE_TYPE, properties=properties
         )
         # On delete, the rules go first: no job event or schedule starts serving during the teardown.
         self.job_state_rule.node.add_dependency(self.resource)
         self.schedule.node.add_dependency(self.resource)
-        policy = self.function.role.node.try_find_child("DefaultPolicy")
-        if policy is not None:
-            self.resource.node.add_dependency(policy)
         self.endpoint_arn = self.resource.get_att_string("EndpointArn")
 
     def _grant(self, environment: str, fine_tuning: str, topic: sns.ITopic, encryption_key: kms.IKey) -> None:
         stack = cdk.Stack.of(self)
         role = self.function.role
-        stack_tag = resource_tags(environment, fine_tuning)["finetune:stack"]
+        stack_tag = names.resource_tags(environment, fine_tuning)[names.STACK_TAG]
 
         def arn(resource: str, name: str = "*") -> str:
             return stack.format_arn(service="bedrock", resource=resource, resource_name=name)
@@ -163,12 +137,12 @@ class ServingLifecycle(Construct):
         parameters = stack.format_arn(
             service="ssm",
             resource="parameter",
-            resource_name=f"{SSM_PREFIX.lstrip('/')}/{environment}/{fine_tuning}/*",
+            resource_name=names.ssm_parameter_pattern(environment, fine_tuning),
         )
         alarms = stack.format_arn(
             service="cloudwatch",
             resource="alarm",
-            resource_name=f"{environment}-{fine_tuning}-pt-idle-*",
+            resource_name=f"{names.alarm_name_prefix(environment, fine_tuning)}*",
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
         statements = [
@@ -201,7 +175,7 @@ class ServingLifecycle(Construct):
                 sid="CreateServingOnlyTaggedForThisStack",
                 actions=["bedrock:CreateProvisionedModelThroughput", "bedrock:CreateCustomModelDeployment"],
                 resources=[arn("custom-model"), foundation_models],
-                conditions={"StringEquals": {"aws:RequestTag/finetune:stack": stack_tag}},
+                conditions={"StringEquals": {f"aws:RequestTag/{names.STACK_TAG}": stack_tag}},
             ),
             # Tags given at creation, should Bedrock check TagResource for them: only with this stack's
             # tag, and only on a PT or deployment that carries no stack tag yet (never another stack's).
@@ -210,8 +184,8 @@ class ServingLifecycle(Construct):
                 actions=["bedrock:TagResource"],
                 resources=serving_resources,
                 conditions={
-                    "StringEquals": {"aws:RequestTag/finetune:stack": stack_tag},
-                    "Null": {"aws:ResourceTag/finetune:stack": "true"},
+                    "StringEquals": {f"aws:RequestTag/{names.STACK_TAG}": stack_tag},
+                    "Null": {f"aws:ResourceTag/{names.STACK_TAG}": "true"},
                 },
             ),
             # A swap re-tags this stack's PT with the model it now serves: that tag key only, so the
@@ -221,8 +195,8 @@ class ServingLifecycle(Construct):
                 actions=["bedrock:TagResource"],
                 resources=serving_resources,
                 conditions={
-                    "StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag},
-                    "ForAllValues:StringEquals": {"aws:TagKeys": [MODEL_TAG]},
+                    "StringEquals": {f"aws:ResourceTag/{names.STACK_TAG}": stack_tag},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [names.MODEL_TAG]},
                 },
             ),
             iam.PolicyStatement(
@@ -234,7 +208,7 @@ class ServingLifecycle(Construct):
                     "bedrock:DeleteCustomModelDeployment",
                 ],
                 resources=serving_resources,
-                conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},
+                conditions={"StringEquals": {f"aws:ResourceTag/{names.STACK_TAG}": stack_tag}},
             ),
             iam.PolicyStatement(
                 sid="UseServedModels",
@@ -275,7 +249,7 @@ class ServingLifecycle(Construct):
                 sid="DeleteOnlyThisStacksCustomModels",
                 actions=["bedrock:DeleteCustomModel"],
                 resources=[arn("custom-model")],
-                conditions={"StringEquals": {"aws:ResourceTag/finetune:stack": stack_tag}},
+                conditions={"StringEquals": {f"aws:ResourceTag/{names.STACK_TAG}": stack_tag}},
             ),
             iam.PolicyStatement(
                 # A commitment is bought only once no deploy of this stack can roll back.
@@ -288,14 +262,11 @@ class ServingLifecycle(Construct):
             role.add_to_principal_policy(statement)
         encryption_key.grant(role, "kms:GenerateDataKey", "kms:Decrypt")
 
-        policy = role.node.try_find_child("DefaultPolicy")
-        assert policy is not None
         no_narrower = "No narrower resource exists: "
         own_prefix = (
             "Names are chosen at run time under this fine-tuning's own prefix; nothing else matches it."
         )
-        acknowledge_wildcard_resources(
-            policy,
+        self.function.acknowledge_wildcard_resources(
             {
                 "*": no_narrower + "Bedrock's List actions support no resource-level permissions, and "
                 "cloudwatch:DescribeAlarms is authorized against every alarm (a name prefix only filters).",

@@ -8,14 +8,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk_constructs.common import default_child, key_or_new
 from cdk_constructs.nag import acknowledge, acknowledge_all
 
-# Distinct top-level prefixes: the Bedrock role reads only the first two and writes only the third,
-# and (later) uploads under `incoming/` trigger a new job while `output/` never triggers anything.
-TRAINING_PREFIX = "training/"
-VALIDATION_PREFIX = "validation/"
-OUTPUT_PREFIX = "output/"
-INCOMING_PREFIX = "incoming/"
+# The feature flag under which S3 delivers server access logs by a bucket policy (aws-cdk-lib cx-api).
+S3_LOGS_USE_BUCKET_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
 
 
 class TrainingDataBucket(Construct):
@@ -54,17 +51,15 @@ class TrainingDataBucket(Construct):
                 f"{self.node.path}: removal_policy must be RETAIN or DESTROY, got {removal_policy}"
             )
         destroy = removal_policy == cdk.RemovalPolicy.DESTROY
-
-        if encryption_key is None:
-            encryption_key = kms.Key(
-                self,
-                "Key",
-                description=f"Encrypts training data and Bedrock job output in {self.node.path}",
-                enable_key_rotation=True,
-                removal_policy=removal_policy,
-                pending_window=cdk.Duration.days(7) if destroy else None,
-            )
-        self.encryption_key: kms.IKey = encryption_key
+        # Server access logs are delivered by a bucket policy, never an ACL (ACLs are disabled here),
+        # whatever the app's feature flags say: the construct works in any CDK app as it is.
+        self.node.set_context(S3_LOGS_USE_BUCKET_POLICY, True)
+        self.encryption_key: kms.IKey = key_or_new(
+            self,
+            encryption_key,
+            purpose="training data and Bedrock job output",
+            removal_policy=removal_policy,
+        )
 
         self.access_log_bucket = s3.Bucket(
             self,
@@ -108,8 +103,7 @@ class TrainingDataBucket(Construct):
         )
         # Object events go to EventBridge, set on the L1 resource: the L2 route (`event_bridge_enabled`
         # or `add_event_notification`) deploys a custom resource and its own Lambda function for it.
-        cfn_bucket = self.bucket.node.default_child
-        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket = default_child(self.bucket, s3.CfnBucket)
         cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
             event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
                 event_bridge_enabled=True
@@ -158,6 +152,26 @@ class TrainingDataBucket(Construct):
             resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
         )
 
+    def grant_stage(self, grantee: iam.IGrantable, key: str) -> iam.Grant:
+        """Stage one object at exactly `key`: read and write it (boto3's managed copy, multipart for
+        large files and aborted when it fails), list object names (a key not staged yet then
+        answers 404, not 403), and use the key."""
+        self.encryption_key.grant(grantee, "kms:Decrypt", "kms:GenerateDataKey")
+        self.grant_list(grantee)
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            resource_arns=[self.bucket.arn_for_objects(key)],
+        )
+
+    def grant_read_versions(self, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
+        """`s3:GetObjectVersion` under `prefix`: read the very version that was validated."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["s3:GetObjectVersion"],
+            resource_arns=[self.bucket.arn_for_objects(f"{prefix}*")],
+        )
+
     def grant_tagging(self, grantee: iam.IGrantable, prefix: str) -> iam.Grant:
         """Read and write object tags under `prefix` (how uploads are marked started or rejected)."""
         return iam.Grant.add_to_principal(
@@ -171,9 +185,8 @@ class TrainingDataBucket(Construct):
             "Training data is reproducible from the repository's training_data/ folder and job output "
             "from the job; cross-region replication would double storage cost for no recovery benefit."
         )
-        target = self.access_log_bucket.node.default_child
-        bucket = self.bucket.node.default_child
-        assert target is not None and bucket is not None
+        target = default_child(self.access_log_bucket, s3.CfnBucket)
+        bucket = default_child(self.bucket, s3.CfnBucket)
         acknowledge_all(
             target,
             {

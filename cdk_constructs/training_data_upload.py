@@ -16,23 +16,22 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
-from finetune.aws.staging import staged_key
-
-RESOURCE_TYPE = "Custom::TrainingDataUpload"
+from cdk_constructs.training_data_bucket import TrainingDataBucket
+from finetune.core.contracts import UploadResource
+from finetune.core.digest import file_digest
+from finetune.core.names import is_sha256, s3_uri, staged_key
 
 
 class DataStagingFunction(FinetuneFunction):
     """The Lambda function behind `TrainingDataUpload` resources; one per stack serves them all.
 
     Defaults as `FinetuneFunction`, with a 15-minute timeout (a server-side copy of a 10 GB file).
-    It may write only the keys of the `TrainingDataUpload`s that use it (granted by them), and list
-    the bucket's names, which S3 requires to answer 404 rather than 403 for a key not staged yet.
+    It may touch only the objects of the `TrainingDataUpload`s that use it (granted by them).
     """
 
     def __init__(
@@ -40,8 +39,8 @@ class DataStagingFunction(FinetuneFunction):
         scope: Construct,
         construct_id: str,
         *,
-        encryption_key: kms.IKey,
         alarm_topic: sns.ITopic,
+        encryption_key: kms.IKey | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(
@@ -59,8 +58,10 @@ class DataStagingFunction(FinetuneFunction):
 class TrainingDataUpload(Construct):
     """One data file staged at `s3://<bucket>/<prefix><fine_tuning>/<sha256>/<file name>`.
 
-    `sha256` is the hex digest of the file computed at synth time (see `finetune.core.digest`). Created
-    resources: `self.asset`, `self.resource`; `self.s3_uri`, `self.key` and `self.sha256` for others.
+    `sha256` and `size_bytes` are the file's (computed from it when not given; synth passes the
+    digest it already computed, see `finetune.core.digest`). The function may read this asset and
+    stage exactly this key, nothing else. Created resources: `self.asset`, `self.resource`;
+    `self.s3_uri`, `self.key` and `self.sha256` for others.
     """
 
     def __init__(
@@ -69,54 +70,41 @@ class TrainingDataUpload(Construct):
         construct_id: str,
         *,
         source: Path,
-        sha256: str,
-        size_bytes: int,
-        bucket: s3.IBucket,
+        data: TrainingDataBucket,
         prefix: str,
         fine_tuning: str,
         function: DataStagingFunction,
+        sha256: str | None = None,
+        size_bytes: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if sha256 is None or size_bytes is None:
+            digest = file_digest(source)
+            sha256, size_bytes = digest.sha256, digest.size_bytes
+        if not is_sha256(sha256):
             raise ValueError(f"{self.node.path}: sha256 must be 64 lowercase hex digits, got {sha256!r}")
         self.sha256 = sha256
         self.key = staged_key(prefix, fine_tuning, sha256, source.name)
-        self.s3_uri = f"s3://{bucket.bucket_name}/{self.key}"
+        self.s3_uri = s3_uri(data.bucket.bucket_name, self.key)
         self.asset = s3_assets.Asset(self, "Asset", path=str(source))
-        # Exact objects only (no wildcard): read this asset, write and inspect this one key.
-        function.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[
-                    f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
-                ],
-            )
+        # The asset is this construct's: it grants reading exactly that object (Asset.grant_read would
+        # add s3:GetObject*, s3:List* and s3:GetBucket* on the bootstrap bucket).
+        iam.Grant.add_to_principal(
+            grantee=function,
+            actions=["s3:GetObject"],
+            resource_arns=[
+                f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
+            ],
         )
-        # The copy is boto3's managed copy: multipart for large files, aborted when it fails.
-        function.role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[bucket.arn_for_objects(self.key)],
-            )
+        data.grant_stage(function, self.key)
+        upload = UploadResource(
+            source_bucket=self.asset.s3_bucket_name,
+            source_key=self.asset.s3_object_key,
+            bucket=data.bucket.bucket_name,
+            key=self.key,
+            sha256=sha256,
+            size_bytes=size_bytes,
         )
-        # "Is it staged yet?" is a HeadObject of the key. S3 answers a missing key with 404 only to
-        # a caller allowed s3:ListBucket on the bucket, checked without s3:prefix (a prefix condition
-        # is never met there); otherwise with 403. Object names only: content stays per key.
-        function.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
-        )
-        if bucket.encryption_key is not None:
-            bucket.encryption_key.grant(function.role, "kms:Decrypt", "kms:GenerateDataKey")
         self.resource = function.custom_resource(
-            self,
-            "Resource",
-            resource_type=RESOURCE_TYPE,
-            properties={
-                "SourceBucket": self.asset.s3_bucket_name,
-                "SourceKey": self.asset.s3_object_key,
-                "Bucket": bucket.bucket_name,
-                "Key": self.key,
-                "Sha256": sha256,
-                "SizeBytes": str(size_bytes),
-            },
+            self, "Resource", resource_type=UploadResource.RESOURCE_TYPE, properties=upload.to_properties()
         )

@@ -18,8 +18,7 @@ from cdk_constructs import (
     TrainingDataBucket,
     TrainingDataUpload,
 )
-from cdk_constructs.training_data_bucket import TRAINING_PREFIX, VALIDATION_PREFIX
-from finetune.core.names import ssm_parameter_name
+from finetune.core.names import ENDPOINT_ARN_PARAMETER, TRAINING_PREFIX, VALIDATION_PREFIX, ssm_parameter_name
 from finetune.core.plan import DataPlan, FineTuningPlan
 
 REMOVAL_POLICIES = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}
@@ -54,9 +53,7 @@ class FineTuningStack(cdk.Stack):
         self.data = TrainingDataBucket(
             self, "TrainingData", removal_policy=removal_policy, encryption_key=self.encryption_key
         )
-        self.customization_role = BedrockCustomizationRole(
-            self, "CustomizationRole", bucket=self.data.bucket, encryption_key=self.encryption_key
-        )
+        self.customization_role = BedrockCustomizationRole(self, "CustomizationRole", bucket=self.data.bucket)
         self.notifications = NotificationTopic(
             self,
             "Notifications",
@@ -78,7 +75,7 @@ class FineTuningStack(cdk.Stack):
                 source=data.file.path,
                 sha256=data.digest.sha256,
                 size_bytes=data.digest.size_bytes,
-                bucket=self.data.bucket,
+                data=self.data,
                 prefix=prefix,
                 fine_tuning=config.name,
                 function=staging,
@@ -142,7 +139,7 @@ class FineTuningStack(cdk.Stack):
             "CustomModelName": (plan.job_spec.custom_model_name, "The custom model the job creates"),
             "EndpointArn": (self.serving.endpoint_arn, "PT or deployment serving the model at deploy time"),
             "EndpointParameter": (
-                ssm_parameter_name(plan.config.environment.name, plan.config.name, "endpoint-arn"),
+                ssm_parameter_name(plan.config.environment.name, plan.config.name, ENDPOINT_ARN_PARAMETER),
                 "SSM parameter that always holds the current endpoint",
             ),
         }

@@ -98,7 +98,7 @@ def make_world(region: str = REGION) -> World:
     """Call inside `moto.mock_aws()`."""
     import boto3
 
-    from finetune.aws.serving import Clients
+    from finetune.aws.endpoints import Clients
 
     jobs = boto3.client("bedrock", region_name=region)
     fake = FakeBedrockServing(jobs, region=region)
@@ -116,11 +116,10 @@ def make_world(region: str = REGION) -> World:
 def deploy_serving(world: World, environment: str, fine_tuning: str) -> None:
     """What a deploy's `Custom::ServingLifecycle` leaves: the serving settings parameter, without
     which job events and the schedule change nothing (`finetune.aws.serving.serving_deployed`)."""
-    from finetune.aws import serving
     from finetune.core import names as identity
 
     world.clients.ssm.put_parameter(
-        Name=identity.ssm_parameter_name(environment, fine_tuning, serving.SETTINGS_PARAMETER),
+        Name=identity.ssm_parameter_name(environment, fine_tuning, identity.SETTINGS_PARAMETER),
         Value="{}",
         Type="String",
     )

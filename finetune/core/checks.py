@@ -26,6 +26,7 @@ from finetune.core.catalog import (
     suggest_models,
 )
 from finetune.core.config import EnvironmentConfig, FieldError, FineTuningConfig, HyperparameterValue
+from finetune.core.names import JobSpec
 
 MODELS_HINT = "`python -m finetune models` lists every model"
 
@@ -276,3 +277,53 @@ def _specials_text(spec: HyperparameterSpec) -> str:
 
 def _on_demand_model_names() -> list[str]:
     return [entry.name for entry in CATALOG if entry.serving.on_demand]
+
+
+def check_job_spec(spec: JobSpec, region: str | None = None) -> list[str]:
+    """Every problem of a job as it crosses a construct's boundary (hyperparameters as the strings
+    Bedrock takes): the same catalog rules as the configuration, for code that builds a
+    `CustomizationJobTrigger` without a cdk.json. `region`: checked when it is a concrete name."""
+    model = find_model(spec.base_model)
+    if model is None:
+        return [f"base_model: {_unknown_model_message(spec.base_model)}"]
+    problems = []
+    customization = model.customization(spec.customization_type)
+    if customization is None:
+        supported = ", ".join(model.customization_types)
+        problems.append(
+            f"customization_type: {model.name} does not support {spec.customization_type}; it supports: {supported}"
+        )
+    elif region and "${Token" not in region and region not in customization.regions:
+        problems.append(
+            f"region: {spec.customization_type} of {model.name} is not available in {region}; available in: {', '.join(customization.regions)}"
+        )
+    if spec.customization_type == DISTILLATION and spec.teacher_model not in model.teachers_for(DISTILLATION):
+        problems.append(
+            f"teacher_model: {spec.teacher_model!r} is not an allowed teacher for {model.name}; allowed: {', '.join(model.teachers_for(DISTILLATION))}"
+        )
+    for key, text in spec.hyperparameters.items():
+        hyperparameter = model.hyperparameter(key)
+        if hyperparameter is None:
+            problems.append(
+                f"hyperparameters.{key}: {model.name} takes no hyperparameter {key!r}; accepted: {', '.join(model.hyperparameter_keys) or 'none'}"
+            )
+            continue
+        problem = check_hyperparameter_value(hyperparameter, _parsed(str(text), hyperparameter))
+        if problem is not None:
+            problems.append(f"hyperparameters.{key}: {problem}")
+    problems += [
+        f"hyperparameters.{h.key}: required by {model.name} and missing: {_accepted_text(h)}"
+        for h in model.hyperparameters
+        if h.required and h.key not in spec.hyperparameters
+    ]
+    return problems
+
+
+def _parsed(text: str, hyperparameter: HyperparameterSpec) -> HyperparameterValue:
+    """A hyperparameter string as the number it spells (a special value stays a string)."""
+    if text in hyperparameter.special_values:
+        return text
+    try:
+        return int(text) if hyperparameter.kind == "int" and text.lstrip("-").isdigit() else float(text)
+    except ValueError:
+        return text

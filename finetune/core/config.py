@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from finetune.core.contracts import COMMITMENTS, MODES, Commitment, Mode, ServingSettings, serving_problems
 from finetune.core.names import resource_tags
 
 RemovalPolicy = Literal["retain", "destroy"]
-ServingMode = Literal["provisioned", "on_demand", "none"]
-Commitment = Literal["none", "OneMonth", "SixMonths"]
 CustomizationType = Literal["FINE_TUNING", "CONTINUED_PRE_TRAINING", "DISTILLATION"]
 
 REMOVAL_POLICIES: tuple[RemovalPolicy, ...] = ("retain", "destroy")
-SERVING_MODES: tuple[ServingMode, ...] = ("provisioned", "on_demand", "none")
-COMMITMENTS: tuple[Commitment, ...] = ("none", "OneMonth", "SixMonths")
 CUSTOMIZATION_TYPES: tuple[CustomizationType, ...] = (
     "FINE_TUNING",
     "CONTINUED_PRE_TRAINING",
@@ -75,8 +72,6 @@ FINE_TUNING_KEYS = (
     "serving",
 )
 SERVING_KEYS = ("mode", "model_units", "commitment", "idle_alarm_hours")
-# CloudWatch evaluates an hourly alarm over at most 7 days.
-MAX_IDLE_ALARM_HOURS = 168
 # Fields of a fine-tuning that are maps: an override merges into them key by key.
 MERGED_FIELDS = ("hyperparameters", "serving")
 
@@ -121,19 +116,6 @@ class DataFile:
 
 
 @dataclass(frozen=True)
-class ServingConfig:
-    """How a trained custom model is served.
-
-    Defaults: not served, one unit, no commitment, an idle alarm after 24 hours without invocations.
-    """
-
-    mode: ServingMode = "none"
-    model_units: int = 1
-    commitment: Commitment = "none"
-    idle_alarm_hours: int = 24
-
-
-@dataclass(frozen=True)
 class EnvironmentConfig:
     """One deployment environment (one `cdk.Stage`)."""
 
@@ -163,7 +145,7 @@ class FineTuningConfig:
     teacher_model: str | None = None
     validation_data: DataFile | None = None
     hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
-    serving: ServingConfig = ServingConfig()
+    serving: ServingSettings = field(default_factory=ServingSettings)
     # Relative field path -> full path, for every field an environment override set.
     overridden: Mapping[str, str] = field(default_factory=dict)
 
@@ -539,34 +521,27 @@ def _parse_hyperparameters(
     return parsed
 
 
-def _parse_serving(value: Any, where: Any, errors: list[FieldError]) -> ServingConfig:
+def _parse_serving(value: Any, where: Any, errors: list[FieldError]) -> ServingSettings:
     fields = _mapping(value, where("serving"), errors)
     for error in _unknown_keys(fields, SERVING_KEYS, "serving"):
         errors.append(FieldError(where(error.path), error.message))
-    mode = _choice(fields, "mode", where("serving.mode"), SERVING_MODES, errors)
-    commitment = _choice(fields, "commitment", where("serving.commitment"), COMMITMENTS, errors)
-    units = fields.get("model_units", 1)
-    if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-        errors.append(
-            FieldError(where("serving.model_units"), f"expected a whole number >= 1, got {units!r}")
+    settings = ServingSettings()
+    values = {key: fields.get(key, getattr(settings, key)) for key in SERVING_KEYS}
+    problems = serving_problems(**values)
+    for key, message in problems.items():
+        hint = (
+            _suggest(values[key], MODES if key == "mode" else COMMITMENTS)
+            if key in ("mode", "commitment") and isinstance(values[key], str)
+            else ""
         )
-        units = 1
-    idle_hours = fields.get("idle_alarm_hours", 24)
-    if (
-        not isinstance(idle_hours, int)
-        or isinstance(idle_hours, bool)
-        or not 1 <= idle_hours <= MAX_IDLE_ALARM_HOURS
-    ):
         errors.append(
-            FieldError(
-                where("serving.idle_alarm_hours"),
-                f"expected a whole number of hours from 1 to {MAX_IDLE_ALARM_HOURS}, got {idle_hours!r}",
-            )
+            FieldError(where(f"serving.{key}"), message.replace(";", f"{hint};", 1) if hint else message)
         )
-        idle_hours = 24
-    return ServingConfig(
-        mode=cast(ServingMode, mode or "none"),
-        model_units=units,
-        commitment=cast(Commitment, commitment or "none"),
-        idle_alarm_hours=idle_hours,
+    if problems:
+        return settings
+    return ServingSettings(
+        mode=cast(Mode, values["mode"]),
+        model_units=values["model_units"],
+        commitment=cast(Commitment, values["commitment"]),
+        idle_alarm_hours=values["idle_alarm_hours"],
     )

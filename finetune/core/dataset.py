@@ -42,7 +42,7 @@ import json.decoder
 import json.scanner
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -57,7 +57,6 @@ __all__ = [
     "DataIssue",
     "DatasetReport",
     "validate_file",
-    "validate_s3_object",
     "validate_stream",
 ]
 
@@ -580,48 +579,3 @@ def validate_file(
             max_errors=max_errors,
             max_line_bytes=max_line_bytes,
         )
-
-
-class S3Client(Protocol):
-    """The one call of a boto3 S3 client the validator makes."""
-
-    def get_object(self, *, Bucket: str, Key: str) -> Mapping[str, Any]: ...  # noqa: N803 (boto3 names)
-
-
-def validate_s3_object(
-    s3_client: S3Client,
-    bucket: str,
-    key: str,
-    *,
-    limits: DatasetLimits,
-    validation: bool = False,
-    batch_size: int | None = None,
-    size_bytes: int | None = None,
-    max_errors: int = DEFAULT_MAX_ERRORS,
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> DatasetReport:
-    """Validate an S3 object by streaming its body (never read whole); issues name it s3://bucket/key.
-
-    The object's ContentLength is checked as its size. Converse media must be in the same bucket
-    (Nova guide: images and videos sit in the dataset's bucket). botocore errors (no such key, access
-    denied) propagate.
-    """
-    response = s3_client.get_object(Bucket=bucket, Key=key)
-    body = response["Body"]
-    if size_bytes is None:
-        length = response.get("ContentLength")
-        size_bytes = length if isinstance(length, int) else None
-    try:
-        return validate_stream(
-            body,
-            file=f"s3://{bucket}/{key}",
-            limits=limits,
-            validation=validation,
-            batch_size=batch_size,
-            size_bytes=size_bytes,
-            max_errors=max_errors,
-            max_line_bytes=max_line_bytes,
-            media_bucket=bucket,
-        )
-    finally:
-        body.close()

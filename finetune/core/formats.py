@@ -7,6 +7,7 @@ Sources: Bedrock user guide "Prepare data for fine-tuning" and the Nova guide "D
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -76,3 +77,17 @@ class DatasetLimits:
             return min(limit.max_tokens for limit in self.token_limits)
         matching = [limit.max_tokens for limit in self.token_limits if limit.applies_to(batch_size)]
         return min(matching) if matching else None
+
+
+BATCH_SIZE_KEY = "batchSize"
+
+
+def batch_size_of(hyperparameters: Mapping[str, object]) -> int | None:
+    """The batch size the per-record token limit depends on (Bedrock's string or a number); None
+    when it is not set or not a whole number."""
+    value = hyperparameters.get(BATCH_SIZE_KEY)
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None

@@ -1,4 +1,9 @@
-"""Deterministic names and tokens of the Bedrock resources a fine-tuning creates.
+"""The vocabulary: every name, prefix, tag key, SSM path and name pattern a fine-tuning uses.
+
+Constructs (IAM resources, event patterns), handlers and commands all spell them from here, so a
+rename cannot break a policy silently.
+
+Deterministic names and tokens of the Bedrock resources a fine-tuning creates:
 
 Everything that defines a customization job (model, type, teacher, resolved hyperparameters, data
 digests) is hashed into one `JobSpec.digest`. The job name, the custom model name and the
@@ -26,6 +31,34 @@ MAX_GENERATION = 99
 JOB_SUFFIX = re.compile(rf"[0-9a-f]{{{SHORT_DIGEST}}}|[0-9a-f]{{{RETRY_DIGEST}}}r(?:[2-9]|[1-9][0-9])")
 # The SSM parameters consumers read: /finetune/<environment>/<fine-tuning>/<name>.
 SSM_PREFIX = "/finetune"
+MODEL_ARN_PARAMETER = "custom-model-arn"  # the model served (or to serve) now
+ENDPOINT_ARN_PARAMETER = "endpoint-arn"  # the PT or deployment that serves it
+SETTINGS_PARAMETER = "serving-settings"  # what the deploy asked for; gone once serving is torn down
+DEPLOYED_JOB_PARAMETER = "deployed-job"  # the job whose model is to be served
+
+# The training bucket's top-level prefixes: the Bedrock role reads the first two and writes the
+# third; uploads under incoming/ start a job, output/ never triggers anything.
+TRAINING_PREFIX = "training/"
+VALIDATION_PREFIX = "validation/"
+OUTPUT_PREFIX = "output/"
+INCOMING_PREFIX = "incoming/"
+
+# Tags on every resource of a fine-tuning, Bedrock's included (ownership is name AND tags).
+ENVIRONMENT_TAG = "finetune:environment"
+FINE_TUNING_TAG = "finetune:fine-tuning"
+STACK_TAG = "finetune:stack"
+DATA_SHA256_TAG = "finetune:data-sha256"
+JOB_DIGEST_TAG = "finetune:job-digest"
+MODEL_TAG = "finetune:custom-model-arn"  # on a PT or deployment: the model it serves
+# Tags on uploaded objects under incoming/.
+STATUS_TAG = "finetune:status"
+JOB_TAG = "finetune:job"
+
+# Bedrock's name pattern for PTs and deployments (botocore: ProvisionedModelName, ModelDeploymentName).
+BEDROCK_NAME = re.compile(r"([0-9a-zA-Z][_-]?)+")
+MAX_BEDROCK_NAME_CHARS = 63
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+MAX_SNS_SUBJECT_CHARS = 100
 
 
 @dataclass(frozen=True)
@@ -95,8 +128,8 @@ class JobSpec:
         """Tags for the job and its custom model (Bedrock resources)."""
         return {
             **resource_tags(self.environment, self.fine_tuning),
-            "finetune:data-sha256": self.training_sha256,
-            "finetune:job-digest": self.digest,
+            DATA_SHA256_TAG: self.training_sha256,
+            JOB_DIGEST_TAG: self.digest,
         }
 
 
@@ -110,15 +143,119 @@ def owns_job(environment: str, fine_tuning: str, job_name: str) -> bool:
     return job_name.startswith(prefix) and JOB_SUFFIX.fullmatch(job_name[len(prefix) :]) is not None
 
 
+def stack_name(environment: str, fine_tuning: str) -> str:
+    return f"{environment}-{fine_tuning}"
+
+
 def resource_tags(environment: str, fine_tuning: str) -> dict[str, str]:
     """The tags that identify a fine-tuning's resources, in CloudFormation and Bedrock alike."""
     return {
-        "finetune:environment": environment,
-        "finetune:fine-tuning": fine_tuning,
-        "finetune:stack": f"{environment}-{fine_tuning}",
+        ENVIRONMENT_TAG: environment,
+        FINE_TUNING_TAG: fine_tuning,
+        STACK_TAG: stack_name(environment, fine_tuning),
     }
 
 
 def ssm_parameter_name(environment: str, fine_tuning: str, name: str) -> str:
     """`/finetune/dev/support-assistant/custom-model-arn`."""
     return f"{SSM_PREFIX}/{environment}/{fine_tuning}/{name}"
+
+
+def ssm_parameter_pattern(environment: str, fine_tuning: str) -> str:
+    """The IAM resource name (after `parameter/`) of all of a fine-tuning's parameters."""
+    return f"{SSM_PREFIX.lstrip('/')}/{environment}/{fine_tuning}/*"
+
+
+# --------------------------------------------------------------------------------------------------
+# Serving: provisioned throughput, deployments, idle alarms
+# --------------------------------------------------------------------------------------------------
+
+
+def throughput_name(environment: str, fine_tuning: str, model_units: int, commitment: str) -> str:
+    """`<env>-<ft>-pt-<8 hex of (units, commitment)>`: a change of either names a new PT (units and
+    commitment cannot be updated). With the config's limits it stays under Bedrock's 63 characters."""
+    digest = hashlib.sha256(f"{model_units}:{commitment}".encode()).hexdigest()[:8]
+    return f"{job_name_prefix(environment, fine_tuning)}pt-{digest}"
+
+
+def throughput_name_prefix(environment: str, fine_tuning: str) -> str:
+    return f"{job_name_prefix(environment, fine_tuning)}pt-"
+
+
+def owns_throughput_name(environment: str, fine_tuning: str, name: str) -> bool:
+    prefix = throughput_name_prefix(environment, fine_tuning)
+    return name.startswith(prefix) and re.fullmatch(r"[0-9a-f]{8}", name[len(prefix) :]) is not None
+
+
+def deployment_name(environment: str, fine_tuning: str) -> str:
+    """The one on-demand deployment: it has no units or commitment, a new model is an update."""
+    return f"{job_name_prefix(environment, fine_tuning)}od"
+
+
+def alarm_name_prefix(environment: str, fine_tuning: str) -> str:
+    return f"{job_name_prefix(environment, fine_tuning)}pt-idle-"
+
+
+def alarm_name(environment: str, fine_tuning: str, throughput_arn: str) -> str:
+    """One idle alarm per PT, named after the PT's id (the last part of its ARN)."""
+    return f"{alarm_name_prefix(environment, fine_tuning)}{throughput_arn.rsplit('/', 1)[-1]}"
+
+
+def owns_alarm_name(environment: str, fine_tuning: str, name: str) -> bool:
+    prefix = alarm_name_prefix(environment, fine_tuning)
+    return name.startswith(prefix) and re.fullmatch(r"[a-z0-9]+", name[len(prefix) :]) is not None
+
+
+def bedrock_name_problem(name: str) -> str | None:
+    """Why Bedrock would refuse `name` for a PT or deployment, or None."""
+    if len(name) > MAX_BEDROCK_NAME_CHARS or not BEDROCK_NAME.fullmatch(name):
+        return (
+            f"the Bedrock name {name!r}: it must match {BEDROCK_NAME.pattern} and have at most "
+            f"{MAX_BEDROCK_NAME_CHARS} characters"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# S3 locations
+# --------------------------------------------------------------------------------------------------
+
+
+def staged_key(prefix: str, fine_tuning: str, sha256: str, file_name: str) -> str:
+    """`training/support-assistant/<sha256>/train.jsonl`: content-addressed, so a job always reads
+    the bytes it was started for and staging the same file twice is a no-op."""
+    return f"{prefix}{fine_tuning}/{sha256}/{file_name}"
+
+
+def output_key_prefix(fine_tuning: str) -> str:
+    """Where Bedrock writes a fine-tuning's job output (`output/<fine-tuning>/`)."""
+    return f"{OUTPUT_PREFIX}{fine_tuning}/"
+
+
+def is_sha256(text: str) -> bool:
+    return SHA256_HEX.fullmatch(text) is not None
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/some/key` -> ("bucket", "some/key"); raises ValueError for anything else.
+
+    The key may be empty (`s3://bucket/` or `s3://bucket`: a bucket or prefix, e.g. an output location).
+    """
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}; expected s3://<bucket>/<key>")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"no bucket in the S3 URI {uri!r}; expected s3://<bucket>/<key>")
+    return bucket, key
+
+
+def parse_s3_object_uri(uri: str) -> tuple[str, str]:
+    """Like `parse_s3_uri`, but the URI must name an object (a non-empty key not ending in "/")."""
+    bucket, key = parse_s3_uri(uri)
+    if not key or key.endswith("/"):
+        raise ValueError(f"the S3 URI {uri!r} names no object; expected s3://<bucket>/<key of a file>")
+    return bucket, key
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"

@@ -17,9 +17,10 @@ from botocore.validate import ParamValidator
 from moto import mock_aws
 from moto.bedrock.models import bedrock_backends
 
-from finetune.aws import jobs
-from finetune.core import catalog
+from finetune.aws import data, jobs
+from finetune.core import catalog, contracts, names
 from finetune.core.catalog import find_model
+from finetune.core.contracts import JobRequest
 from finetune.core.formats import DatasetLimits
 from finetune.core.names import JobSpec
 
@@ -65,8 +66,8 @@ def make_spec(training: bytes, validation: bytes | None = None, **changes: Any) 
 
 def make_request(
     spec: JobSpec, *, training_key: str = "training/train.jsonl", validation_key: str | None = None
-) -> jobs.JobRequest:
-    return jobs.JobRequest(
+) -> JobRequest:
+    return JobRequest(
         spec=spec,
         role_arn=ROLE,
         training_s3_uri=f"s3://{BUCKET}/{training_key}",
@@ -105,13 +106,13 @@ def job_names(bedrock: Any) -> list[str]:
 
 
 def test_parse_s3_uri_splits_bucket_and_key_and_refuses_other_schemes() -> None:
-    assert jobs.parse_s3_uri("s3://bucket/a/b.jsonl") == ("bucket", "a/b.jsonl")
-    assert jobs.parse_s3_uri("s3://bucket/output/") == ("bucket", "output/")
-    assert jobs.parse_s3_uri("s3://bucket") == ("bucket", "")
-    assert jobs.s3_uri("bucket", "a/b.jsonl") == "s3://bucket/a/b.jsonl"
+    assert names.parse_s3_uri("s3://bucket/a/b.jsonl") == ("bucket", "a/b.jsonl")
+    assert names.parse_s3_uri("s3://bucket/output/") == ("bucket", "output/")
+    assert names.parse_s3_uri("s3://bucket") == ("bucket", "")
+    assert names.s3_uri("bucket", "a/b.jsonl") == "s3://bucket/a/b.jsonl"
     for wrong in ("https://bucket/key", "bucket/key", "s3:///key"):
         with pytest.raises(ValueError, match="s3://<bucket>/<key>"):
-            jobs.parse_s3_uri(wrong)
+            names.parse_s3_uri(wrong)
 
 
 def test_create_kwargs_satisfy_botocore_model_of_create_model_customization_job() -> None:
@@ -146,7 +147,7 @@ def test_create_kwargs_satisfy_botocore_model_of_create_model_customization_job(
 
 
 def test_the_distillation_type_matches_the_catalog() -> None:
-    assert jobs.DISTILLATION == catalog.DISTILLATION
+    assert contracts.DISTILLATION == catalog.DISTILLATION
 
 
 def test_distillation_names_the_teacher_in_customization_config() -> None:
@@ -196,7 +197,7 @@ def test_inconsistent_requests_are_refused(
         **request_changes,
     }
     with pytest.raises(ValueError, match=message):
-        jobs.JobRequest(**fields)
+        JobRequest(**fields)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,7 +226,7 @@ def test_start_job_creates_once_and_then_finds_the_same_job(bedrock: Any) -> Non
 class LosesTheRace:
     """A Bedrock client whose first look-up misses the job a concurrent start creates meanwhile."""
 
-    def __init__(self, client: Any, request: jobs.JobRequest) -> None:
+    def __init__(self, client: Any, request: JobRequest) -> None:
         self.client = client
         self.request = request
         self.lookups = 0
@@ -362,10 +363,10 @@ def test_valid_data_in_s3_has_no_problems_and_is_hashed_in_the_validation_pass(s
         validation_key="validation/valid.jsonl",
     )
 
-    assert jobs.validate_data_in_s3(s3, request, llama_limits(), 1) == []
-    check = jobs.validate_and_hash_s3_object(s3, BUCKET, "training/train.jsonl", limits=llama_limits())
+    assert data.request_data_problems(s3, request, llama_limits(), 1) == []
+    check = data.check_object(s3, BUCKET, "training/train.jsonl", limits=llama_limits())
     assert check.report.ok and check.report.records == 120
-    assert check.sha256 == sha(training) == jobs.sha256_of_s3_object(s3, BUCKET, "training/train.jsonl")
+    assert check.sha256 == sha(training)
     assert check.size_bytes == len(training)
 
 
@@ -383,7 +384,7 @@ def test_invalid_data_is_reported_as_s3_uri_line_message(s3: Any) -> None:
         validation_key="validation/valid.jsonl",
     )
 
-    problems = jobs.validate_data_in_s3(s3, request, llama_limits(), None)
+    problems = data.request_data_problems(s3, request, llama_limits(), None)
 
     training_uri, validation_uri = request.training_s3_uri, request.validation_s3_uri
     assert [line.split(": ")[0] for line in problems] == [
@@ -400,7 +401,7 @@ def test_data_whose_sha256_differs_from_the_spec_is_a_problem(s3: Any) -> None:
     s3.put_object(Bucket=BUCKET, Key="training/train.jsonl", Body=dataset(tag="other"))
     request = make_request(make_spec(training))
 
-    problems = jobs.validate_data_in_s3(s3, request, llama_limits(), None)
+    problems = data.request_data_problems(s3, request, llama_limits(), None)
 
     assert len(problems) == 1
     assert problems[0].startswith(f"{request.training_s3_uri}: the object's sha256 is ")
@@ -410,7 +411,7 @@ def test_data_whose_sha256_differs_from_the_spec_is_a_problem(s3: Any) -> None:
 def test_too_few_records_is_a_file_level_problem(s3: Any) -> None:
     training = dataset(5)
     s3.put_object(Bucket=BUCKET, Key="training/train.jsonl", Body=training)
-    problems = jobs.validate_data_in_s3(s3, make_request(make_spec(training)), llama_limits(), None)
+    problems = data.request_data_problems(s3, make_request(make_spec(training)), llama_limits(), None)
     assert problems == [
         f"s3://{BUCKET}/training/train.jsonl: 5 records; at least 100 are required for training data"
     ]

@@ -11,19 +11,17 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from hypothesis import given
-from hypothesis import strategies as st
 from moto import mock_aws
 
-from finetune.aws import jobs, serving
-from finetune.aws.serving import ServingSpec
-from finetune.core import names as identity
+from finetune.aws import endpoints, jobs, serving, teardown
+from finetune.core import names
+from finetune.core.contracts import ServingResource, ServingSettings
 from tests.fakes import REGION, World, create_job, deploy_serving, job_model_arn, make_world, set_job_status
 
 ENV, FT = "dev", "support-assistant"
 T0 = datetime(2026, 8, 1, 9, 0, tzinfo=UTC)
-MODEL_PARAMETER = identity.ssm_parameter_name(ENV, FT, "custom-model-arn")
-ENDPOINT_PARAMETER = identity.ssm_parameter_name(ENV, FT, "endpoint-arn")
+MODEL_PARAMETER = names.ssm_parameter_name(ENV, FT, "custom-model-arn")
+ENDPOINT_PARAMETER = names.ssm_parameter_name(ENV, FT, "endpoint-arn")
 
 
 @pytest.fixture
@@ -34,18 +32,17 @@ def world(fake_aws_credentials: None) -> Iterator[World]:
         yield built
 
 
-def spec(world: World, **changes: Any) -> ServingSpec:
-    base = ServingSpec(
-        environment=ENV,
-        fine_tuning=FT,
-        region=REGION,
-        mode="provisioned",
-        model_units=1,
-        commitment="none",
-        idle_alarm_hours=12,
-        topic_arn=world.topic_arn,
+SETTINGS = ("mode", "model_units", "commitment", "idle_alarm_hours")
+
+
+def spec(world: World, **changes: Any) -> ServingResource:
+    """The serving resource of ENV/FT, provisioned with one unit; `changes` of settings or of it."""
+    settings = ServingSettings("provisioned", 1, "none", 12)
+    settings = replace(settings, **{key: value for key, value in changes.items() if key in SETTINGS})
+    base = ServingResource(
+        environment=ENV, fine_tuning=FT, region=REGION, settings=settings, topic_arn=world.topic_arn
     )
-    return replace(base, **changes)
+    return replace(base, **{key: value for key, value in changes.items() if key not in SETTINGS})
 
 
 def completed_job(world: World, digest: str, *, hours_after_t0: int = 0, fine_tuning: str = FT) -> str:
@@ -88,7 +85,7 @@ def test_completed_job_gets_a_pt_with_its_units_tags_and_parameters(world: World
     assert "commitmentDuration" not in create
     assert create["provisionedModelName"] == serving.throughput_name(wanted)
     tags = {tag["key"]: tag["value"] for tag in create["tags"]}
-    assert tags == {**identity.resource_tags(ENV, FT), "finetune:custom-model-arn": model}
+    assert tags == {**names.resource_tags(ENV, FT), "finetune:custom-model-arn": model}
     assert parameter(world, MODEL_PARAMETER) == model
     # The PT is still Creating: the endpoint parameter waits until it serves.
     assert parameter(world, ENDPOINT_PARAMETER) is None
@@ -139,7 +136,7 @@ def test_the_newest_model_wins_whatever_the_order_of_completion(world: World) ->
     newer = completed_job(world, "b", hours_after_t0=5)
     completed_job(world, "a", hours_after_t0=1)  # created later, but ended earlier
 
-    ref = serving.latest_completed_model(world.fake, ENV, FT)
+    ref = endpoints.latest_completed_model(world.fake, ENV, FT)
 
     assert ref is not None and ref.model_arn == newer
 
@@ -186,7 +183,7 @@ def test_jobs_of_a_fine_tuning_with_a_longer_name_are_not_ours(world: World) -> 
     ours = completed_job(world, "a", hours_after_t0=0)
     completed_job(world, "b", hours_after_t0=9, fine_tuning=f"{FT}-bot")
 
-    ref = serving.latest_completed_model(world.fake, ENV, FT)
+    ref = endpoints.latest_completed_model(world.fake, ENV, FT)
 
     assert ref is not None and ref.model_arn == ours
 
@@ -290,7 +287,7 @@ def test_the_idle_alarm_watches_the_pt_and_goes_with_it(world: World) -> None:
 
     (arn,) = world.fake.throughputs
     (alarm,) = alarms(world)
-    assert alarm["AlarmName"] == serving.alarm_name(ENV, FT, arn)
+    assert alarm["AlarmName"] == names.alarm_name(ENV, FT, arn)
     assert alarm["Namespace"] == "AWS/Bedrock"
     assert alarm["MetricName"] == "Invocations"
     assert alarm["Dimensions"] == [{"Name": "ModelId", "Value": arn}]
@@ -308,15 +305,6 @@ def test_the_idle_alarm_watches_the_pt_and_goes_with_it(world: World) -> None:
     assert alarms(world) == []
 
 
-def test_idle_alarm_hours_zero_means_no_alarm(world: World) -> None:
-    completed_job(world, "a")
-
-    serving.reconcile(world.clients, spec(world, idle_alarm_hours=0))
-
-    assert len(world.fake.throughputs) == 1
-    assert alarms(world) == []
-
-
 # --------------------------------------------------------------------------------------------------
 # On-demand deployments
 # --------------------------------------------------------------------------------------------------
@@ -329,7 +317,7 @@ def test_on_demand_creates_a_deployment_then_swaps_in_a_newer_model(world: World
     serving.reconcile(world.clients, on_demand)
 
     (create,) = world.fake.calls_of("create_custom_model_deployment")
-    assert create["modelDeploymentName"] == serving.deployment_name(ENV, FT)
+    assert create["modelDeploymentName"] == names.deployment_name(ENV, FT)
     assert create["modelArn"] == first
     assert {tag["key"]: tag["value"] for tag in create["tags"]}["finetune:fine-tuning"] == FT
     assert world.fake.throughputs == {}
@@ -380,7 +368,7 @@ def test_quota_exceeded_says_model_units_start_at_zero(world: World) -> None:
         "create_provisioned_model_throughput", "ServiceQuotaExceededException", "Model units quota is 0"
     )
 
-    with pytest.raises(serving.QuotaExceededError) as raised:
+    with pytest.raises(endpoints.QuotaExceededError) as raised:
         serving.reconcile(world.clients, spec(world))
 
     message = str(raised.value)
@@ -393,7 +381,7 @@ def test_throttling_surfaces_and_the_next_run_converges(world: World) -> None:
     completed_job(world, "a")
     world.fake.fail_next("create_provisioned_model_throughput", "ThrottlingException", "Rate exceeded")
 
-    with pytest.raises(serving.ServingError, match="ThrottlingException: Rate exceeded"):
+    with pytest.raises(endpoints.ServingError, match="ThrottlingException: Rate exceeded"):
         serving.reconcile(world.clients, spec(world))
     serving.reconcile(world.clients, spec(world))
 
@@ -406,7 +394,9 @@ def test_a_validation_error_carries_bedrocks_message(world: World) -> None:
     completed_job(world, "b", hours_after_t0=2)
     world.fake.fail_next("update_provisioned_model_throughput", "ValidationException", "model not compatible")
 
-    with pytest.raises(serving.ServingError, match=r"updating provisioned throughput .*model not compatible"):
+    with pytest.raises(
+        endpoints.ServingError, match=r"updating provisioned throughput .*model not compatible"
+    ):
         serving.reconcile(world.clients, spec(world))
 
 
@@ -421,7 +411,7 @@ def test_pts_without_our_tags_are_not_ours(world: World) -> None:
     )
 
     serving.reconcile(world.clients, spec(world, mode="none"))
-    report = serving.teardown(world.clients, spec(world), sleep=lambda _: None)
+    report = teardown.teardown(world.clients, spec(world), sleep=lambda _: None)
 
     assert throughput_names(world) == [f"{ENV}-{FT}-pt-0123abcd"]
     assert name not in throughput_names(world)
@@ -459,9 +449,9 @@ def served_everything(world: World) -> tuple[str, str, str]:
     serving.reconcile(world.clients, spec(world, model_units=2))
     hourly = next(arn for arn in world.fake.throughputs if arn != committed)
     world.fake.create_custom_model_deployment(
-        modelDeploymentName=serving.deployment_name(ENV, FT),
+        modelDeploymentName=names.deployment_name(ENV, FT),
         modelArn=job_model_arn(f"{ENV}-{FT}-{'a' * 12}"),
-        tags=[{"key": key, "value": value} for key, value in identity.resource_tags(ENV, FT).items()],
+        tags=[{"key": key, "value": value} for key, value in names.resource_tags(ENV, FT).items()],
     )
     deployment = next(iter(world.fake.deployments))
     return committed, hourly, deployment
@@ -472,7 +462,7 @@ def test_teardown_deletes_what_bills_hourly_waits_and_reports_commitments(world:
     world.fake.delete_polls = 2
     fake_time = FakeTime()
 
-    report = serving.teardown(
+    report = teardown.teardown(
         world.clients,
         spec(world),
         sleep=fake_time.sleep,
@@ -500,8 +490,8 @@ def test_a_teardown_that_never_finishes_raises(world: World) -> None:
     world.fake.delete_polls = None
     fake_time = FakeTime()
 
-    with pytest.raises(serving.TeardownIncompleteError, match=re.escape(hourly)):
-        serving.teardown(
+    with pytest.raises(endpoints.TeardownIncompleteError, match=re.escape(hourly)):
+        teardown.teardown(
             world.clients,
             spec(world),
             timeout_seconds=60,
@@ -521,7 +511,7 @@ def test_teardown_retries_a_delete_that_conflicts(world: World) -> None:
     world.fake.fail_next("delete_provisioned_model_throughput", "ConflictException", "PT is Creating")
     fake_time = FakeTime()
 
-    report = serving.teardown(world.clients, spec(world), sleep=fake_time.sleep, clock=fake_time.clock)
+    report = teardown.teardown(world.clients, spec(world), sleep=fake_time.sleep, clock=fake_time.clock)
 
     assert world.fake.throughputs == {}
     assert len(world.fake.calls_of("delete_provisioned_model_throughput")) == 2
@@ -529,7 +519,7 @@ def test_teardown_retries_a_delete_that_conflicts(world: World) -> None:
 
 
 def test_teardown_of_nothing_is_quiet(world: World) -> None:
-    report = serving.teardown(world.clients, spec(world), sleep=lambda _: pytest.fail("should not wait"))
+    report = teardown.teardown(world.clients, spec(world), sleep=lambda _: pytest.fail("should not wait"))
 
     assert report.deleted == [] and report.committed == []
 
@@ -539,90 +529,8 @@ def test_teardown_surfaces_other_errors(world: World) -> None:
     serving.reconcile(world.clients, spec(world))
     world.fake.fail_next("delete_provisioned_model_throughput", "AccessDeniedException", "not allowed")
 
-    with pytest.raises(serving.ServingError, match="AccessDeniedException: not allowed"):
-        serving.teardown(world.clients, spec(world), sleep=lambda _: None)
-
-
-# --------------------------------------------------------------------------------------------------
-# Settings, names, messages
-# --------------------------------------------------------------------------------------------------
-
-
-def test_invalid_settings_are_all_reported_at_once() -> None:
-    with pytest.raises(ValueError) as raised:
-        ServingSpec(ENV, FT, REGION, mode="always", model_units=0, commitment="OneYear", idle_alarm_hours=500)  # type: ignore[arg-type]
-
-    message = str(raised.value)
-    for field in ("mode", "model_units", "commitment", "idle_alarm_hours"):
-        assert field in message
-
-
-def test_custom_resource_properties_arrive_as_strings() -> None:
-    parsed = ServingSpec.from_properties(
-        {
-            "Environment": ENV,
-            "FineTuning": FT,
-            "Region": REGION,
-            "Mode": "provisioned",
-            "ModelUnits": "2",
-            "Commitment": "none",
-            "IdleAlarmHours": "8",
-            "TopicArn": "",
-        },
-        topic_arn="arn:aws:sns:us-east-1:123456789012:fallback",
-    )
-
-    assert parsed == ServingSpec(
-        ENV, FT, REGION, "provisioned", 2, "none", 8, "arn:aws:sns:us-east-1:123456789012:fallback"
-    )
-    with pytest.raises(ValueError, match="ModelUnits"):
-        ServingSpec.from_properties(
-            {"Environment": ENV, "FineTuning": FT, "Region": REGION, "ModelUnits": "two"}
-        )
-
-
-def test_units_or_commitment_change_the_pt_name() -> None:
-    base = ServingSpec(ENV, FT, REGION, "provisioned", 1, "none")
-    names = {
-        serving.throughput_name(base),
-        serving.throughput_name(replace(base, model_units=2)),
-        serving.throughput_name(replace(base, commitment="OneMonth")),
-    }
-    assert len(names) == 3
-    assert serving.throughput_name(base) == serving.throughput_name(replace(base, idle_alarm_hours=3))
-
-
-NAME = r"[a-z](?:-?[a-z0-9])*"  # finetune.core.config's rule for environment and fine-tuning names
-
-
-@given(
-    environment=st.from_regex(rf"\A{NAME}\Z").filter(lambda name: len(name) <= 16),
-    fine_tuning=st.from_regex(rf"\A{NAME}\Z").filter(lambda name: len(name) <= 32),
-    units=st.integers(min_value=1, max_value=10_000),
-    commitment=st.sampled_from(serving.COMMITMENTS),
-)
-def test_every_valid_configuration_names_resources_bedrock_accepts(
-    environment: str, fine_tuning: str, units: int, commitment: Any
-) -> None:
-    wanted = ServingSpec(environment, fine_tuning, REGION, "provisioned", units, commitment)
-    for name in (serving.throughput_name(wanted), serving.deployment_name(environment, fine_tuning)):
-        assert len(name) <= 63
-        assert serving.BEDROCK_NAME.fullmatch(name)
-
-
-def test_describe_failure_names_the_job_and_the_reason() -> None:
-    message = serving.describe_failure(
-        {
-            "jobName": f"{ENV}-{FT}-{'a' * 12}",
-            "jobArn": "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/x",
-            "jobStatus": "Failed",
-            "failureMessage": "Training data has 3 records; at least 8 are required",
-        }
-    )
-
-    assert f"{ENV}-{FT}-{'a' * 12} is Failed" in message
-    assert "at least 8 are required" in message
-    assert "Stopped" in serving.describe_failure({"jobName": "x", "jobStatus": "Stopped"})
+    with pytest.raises(endpoints.ServingError, match="AccessDeniedException: not allowed"):
+        teardown.teardown(world.clients, spec(world), sleep=lambda _: None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -668,7 +576,7 @@ def pt_summary(name: str, arn: str, model: str, units: int = 1) -> dict[str, Any
     }
 
 
-OUR_TAGS = {"tags": [{"key": key, "value": value} for key, value in identity.resource_tags(ENV, FT).items()]}
+OUR_TAGS = {"tags": [{"key": key, "value": value} for key, value in names.resource_tags(ENV, FT).items()]}
 
 
 @pytest.fixture
@@ -708,7 +616,7 @@ def test_create_request_matches_the_service_model(stubbed: tuple[World, Stubber]
             "tags": [
                 {"key": key, "value": value}
                 for key, value in sorted(
-                    {**identity.resource_tags(ENV, FT), "finetune:custom-model-arn": MODEL_A}.items()
+                    {**names.resource_tags(ENV, FT), "finetune:custom-model-arn": MODEL_A}.items()
                 )
             ],
         },
@@ -771,7 +679,7 @@ def test_delete_and_wait_requests_match_the_service_model(stubbed: tuple[World, 
         expected_params={"provisionedModelId": OLD_PT_ARN},
     )
 
-    report = serving.teardown(world.clients, spec(world), sleep=lambda _: None)
+    report = teardown.teardown(world.clients, spec(world), sleep=lambda _: None)
 
     assert report.deleted == [f"provisioned throughput {ENV}-{FT}-pt-0123abcd ({OLD_PT_ARN})"]
 
@@ -845,7 +753,7 @@ def test_a_create_answered_with_a_deleted_resource_is_an_error(
     serving.reconcile(world.clients, spec(world))
     serving.reconcile(world.clients, spec(world, mode="none"))
 
-    with pytest.raises(serving.ServingError, match="which does not exist"):
+    with pytest.raises(endpoints.ServingError, match="which does not exist"):
         serving.reconcile(world.clients, spec(world))
 
 
@@ -934,14 +842,14 @@ def test_a_commitment_is_not_bought_when_it_may_not_be(world: World) -> None:
 
 def test_without_the_deploy_s_settings_no_run_creates_anything(world: World) -> None:
     completed_job(world, "a")
-    world.clients.ssm.delete_parameter(Name=identity.ssm_parameter_name(ENV, FT, serving.SETTINGS_PARAMETER))
+    world.clients.ssm.delete_parameter(Name=names.ssm_parameter_name(ENV, FT, names.SETTINGS_PARAMETER))
 
     report = serving.reconcile(world.clients, spec(world))
 
     assert report.disabled and world.fake.calls == []
     deploy = serving.reconcile(world.clients, spec(world), deploying=True)
     assert deploy.endpoint_arn is not None  # the deploy records them again, and serves
-    assert parameter(world, identity.ssm_parameter_name(ENV, FT, serving.SETTINGS_PARAMETER)) == (
+    assert parameter(world, names.ssm_parameter_name(ENV, FT, names.SETTINGS_PARAMETER)) == (
         '{"commitment": "none", "mode": "provisioned", "modelUnits": 1}'
     )
 
@@ -952,7 +860,7 @@ def test_teardown_stops_every_running_job_and_disables_serving_first(world: Worl
     create_job(world.jobs, f"{ENV}-{FT}-{'c' * 9}r2")  # an upload's retry, running too
     serving.reconcile(world.clients, spec(world))
 
-    report = serving.teardown(world.clients, spec(world, stop_jobs_on_destroy=True), sleep=lambda _: None)
+    report = teardown.teardown(world.clients, spec(world, stop_jobs_on_destroy=True), sleep=lambda _: None)
 
     assert report.stopped == sorted([job_name("b"), f"{ENV}-{FT}-{'c' * 9}r2"])
     for name in report.stopped:
@@ -965,7 +873,7 @@ def test_teardown_stops_every_running_job_and_disables_serving_first(world: Worl
 def test_teardown_keeps_running_jobs_unless_asked(world: World) -> None:
     create_job(world.jobs, job_name("b"))
 
-    report = serving.teardown(world.clients, spec(world), sleep=lambda _: None)
+    report = teardown.teardown(world.clients, spec(world), sleep=lambda _: None)
 
     assert report.stopped == []
     assert world.jobs.get_model_customization_job(jobIdentifier=job_name("b"))["status"] == "InProgress"
@@ -974,7 +882,7 @@ def test_teardown_keeps_running_jobs_unless_asked(world: World) -> None:
 def tag_model(world: World, name: str) -> None:
     arn = world.jobs.get_custom_model(modelIdentifier=name)["modelArn"]
     world.jobs.tag_resource(
-        resourceARN=arn, tags=[{"key": k, "value": v} for k, v in identity.resource_tags(ENV, FT).items()]
+        resourceARN=arn, tags=[{"key": k, "value": v} for k, v in names.resource_tags(ENV, FT).items()]
     )
 
 
@@ -985,13 +893,15 @@ def test_teardown_in_a_destroy_environment_deletes_the_models_and_their_paramete
     deploy_job(world, "a")
     serving.reconcile(world.clients, spec(world))
 
-    report = serving.teardown(world.clients, spec(world, delete_models_on_destroy=True), sleep=lambda _: None)
+    report = teardown.teardown(
+        world.clients, spec(world, delete_models_on_destroy=True), sleep=lambda _: None
+    )
 
     assert f"custom model {job_name('a')}" in report.deleted
-    names = [m["modelName"] for m in world.jobs.list_custom_models()["modelSummaries"]]
-    assert job_name("a") not in names and len(names) == 1
+    models = [m["modelName"] for m in world.jobs.list_custom_models()["modelSummaries"]]
+    assert job_name("a") not in models and len(models) == 1
     assert parameter(world, MODEL_PARAMETER) is None
-    assert parameter(world, identity.ssm_parameter_name(ENV, FT, jobs.DEPLOYED_JOB_PARAMETER)) is None
+    assert parameter(world, names.ssm_parameter_name(ENV, FT, names.DEPLOYED_JOB_PARAMETER)) is None
 
 
 def test_models_a_committed_pt_still_serves_are_kept_and_said_so(world: World) -> None:
@@ -999,7 +909,7 @@ def test_models_a_committed_pt_still_serves_are_kept_and_said_so(world: World) -
     tag_model(world, job_name("a"))
     serving.reconcile(world.clients, spec(world, commitment="OneMonth"))
 
-    report = serving.teardown(
+    report = teardown.teardown(
         world.clients, spec(world, delete_models_on_destroy=True), sleep=lambda _: None, now=world.fake.now
     )
 

@@ -33,12 +33,16 @@ LIFECYCLE = [
     "serving-none",
     "serving-back",
     "serving-delete",
+    "upload-accepted",
     "job-delete",
 ]
 # Serving modes that create something: a redeploy whose serving Create fails after creating its
 # endpoint, and the rollback's Delete that must leave nothing billing.
 FAILED_CREATE = ["redeploy-job", "serving-create-fails", "serving-rollback-delete"]
-SERVING_LIFECYCLE = [*LIFECYCLE[:-1], *FAILED_CREATE, LIFECYCLE[-1]]
+SERVING_LIFECYCLE = [*LIFECYCLE[:-2], *FAILED_CREATE, *LIFECYCLE[-2:]]
+# A model that Bedrock serves on demand (Llama 3.3 70B, us-west-2), in a project of its own: the
+# sample's models are served by provisioned throughput only.
+ON_DEMAND_PROJECT = PROJECT_ROOT / "tests" / "fixtures" / "on_demand"
 REJECTION = [
     *SETUP,
     "job-create-rejected",
@@ -70,10 +74,13 @@ def detail(result: rehearsal.Result, name: str) -> str:
 @pytest.mark.parametrize("mode", ["provisioned", "on_demand"])
 def test_the_lifecycle_serves_once_and_tears_down(plans: tuple[Any, ...], mode: str) -> None:
     before = dict(os.environ)
+    if mode == "on_demand":
+        plans, _warnings = load_plans(ON_DEMAND_PROJECT)
     result, printed = run(plans, serving_mode=mode)
-    assert result.outcomes() == [(name, True) for name in SERVING_LIFECYCLE], result.summary()
+    steps = [name for name in SERVING_LIFECYCLE if name != "stage-validation" or plans[0].validation]
+    assert result.outcomes() == [(name, True) for name in steps], result.summary()
     assert all(LINE.match(line) for line in printed)
-    job_name = plans_job_name(plans)
+    job_name = str(rehearsal.find_plan(plans, "dev", "support-assistant").job_spec.job_name)
     assert detail(result, "job-create").startswith(f"{job_name} InProgress")
     assert detail(result, "one-job") == f"1 job(s): {job_name} InProgress"
     assert detail(result, "job-create-retry") == f"same physical id {job_name}; still one job"
@@ -89,14 +96,11 @@ def test_the_lifecycle_serves_once_and_tears_down(plans: tuple[Any, ...], mode: 
     assert "so the rollback's Delete tears it down" in detail(result, "serving-create-fails")
     assert "no provisioned throughput or deployment left" in detail(result, "serving-rollback-delete")
     assert "Completed" in detail(result, "job-delete")
-    assert result.summary().endswith(f"all {len(SERVING_LIFECYCLE)} steps behaved as deployed code must")
+    assert "now the deployed job" in detail(result, "upload-accepted")
+    assert result.summary().endswith(f"all {len(steps)} steps behaved as deployed code must")
     # Nothing leaks out of the rehearsal: environment, boto3 endpoint, handler clients.
     assert dict(os.environ) == before
     assert serving_handler.clients.__name__ == "clients"
-
-
-def plans_job_name(plans: tuple[Any, ...]) -> str:
-    return str(rehearsal.find_plan(plans, "dev", "support-assistant").job_spec.job_name)
 
 
 def test_serving_mode_none_keeps_the_rest_of_the_lifecycle(plans: tuple[Any, ...]) -> None:
@@ -159,3 +163,15 @@ def test_the_command_runs_in_a_fresh_process() -> None:
     assert lines[0].startswith("Rehearsing dev-support-assistant (lifecycle, serving mode none)")
     assert [line.split("  ")[1] for line in lines[1:-1]] == LIFECYCLE
     assert lines[-1].endswith(f"all {len(LIFECYCLE)} steps behaved as deployed code must")
+
+
+def test_a_serving_mode_the_model_does_not_support_is_refused(
+    plans: tuple[Any, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rehearsal never passes what synth refuses (Claude 3 Haiku has no on-demand deployment)."""
+    with pytest.raises(ValueError, match="cannot be served on demand"):
+        rehearsal.rehearse(plans, "dev", "support-assistant", serving_mode="on_demand", out=lambda _: None)
+    code = main(
+        ["rehearse", "dev", "support-assistant", "--serving", "on_demand", "--project", str(PROJECT_ROOT)]
+    )
+    assert code == 2 and "cannot be served on demand" in capsys.readouterr().err

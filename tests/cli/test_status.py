@@ -15,6 +15,7 @@ from finetune.cli.commands import status
 from finetune.cli.local_serving import FakeBedrockServing
 from finetune.cli.main import build_parser, main
 from finetune.core import names as identity
+from finetune.core.contracts import ServingResource, ServingSettings
 from finetune.core.project import load_config
 from tests.conftest import PROJECT_ROOT
 
@@ -109,7 +110,7 @@ def test_serving_endpoints_show_units_and_commitment(aws: None) -> None:
     tags = [
         {"key": key, "value": value} for key, value in identity.resource_tags("prod", config.name).items()
     ]
-    spec = serving.ServingSpec("prod", config.name, REGION, "provisioned", 2, "OneMonth")
+    spec = ServingResource("prod", config.name, REGION, ServingSettings("provisioned", 2, "OneMonth"))
     fake.create_provisioned_model_throughput(
         modelUnits=2,
         provisionedModelName=serving.throughput_name(spec),

@@ -20,17 +20,15 @@ from finetune.core.checks import (
 )
 from finetune.core.config import (
     CUSTOMIZATION_TYPES,
-    Commitment,
     CustomizationType,
     DataFile,
     EnvironmentConfig,
     FieldError,
     FineTuningConfig,
     HyperparameterValue,
-    ServingConfig,
-    ServingMode,
     parse_config,
 )
+from finetune.core.contracts import Commitment, Mode, ServingSettings
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
@@ -56,7 +54,7 @@ def make_ft(
     teacher_model: str | None = None,
     hyperparameters: dict[str, HyperparameterValue] | None = None,
     validation: bool = False,
-    mode: ServingMode = "none",
+    mode: Mode = "none",
     commitment: Commitment = "none",
     allow_commitment: bool = False,
     model_units: int = 1,
@@ -72,7 +70,7 @@ def make_ft(
         teacher_model=teacher_model,
         validation_data=data_file(directory, "validation.jsonl") if validation else None,
         hyperparameters=hyperparameters or {},
-        serving=ServingConfig(mode=mode, model_units=model_units, commitment=commitment),
+        serving=ServingSettings(mode=mode, model_units=model_units, commitment=commitment),
     )
 
 

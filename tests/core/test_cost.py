@@ -16,16 +16,13 @@ from finetune.core.catalog import (
     prices_for,
 )
 from finetune.core.config import (
-    SERVING_MODES,
-    Commitment,
     CustomizationType,
     DataFile,
     EnvironmentConfig,
     FineTuningConfig,
     HyperparameterValue,
-    ServingConfig,
-    ServingMode,
 )
+from finetune.core.contracts import MODES, Commitment, Mode, ServingSettings
 from finetune.core.cost import CostEstimate, estimate_cost
 from finetune.core.formats import TOKEN_ESTIMATE_METHOD
 
@@ -45,7 +42,7 @@ def make_ft(
     base_model: str = HAIKU,
     customization_type: CustomizationType = "FINE_TUNING",
     hyperparameters: dict[str, HyperparameterValue] | None = None,
-    mode: ServingMode = "none",
+    mode: Mode = "none",
     commitment: Commitment = "none",
     model_units: int = 1,
     pricing: Mapping[str, Mapping[str, float]] | None = None,
@@ -62,7 +59,7 @@ def make_ft(
         training_data=DataFile("train.jsonl", path),
         customization_type=customization_type,
         hyperparameters=hyperparameters or {},
-        serving=ServingConfig(mode=mode, model_units=model_units, commitment=commitment),
+        serving=ServingSettings(mode=mode, model_units=model_units, commitment=commitment),
     )
 
 
@@ -211,8 +208,8 @@ def test_lines_show_inputs_and_sources(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("model", CATALOG, ids=[m.model_id for m in CATALOG])
-@pytest.mark.parametrize("mode", SERVING_MODES)
-def test_summary_fits_a_stack_description(model: ModelEntry, mode: ServingMode, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_summary_fits_a_stack_description(model: ModelEntry, mode: Mode, tmp_path: Path) -> None:
     pricing = {model.model_id: {"training_per_1k_tokens": 123456.789, "pt_six_months_per_hour": 98765.4321}}
     ft = make_ft(
         tmp_path,

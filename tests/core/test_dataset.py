@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from finetune.core.dataset import (
     DEFAULT_MAX_LINE_BYTES,
     DataIssue,
     DatasetReport,
     validate_file,
-    validate_s3_object,
     validate_stream,
 )
 from finetune.core.formats import (
@@ -726,72 +723,6 @@ def test_validate_file_uses_display_name_and_file_size(tmp_path: Path) -> None:
 def test_validate_file_missing_raises_oserror(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         validate_file(tmp_path / "nope.jsonl", limits=PROMPT_COMPLETION)
-
-
-@pytest.fixture
-def s3_client(fake_aws_credentials: None) -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="data-bucket")
-        yield client
-
-
-class ClosingSpy:
-    """Wraps a StreamingBody: records read sizes and whether it was closed."""
-
-    def __init__(self, body: Any) -> None:
-        self.body = body
-        self.sizes: list[int] = []
-        self.closed = False
-
-    def read(self, size: int = -1) -> bytes:
-        self.sizes.append(size)
-        data: bytes = self.body.read(size)
-        return data
-
-    def close(self) -> None:
-        self.closed = True
-        self.body.close()
-
-
-def test_validate_s3_object_streams_the_body(s3_client: Any) -> None:
-    records = [{"prompt": f"question {i}", "completion": "answer " * 50} for i in range(5_000)]
-    body = b"".join(line(r) + b"\n" for r in records) + line({"prompt": "p"}) + b"\n"
-    s3_client.put_object(Bucket="data-bucket", Key="train/data.jsonl", Body=body)
-
-    spies: list[ClosingSpy] = []
-
-    class SpyingClient:
-        def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803
-            response: dict[str, Any] = s3_client.get_object(Bucket=Bucket, Key=Key)
-            spies.append(ClosingSpy(response["Body"]))
-            return {**response, "Body": spies[0]}
-
-    report = validate_s3_object(SpyingClient(), "data-bucket", "train/data.jsonl", limits=PROMPT_COMPLETION)
-    assert report.file == "s3://data-bucket/train/data.jsonl"
-    assert report.records == 5_001 and report.size_bytes == len(body)
-    assert [str(issue) for issue in report.errors] == [
-        "s3://data-bucket/train/data.jsonl:5001: error: completion: missing (required: a non-empty string)"
-    ]
-    assert len(body) > 1 << 20 and all(0 < size <= 1 << 20 for size in spies[0].sizes)  # never whole
-    assert spies[0].closed
-
-
-def test_validate_s3_object_checks_media_bucket(s3_client: Any) -> None:
-    record = converse(("user", [{"image": S3_IMAGE}]), ("assistant", [text("a")]))
-    s3_client.put_object(Bucket="data-bucket", Key="ok.jsonl", Body=line(record))
-    s3_client.create_bucket(Bucket="other-bucket")
-    s3_client.put_object(Bucket="other-bucket", Key="bad.jsonl", Body=line(record))
-    assert validate_s3_object(s3_client, "data-bucket", "ok.jsonl", limits=CONVERSE).ok
-    report = validate_s3_object(s3_client, "other-bucket", "bad.jsonl", limits=CONVERSE)
-    assert_one_issue(report, 1, "not the dataset's bucket")
-
-
-def test_validate_s3_object_checks_content_length(s3_client: Any) -> None:
-    limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, max_file_bytes=10)
-    s3_client.put_object(Bucket="data-bucket", Key="big.jsonl", Body=line(VALID_PC) + b"\n")
-    report = validate_s3_object(s3_client, "data-bucket", "big.jsonl", limits=limits)
-    assert_one_issue(report, None, "the file is 35 bytes; a training file may be at most 10 bytes")
 
 
 def test_duplicate_tracking_without_a_record_maximum_is_bounded_and_says_so(

@@ -26,7 +26,10 @@ from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 
 from finetune.aws import staging
+from finetune.core.contracts import JobResource
+from finetune.core.deadline import Deadline, DeadlineError
 from finetune.core.names import JobSpec
+from finetune.runtime import clients as runtime_clients
 from finetune.runtime import customization_job_trigger as trigger_job
 from finetune.runtime import responder as custom_resource
 
@@ -126,7 +129,7 @@ class CloudFormation:
             "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-sql-generator/1",
             "RequestId": f"request-{self.requests}",
             "LogicalResourceId": "CustomizationJob",
-            "ResourceType": trigger_job.RESOURCE_TYPE,
+            "ResourceType": JobResource.RESOURCE_TYPE,
             "ResourceProperties": {
                 "ServiceToken": "arn:aws:lambda:us-west-2:123456789012:function:t",
                 **props,
@@ -141,13 +144,7 @@ class CloudFormation:
 
 
 def clear_clients() -> None:
-    for client in (
-        trigger_job.bedrock_client,
-        trigger_job.s3_client,
-        trigger_job.sns_client,
-        trigger_job.ssm_client,
-    ):
-        client.cache_clear()
+    runtime_clients.forget()
 
 
 @dataclass
@@ -520,9 +517,9 @@ def test_a_create_whose_answer_is_overdue_starts_nothing(aws: Aws) -> None:
         "LogicalResourceId": "CustomizationJob",
         "ResourceProperties": properties(training),
     }
-    expired = custom_resource.Deadline(time.time() - 1)
+    expired = Deadline(time.time() - 1)
 
-    with pytest.raises(custom_resource.DeadlineError, match="before starting customization job"):
+    with pytest.raises(DeadlineError, match="before starting customization job"):
         trigger_job.customization_job(event, expired)
 
     assert aws.job_names() == []
@@ -535,10 +532,10 @@ def test_a_job_started_after_the_deadline_answered_is_stopped_again(
     training = dataset()
     upload_training(aws.s3, training)
     clock = iter([0.0, 100.0])  # checked before the start (in time), then after it (overdue)
-    deadline = custom_resource.Deadline(50.0, clock=lambda: next(clock))
+    deadline = Deadline(50.0, clock=lambda: next(clock))
     event = {"RequestType": "Create", "ResourceProperties": properties(training)}
 
-    with pytest.raises(custom_resource.DeadlineError, match="was stopped again"):
+    with pytest.raises(DeadlineError, match="was stopped again"):
         trigger_job.customization_job(event, deadline)
 
     (name,) = aws.job_names()
@@ -826,7 +823,10 @@ def test_a_misconfigured_function_raises_naming_every_missing_setting(
 ) -> None:
     monkeypatch.setenv("FINETUNE_JOB_TEMPLATE", json.dumps({"Environment": "dev"}))
     monkeypatch.delenv("FINETUNE_TOPIC_ARN")
-    with pytest.raises(ValueError, match=r"FineTuning, BaseModelIdentifier.*FINETUNE_TOPIC_ARN is not set"):
+    with pytest.raises(
+        ValueError,
+        match=r"FineTuning is required.*BaseModelIdentifier is required.*FINETUNE_TOPIC_ARN is not set",
+    ):
         trigger_job.handler(s3_event("incoming/train.jsonl"), None)
 
 
@@ -921,7 +921,7 @@ def faulty(
     )
     aws = setup_aws(monkeypatch)
     faults = Faults()
-    trigger_job.bedrock_client().meta.events.register("before-send.bedrock", faults)
+    runtime_clients.client("bedrock").meta.events.register("before-send.bedrock", faults)
     yield FaultyAws(aws=aws, faults=faults, sleeps=sleeps)
     clear_clients()
     urllib.request.urlopen(
@@ -1042,9 +1042,9 @@ def test_a_transient_bedrock_error_on_upload_is_raised_for_lambda_to_retry(fault
 
 
 def test_clients_are_created_once_with_adaptive_retries(aws: Aws) -> None:
-    for factory in (trigger_job.bedrock_client, trigger_job.s3_client, trigger_job.sns_client):
-        client = factory()
-        assert client is factory()  # one client per container, created on first use
+    for service in ("bedrock", "s3", "sns", "ssm"):
+        client = runtime_clients.client(service)
+        assert client is runtime_clients.client(service)  # one client per container, created on first use
         assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 9}  # 8 retries
         assert client.meta.region_name == REGION
 

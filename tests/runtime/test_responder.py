@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from finetune.core import deadline as deadlines
+from finetune.core.deadline import Deadline
 from finetune.runtime import responder as custom_resource
-from finetune.runtime.responder import Deadline, Outcome
+from finetune.runtime.responder import Outcome
 
 
 class Responses:
@@ -98,7 +100,7 @@ def test_the_deadline_guard_answers_failed_once_while_the_action_still_runs() ->
         assert responses.arrived.wait(5), "the guard did not answer"
         try:
             deadline.check("starting the job")
-        except custom_resource.DeadlineError as error:
+        except deadlines.DeadlineError as error:
             checked.append(str(error))
             raise
         release.set()
@@ -130,6 +132,6 @@ def test_the_deadline_comes_from_the_lambda_context() -> None:
 
     deadline = Deadline.from_context(Context(), margin=40.0)
     assert 59.0 < deadline.remaining() <= 60.0
-    default = custom_resource.DEFAULT_SECONDS - custom_resource.DEADLINE_MARGIN_SECONDS
+    default = deadlines.DEFAULT_SECONDS - deadlines.DEADLINE_MARGIN_SECONDS
     assert default - 5 < Deadline.from_context(None).remaining() <= default
     assert Deadline(time.time() - 1).expired

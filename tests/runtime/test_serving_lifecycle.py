@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from finetune.aws import jobs, serving
+from finetune.aws import endpoints, jobs, serving
 from finetune.core import names as identity
+from finetune.core.contracts import ServingResource, ServingSettings
 from finetune.runtime import responder as custom_resource
 from finetune.runtime import serving_lifecycle as handler_module
 from tests.fakes import (
@@ -42,19 +43,20 @@ def world(monkeypatch: pytest.MonkeyPatch, fake_aws_credentials: None) -> Iterat
         yield built
 
 
-def configure(monkeypatch: pytest.MonkeyPatch, world: World, **serving_settings: Any) -> None:
-    settings = {
-        "environment": ENV,
-        "fine_tuning": FT,
-        "region": REGION,
-        "mode": "provisioned",
-        "model_units": 1,
-        "commitment": "none",
-        "idle_alarm_hours": 24,
-        **serving_settings,
-    }
-    monkeypatch.setenv("FINETUNE_SERVING", json.dumps(settings))
-    monkeypatch.setenv("FINETUNE_TOPIC_ARN", world.topic_arn)
+def configure(monkeypatch: pytest.MonkeyPatch, world: World, **changes: Any) -> None:
+    """FINETUNE_SERVING as ServingLifecycle writes it (the resource's properties); `changes` of the
+    settings (mode, commitment, ...) or of the resource (stack_id, ...)."""
+    settings = replace(
+        ServingSettings("provisioned", 1, "none", 24),
+        **{
+            key: value
+            for key, value in changes.items()
+            if key in ("mode", "model_units", "commitment", "idle_alarm_hours")
+        },
+    )
+    others = {key: value for key, value in changes.items() if key not in vars(settings)}
+    resource = ServingResource(ENV, FT, REGION, settings, topic_arn=world.topic_arn, **others)
+    monkeypatch.setenv(ServingResource.ENVIRONMENT_VARIABLE, json.dumps(resource.to_properties()))
 
 
 def job_event(status: str, job: str = JOB, **detail: Any) -> dict[str, Any]:
@@ -212,7 +214,7 @@ def test_a_quota_refusal_is_told_and_raised(world: World) -> None:
     finish(world)
     world.fake.fail_next("create_provisioned_model_throughput", "ServiceQuotaExceededException", "quota 0")
 
-    with pytest.raises(serving.QuotaExceededError):
+    with pytest.raises(endpoints.QuotaExceededError):
         handler_module.handler(job_event("Completed"), None)
 
     ((subject, message),) = sent_notifications(world.topic_arn)
@@ -387,14 +389,14 @@ def test_invalid_properties_fail_with_a_clear_reason(world: World, responses: Re
 
     (body,) = responses.bodies
     assert body["Status"] == "FAILED"
-    assert "mode: expected one of provisioned, on_demand, none" in body["Reason"]
+    assert "mode: got 'always'; accepted: 'provisioned' | 'on_demand' | 'none'" in body["Reason"]
 
 
 def test_delete_tears_down_and_reports_committed_pts(world: World, responses: Responses) -> None:
     finish(world)
     physical_id = f"{ENV}-{FT}-serving"
-    committed_spec = serving.ServingSpec(
-        ENV, FT, REGION, "provisioned", 1, "OneMonth", topic_arn=world.topic_arn
+    committed_spec = ServingResource(
+        ENV, FT, REGION, ServingSettings("provisioned", 1, "OneMonth"), topic_arn=world.topic_arn
     )
     serving.reconcile(world.clients, committed_spec, may_commit=True)  # a scheduled run bought it
     world.fake.settle()

@@ -12,6 +12,8 @@ import pytest
 from moto import mock_aws
 
 from finetune.aws import staging
+from finetune.core import names
+from finetune.runtime import clients as runtime_clients
 from finetune.runtime import responder as custom_resource
 from finetune.runtime import training_data_upload as stage_data
 
@@ -36,13 +38,13 @@ def s3(fake_aws_credentials: None) -> Iterator[Any]:
         for bucket in ("assets", "training"):
             client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
         client.put_object(Bucket="assets", Key="abc.jsonl", Body=DATA)
-        stage_data.s3_client.cache_clear()
+        runtime_clients.forget()
         yield client
-        stage_data.s3_client.cache_clear()
+        runtime_clients.forget()
 
 
 def event(request_type: str = "Create", **properties: Any) -> dict[str, Any]:
-    key = staging.staged_key("training/", "assistant", SHA, "train.jsonl")
+    key = names.staged_key("training/", "assistant", SHA, "train.jsonl")
     return {
         "RequestType": request_type,
         "ResponseURL": "https://cloudformation-response.example/abc",
@@ -63,7 +65,7 @@ def event(request_type: str = "Create", **properties: Any) -> dict[str, Any]:
 
 def test_staged_key_is_content_addressed() -> None:
     assert (
-        staging.staged_key("training/", "assistant", SHA, "train.jsonl")
+        names.staged_key("training/", "assistant", SHA, "train.jsonl")
         == f"training/assistant/{SHA}/train.jsonl"
     )
 

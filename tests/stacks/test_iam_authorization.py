@@ -16,7 +16,6 @@ A denial fails the test with the role, action, resource, context and the stateme
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "none": {"serving_mode": "none"},
     "bad_data": {"bad_data": True},
 }
-RUNS = [*VARIANTS, "upload_accepted"]
+RUNS = list(VARIANTS)
 
 
 @dataclass(frozen=True)
@@ -73,17 +72,18 @@ class Names:
 
     @classmethod
     def of_rehearsal(cls, run: rehearsal.Rehearsal) -> Names:
+        state = run.state
         return cls(
-            stack_name=run.config.stack_name,
-            account=run.account,
-            region=run.region,
-            base_model=run.config.base_model,
-            bucket=run.bucket,
-            key_arn=run.key_arn,
-            topic_arn=run.topic_arn,
-            role_arn=run.role_arn,
-            assets_bucket=run.assets_bucket,
-            staged=dict(run.staged),
+            stack_name=state.stack_name,
+            account=state.account,
+            region=state.region,
+            base_model=state.config.base_model,
+            bucket=state.bucket,
+            key_arn=state.key_arn,
+            topic_arn=state.topic_arn,
+            role_arn=state.role_arn,
+            assets_bucket=state.assets_bucket,
+            staged=dict(state.staged),
         )
 
 
@@ -111,89 +111,17 @@ def rehearse(plans: tuple[Any, ...], options: Mapping[str, Any]) -> Recorded:
     return Recorded(Names.of_rehearsal(runs[0]), recorder.calls)
 
 
-def upload_accepted(plans: tuple[Any, ...]) -> Recorded:
-    """Valid data uploaded under incoming/: validated, staged (a managed copy) and a job started.
-
-    The rehearsal uploads only bad data; this is the trigger function's other upload path, run
-    against moto's server like the rehearsal, with the job template the stack gives the function.
-    """
-    import boto3
-
-    from finetune.aws import jobs
-    from finetune.runtime import customization_job_trigger as trigger_job
-
-    plan = rehearsal.find_plan(plans, ENVIRONMENT, FINE_TUNING)
-    stack, region = plan.config.stack_name, plan.config.region
-    recorder = Recorder()
-    with rehearsal.moto_endpoint() as url, recorder.installed(), rehearsal.aws_pointed_at(url, region):
-        for cached in (
-            trigger_job.bedrock_client,
-            trigger_job.s3_client,
-            trigger_job.sns_client,
-            trigger_job.ssm_client,
-        ):
-            cached.cache_clear()
-        s3, kms, sns = boto3.client("s3"), boto3.client("kms"), boto3.client("sns")
-        account = str(boto3.client("sts").get_caller_identity()["Account"])
-        key_arn = str(kms.create_key()["KeyMetadata"]["Arn"])
-        bucket = f"{stack}-trainingdata"
-        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-        topic_arn = str(sns.create_topic(Name=f"{stack}-Notifications")["TopicArn"])
-        role_arn = f"arn:aws:iam::{account}:role/{stack}-CustomizationRole"
-        validation = plan.validation
-        template = jobs.job_template(
-            plan.job_spec,
-            role_arn=role_arn,
-            output_s3_uri=f"s3://{bucket}/output/{FINE_TUNING}/",
-            validation_s3_uri=(
-                f"s3://{bucket}/validation/{FINE_TUNING}/{validation.digest.sha256}/validation.jsonl"
-                if validation
-                else ""
-            ),
-            kms_key_arn=key_arn,
-            stop_superseded=False,
-        )
-        os.environ.update(
-            {
-                "FINETUNE_JOB_TEMPLATE": json.dumps(template),
-                "FINETUNE_TOPIC_ARN": topic_arn,
-                "FINETUNE_INCOMING_PREFIX": "incoming/",
-                "FINETUNE_TRAINING_PREFIX": "training/",
-            }
-        )
-        key = "incoming/train.jsonl"
-        put = s3.put_object(Bucket=bucket, Key=key, Body=plan.config.training_data.path.read_bytes())
-        event = {
-            "source": "aws.s3",
-            "detail-type": "Object Created",
-            "detail": {
-                "bucket": {"name": bucket},
-                "object": {"key": key, "version-id": put.get("VersionId", "")},
-            },
-        }
-        try:
-            answer = trigger_job.handler(event, None)
-        finally:
-            for cached in (
-                trigger_job.bedrock_client,
-                trigger_job.s3_client,
-                trigger_job.sns_client,
-                trigger_job.ssm_client,
-            ):
-                cached.cache_clear()
-    assert [result["outcome"] for result in answer["results"]] == ["started"], answer
-    names = Names(stack, account, region, plan.config.base_model, bucket, key_arn, topic_arn, role_arn)
-    return Recorded(names, recorder.calls)
-
-
 @pytest.fixture(scope="session")
 def recorded() -> dict[str, Recorded]:
-    """Each variant run once per session, with the recorder installed."""
+    """Each variant run once per session, with the recorder installed. On-demand serving is
+    rehearsed with the fixture project's Llama 3.3 70B (the sample's models have none), under the
+    same environment and fine-tuning names, so the sample's policies apply to it."""
     plans, _warnings = load_plans(PROJECT_ROOT)
-    runs = {variant: rehearse(plans, options) for variant, options in VARIANTS.items()}
-    runs["upload_accepted"] = upload_accepted(plans)
-    return runs
+    on_demand_plans, _warnings = load_plans(PROJECT_ROOT / "tests" / "fixtures" / "on_demand")
+    return {
+        variant: rehearse(on_demand_plans if variant == "on_demand" else plans, options)
+        for variant, options in VARIANTS.items()
+    }
 
 
 def deployment_of(sample_app: SynthesizedApp, names: Names) -> Deployment:
@@ -546,8 +474,7 @@ def test_calls_on_paths_the_rehearsal_does_not_take_are_allowed(
 ) -> None:
     """As finetune/aws/serving.py and finetune/aws/jobs.py make them: a newer model swapped into the PT and
     the deployment, and a running job stopped on delete."""
-    from finetune.aws.serving import MODEL_TAG, deployment_name
-    from finetune.core.names import resource_tags
+    from finetune.core.names import MODEL_TAG, deployment_name, resource_tags
 
     names = recorded["provisioned"].names
     deployment = deployment_of(sample_app, names)

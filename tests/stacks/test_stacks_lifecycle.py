@@ -231,42 +231,45 @@ def function_environment(template: Template, logical_prefix: str) -> dict[str, A
 def test_serving_settings_in_the_template_are_what_the_serving_handler_reads(
     sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
 ) -> None:
-    from finetune.aws.serving import ServingSpec
+    from finetune.core.contracts import ServingResource
 
     serving = plan_of(sample_app, *key).config.serving
     variables = function_environment(templates[key], "ServingLifecycleFunction")
-    from_environment = ServingSpec.from_mapping(
-        json.loads(flatten(variables["FINETUNE_SERVING"])), topic_arn="arn:topic"
-    )
     properties = only(templates[key], "Custom::ServingLifecycle", "ServingLifecycle")["Properties"]
-    from_properties = ServingSpec.from_properties({**properties, "TopicArn": "arn:topic"})
-    for spec in (from_environment, from_properties):
-        assert (spec.environment, spec.fine_tuning, spec.region) == (key[0], key[1], "us-west-2")
-        assert (spec.mode, spec.model_units, spec.commitment) == (
-            serving.mode,
-            serving.model_units,
-            serving.commitment,
-        )
-        assert spec.idle_alarm_hours == serving.idle_alarm_hours
-        environment = plan_of(sample_app, *key).config.environment
-        assert spec.stop_jobs_on_destroy == environment.stop_jobs_on_destroy
-        assert spec.delete_models_on_destroy == (environment.removal_policy == "destroy")
-        assert "AWS::StackId" in str(spec.stack_id)  # resolved by CloudFormation at deploy time
-    assert flatten(variables["FINETUNE_TOPIC_ARN"]).startswith("<NotificationsTopic")
+    # One shape: the function's environment holds exactly the resource's properties.
+    assert json.loads(flatten(variables[ServingResource.ENVIRONMENT_VARIABLE])) == {
+        key: flatten(value)
+        for key, value in properties.items()
+        if key not in ("ServiceToken", "ServiceTimeout")
+    }
+    from_properties = ServingResource.from_properties(
+        {key: flatten(value) for key, value in properties.items()}
+    )
+    assert (from_properties.environment, from_properties.fine_tuning, from_properties.region) == (
+        key[0],
+        key[1],
+        "us-west-2",
+    )
+    assert from_properties.settings == serving
+    environment = plan_of(sample_app, *key).config.environment
+    assert from_properties.stop_jobs_on_destroy == environment.stop_jobs_on_destroy
+    assert from_properties.delete_models_on_destroy == (environment.removal_policy == "destroy")
+    assert from_properties.stack_id == "<AWS::StackId>"  # resolved by CloudFormation at deploy time
+    assert str(from_properties.topic_arn).startswith("<NotificationsTopic")
 
 
 @pytest.mark.parametrize("key", STACKS)
 def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
     sample_app: SynthesizedApp, templates: dict[tuple[str, str], Template], key: tuple[str, str]
 ) -> None:
-    from finetune.aws.jobs import job_template
+    from finetune.core.contracts import JobTemplate
 
     spec = plan_of(sample_app, *key).job_spec
     variables = function_environment(templates[key], "CustomizationJobTriggerFunction")
     template = json.loads(flatten(variables["FINETUNE_JOB_TEMPLATE"]))
-    expected = job_template(
+    expected = JobTemplate.for_spec(
         spec, role_arn="r", output_s3_uri="o", validation_s3_uri="v", kms_key_arn="k", stop_superseded=True
-    )
+    ).to_properties()
     assert set(template) == set(expected)
     for name in ("Environment", "FineTuning", "BaseModelIdentifier", "Hyperparameters", "ValidationSha256"):
         assert template[name] == expected[name]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from finetune.aws.serving import MODES
 from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, project_input
+from finetune.core.contracts import MODES
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,16 +50,15 @@ def run(args: argparse.Namespace) -> int:
     except LookupError as error:
         raise UsageError(str(error.args[0])) from error
     mode = args.serving or plan.config.serving.mode
+    if mode != plan.config.serving.mode:
+        try:
+            plan = rehearsal.with_serving_mode(plan, mode)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
     what = "rejection of corrupted training data" if args.bad_data else f"lifecycle, serving mode {mode}"
     print(f"Rehearsing {plan.config.stack_name} ({what}) against moto's server on 127.0.0.1")
-    result = rehearsal.rehearse(
-        plans,
-        args.environment,
-        args.fine_tuning,
-        bad_data=args.bad_data,
-        serving_mode=args.serving,
-        verbose=args.verbose,
-        out=lambda line: print(line, flush=True),
-    )
+    result = rehearsal.Rehearsal(
+        plan, bad_data=args.bad_data, verbose=args.verbose, out=lambda line: print(line, flush=True)
+    ).run()
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_INVALID

@@ -39,7 +39,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from finetune.aws import serving
+from finetune.aws import endpoints
 from finetune.cli.main import EXIT_OK, UsageError, project_input
 from finetune.core import names as identity
 from finetune.core.config import FineTuningConfig
@@ -191,7 +191,7 @@ class Collector:
             "ListProvisionedModelThroughputs",
             lambda: status.endpoints.extend(
                 _describe_throughput(item)
-                for item in serving.find_throughputs(clients.bedrock, environment, fine_tuning)
+                for item in endpoints.find_throughputs(clients.bedrock, environment, fine_tuning)
             ),
         )
         self._section(
@@ -200,7 +200,7 @@ class Collector:
             "ListCustomModelDeployments",
             lambda: status.endpoints.extend(
                 f"on-demand deployment {item.name} {item.status}: {item.arn} serving {item.model_arn}"
-                for item in serving.find_deployments(clients.bedrock, environment, fine_tuning)
+                for item in endpoints.find_deployments(clients.bedrock, environment, fine_tuning)
             ),
         )
         self._section(status, "SSM parameters", "GetParameter", lambda: self._parameters(clients.ssm, status))
@@ -230,10 +230,10 @@ class Collector:
         prefix = f"{status.environment}-{status.fine_tuning}-"
         summaries = [
             summary
-            for summary in serving.pages(
+            for summary in endpoints.pages(
                 bedrock.list_model_customization_jobs, "modelCustomizationJobSummaries", nameContains=prefix
             )
-            if serving.owns_job(status.environment, status.fine_tuning, str(summary.get("jobName", "")))
+            if identity.owns_job(status.environment, status.fine_tuning, str(summary.get("jobName", "")))
         ]
         summaries.sort(key=lambda item: _utc(item.get("creationTime")) or datetime.min.replace(tzinfo=UTC))
         for summary in summaries:
@@ -257,18 +257,18 @@ class Collector:
             )
 
     def _models(self, bedrock: Any, status: FineTuningStatus) -> None:
-        for summary in serving.pages(
+        for summary in endpoints.pages(
             bedrock.list_custom_models,
             "modelSummaries",
             nameContains=f"{status.environment}-{status.fine_tuning}-",
         ):
             name = str(summary.get("modelName", ""))
-            if serving.owns_job(status.environment, status.fine_tuning, name):
+            if identity.owns_job(status.environment, status.fine_tuning, name):
                 created = _utc(summary.get("creationTime"))
                 status.models.append(f"{name}: {summary.get('modelArn', '?')} (created {_when(created)})")
 
     def _parameters(self, ssm: Any, status: FineTuningStatus) -> None:
-        for name in (serving.MODEL_ARN_PARAMETER, serving.ENDPOINT_ARN_PARAMETER):
+        for name in (identity.MODEL_ARN_PARAMETER, identity.ENDPOINT_ARN_PARAMETER):
             path = identity.ssm_parameter_name(status.environment, status.fine_tuning, name)
             try:
                 value = ssm.get_parameter(Name=path)["Parameter"]["Value"]
@@ -293,7 +293,7 @@ def _data_digest(bedrock: Any, job_arn: str, name: str) -> str:
     return f"job digest {name.rsplit('-', 1)[-1]} (from the name; no data tag readable)"
 
 
-def _describe_throughput(item: serving.Throughput) -> str:
+def _describe_throughput(item: endpoints.Throughput) -> str:
     if item.commitment:
         expiry = _when(_utc(item.commitment_expires)) if item.commitment_expires else "expiry not reported"
         term = f"{item.commitment} commitment until {expiry}"

@@ -1,0 +1,376 @@
+"""Starting the training a deploy or an upload asks for, and stopping what nobody will serve.
+
+The job trigger's operations, on injected clients (`TrainingClients`): the Lambda handler
+(`finetune.runtime.customization_job_trigger`) parses the event and calls these, the rehearsal
+calls the same handler.
+
+Decisions:
+- Data is validated in S3, where Bedrock will read it, before anything is paid for: the same
+  validator synth used, in one streamed, hashed pass (`finetune.aws.data`).
+- A deploy's job becomes the deployed job (the one served), except that a deploy that leaves the
+  job unchanged keeps a newer upload's job. An upload's job becomes the deployed job.
+- Superseded jobs: a deploy's old job is stopped by CloudFormation's Delete of its resource, which
+  comes only once the deploy can no longer roll back; an upload's job has no resource, so the
+  deploy or upload that supersedes it stops it. Both only where the template says StopSuperseded.
+- Notifications and object tags are best effort: a failure to publish or tag is logged and not
+  raised, because a retry could not undo what happened and would repeat a rejection notice. A
+  job-started notice is sent only by the call that started it.
+- Rejections (of the data, or Bedrock refusing the job) are final for an upload: reported, not
+  raised. Bedrock's transient errors are raised, so that Lambda retries the event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from finetune.aws import data, jobs, staging
+from finetune.aws.errors import FORBIDDEN_CODES, error_code, is_not_found
+from finetune.aws.log import log, log_error
+from finetune.aws.notify import publish
+from finetune.core import names
+from finetune.core.contracts import JobRequest, ObjectUpload, TriggerEnvironment
+from finetune.core.deadline import Deadline, DeadlineError
+from finetune.core.formats import batch_size_of
+
+if TYPE_CHECKING:
+    from finetune.core.formats import DatasetLimits
+
+MAX_OBJECT_TAGS = 10  # S3's limit per object
+# Bedrock errors worth another try of the same upload event (Lambda retries a raised error).
+TRANSIENT_CODES = frozenset({"ThrottlingException", "InternalServerException", "ServiceUnavailableException"})
+
+
+@dataclass(frozen=True)
+class TrainingClients:
+    """The AWS clients the trigger needs (anything with boto3's method names)."""
+
+    bedrock: Any
+    s3: Any
+    sns: Any
+    ssm: Any
+
+
+def dataset_limits(base_model: str, customization_type: str) -> DatasetLimits:
+    """The data rules of the model; ValueError when the catalog does not know it."""
+    # Imported when data is checked: the catalog's table would cost every cold start (Delete,
+    # an unchanged Update, an ignored S3 event) about 25 ms for nothing.
+    from finetune.core.catalog import find_model
+
+    model = find_model(base_model)
+    if model is None:
+        raise ValueError(f"base model {base_model!r} is not in the catalog: its data rules are unknown")
+    limits = model.dataset_limits(customization_type)
+    if limits is None:
+        raise ValueError(
+            f"{base_model} does not support {customization_type} (it supports "
+            f"{', '.join(model.customization_types)})"
+        )
+    return limits
+
+
+# --------------------------------------------------------------------------------------------------
+# The deploy's job (Custom::CustomizationJob)
+# --------------------------------------------------------------------------------------------------
+
+
+def ensure_job(clients: TrainingClients, request: JobRequest, deadline: Deadline) -> jobs.JobState:
+    """The request's live job: found (running or Completed), or its next generation started after its
+    data in S3 passed validation (`jobs.DataRejected` if not). A Failed or Stopped job is never
+    returned. Nothing is started once `deadline` has passed; a job whose start overran it is stopped."""
+    existing, attempt = jobs.live_attempt(clients.bedrock, request)
+    if existing is not None:
+        _log_job("exists", attempt, existing)
+        return existing
+    spec = request.spec
+    limits = dataset_limits(spec.base_model, spec.customization_type)
+    problems = data.request_data_problems(clients.s3, attempt, limits, batch_size_of(spec.hyperparameters))
+    if problems:
+        log(
+            "data-rejected",
+            job=attempt.job_name,
+            digest=spec.digest,
+            problems=len(problems),
+            first=problems[:5],
+        )
+        raise jobs.DataRejected(problems)
+    deadline.check(f"starting customization job {attempt.job_name}")
+    state = jobs.start_job(clients.bedrock, attempt)
+    if state.started and deadline.expired:
+        # CloudFormation was answered FAILED while Bedrock was starting it: it would train for nobody.
+        jobs.stop_job_if_running(clients.bedrock, state.job_name)
+        log("stopped-late-start", job=state.job_name)
+        raise DeadlineError(f"customization job {state.job_name} was stopped again")
+    _log_job("started" if state.started else "exists", attempt, state)
+    return state
+
+
+def record_deploy(
+    clients: TrainingClients,
+    request: JobRequest,
+    state: jobs.JobState,
+    *,
+    job_changed: bool,
+    stop_superseded: bool,
+) -> None:
+    """Record the deploy's job as the one to serve, unless an upload's job (newer data) is recorded
+    and this deploy did not change the job."""
+    spec = request.spec
+    previous = jobs.read_deployed_job(clients.ssm, spec.environment, spec.fine_tuning)
+    if previous is not None and previous.job_name == state.job_name:
+        return
+    if previous is not None and previous.source == jobs.UPLOAD and not job_changed:
+        log("deployed-job-kept", job=previous.job_name, deploy_job=state.job_name)
+        return
+    deployed = jobs.DeployedJob(state.job_name, spec.digest, jobs.DEPLOY)
+    jobs.record_deployed_job(clients.ssm, spec.environment, spec.fine_tuning, deployed)
+    log("deployed-job", job=state.job_name, previous=previous.job_name if previous else None)
+    if previous is not None and previous.source == jobs.UPLOAD and stop_superseded:
+        _stop(clients, previous.job_name, reason="superseded by a deploy")
+
+
+def on_delete(clients: TrainingClients, physical_id: str, properties: Mapping[str, Any]) -> None:
+    """What the deletion of a job resource stops (never data or models). Reads the properties
+    leniently: a Delete must succeed even after a Create whose properties were refused.
+
+    - A Create that failed or never answered (a placeholder or CloudFormation's own id): any running
+      attempt at the properties' job is an orphan of a deploy that was undone: stopped.
+    - The deployed job (the stack is being deleted): stopped when StopOnDelete is "true".
+    - A job a newer deploy or upload replaced (CloudFormation's cleanup after an update or a
+      rollback): stopped when StopSuperseded is "true".
+    """
+    environment, fine_tuning = str(properties.get("Environment", "")), str(properties.get("FineTuning", ""))
+    if not names.owns_job(environment, fine_tuning, physical_id):
+        digest = str(properties.get("JobDigest", ""))
+        prefix = names.job_name_prefix(environment, fine_tuning) + digest[: names.RETRY_DIGEST]
+        orphans = jobs.running_jobs(clients.bedrock, environment, fine_tuning, prefix) if digest else []
+        for name in orphans:
+            _stop(clients, name, reason="started by a Create that failed")
+        log("delete-placeholder", physical_id=physical_id, stopped=orphans)
+        return
+    deployed = jobs.read_deployed_job(clients.ssm, environment, fine_tuning)
+    if deployed is None or deployed.job_name == physical_id:
+        stop, rule = _flag(properties.get("StopOnDelete")), "StopOnDelete"
+    else:
+        stop, rule = (
+            _flag(properties.get("StopSuperseded")),
+            f"StopSuperseded (deployed: {deployed.job_name})",
+        )
+    stopped = _stop(clients, physical_id, reason=rule) if stop else False
+    log("delete", job=physical_id, digest=properties.get("JobDigest"), rule=rule, stop=stop, stopped=stopped)
+
+
+def _flag(value: Any) -> bool:
+    return str(value or "false").strip().lower() == "true"
+
+
+def _stop(clients: TrainingClients, job_name: str, *, reason: str) -> bool:
+    stopped = jobs.stop_job_if_running(clients.bedrock, job_name)
+    log("job-stopped" if stopped else "job-not-running", job=job_name, reason=reason)
+    return stopped
+
+
+def _log_job(action: str, request: JobRequest, state: jobs.JobState) -> None:
+    log(
+        action,
+        job=state.job_name,
+        digest=request.spec.digest,
+        arn=state.job_arn,
+        status=state.status,
+        training=request.training_s3_uri,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Uploads under incoming/
+# --------------------------------------------------------------------------------------------------
+
+
+def handle_uploads(
+    clients: TrainingClients, settings: TriggerEnvironment, uploads: list[ObjectUpload]
+) -> dict[str, Any]:
+    """Handle each object event; raises (after all of them) if any failed unexpectedly, so that
+    Lambda retries the event (the handling is idempotent)."""
+    results: list[dict[str, str]] = []
+    failures: list[str] = []
+    for upload in uploads:
+        try:
+            results.append(handle_upload(clients, settings, upload))
+        except Exception as error:  # handled after the other uploads; re-raised below
+            log_error("upload-failed", uri=upload.uri, error=f"{type(error).__name__}: {error}")
+            failures.append(f"{upload.uri}: {type(error).__name__}: {error}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(uploads)} upload(s) failed: " + " | ".join(failures))
+    return {"results": results}
+
+
+def handle_upload(
+    clients: TrainingClients, settings: TriggerEnvironment, upload: ObjectUpload
+) -> dict[str, str]:
+    """One object event: ignore, reject, or stage and start; returns what happened ("outcome")."""
+    bucket = upload.bucket
+    if not upload.created:
+        log("ignored", uri=upload.uri, reason=f"event {upload.event_name} is not an upload")
+        return {"uri": upload.uri, "outcome": "ignored"}
+    if not upload.key.startswith(settings.incoming_prefix) or upload.key.endswith("/"):
+        # Never anything else: Bedrock's output/ and our own training/ copies must not start jobs.
+        log("ignored", uri=upload.uri, reason=f"not a file under {settings.incoming_prefix}")
+        return {"uri": upload.uri, "outcome": "ignored"}
+    key = _existing_key(clients.s3, upload)
+    if key is None:
+        log("ignored", uri=upload.uri, reason="the object no longer exists")
+        return {"uri": upload.uri, "outcome": "gone"}
+    uri = names.s3_uri(bucket, key)
+
+    template = settings.template
+    try:
+        check = data.check_object(
+            clients.s3,
+            bucket,
+            key,
+            limits=dataset_limits(template.base_model, template.customization_type),
+            batch_size=batch_size_of(template.hyperparameters),
+        )
+    except ClientError as error:
+        if is_not_found(error):
+            log("ignored", uri=uri, reason="the object no longer exists")
+            return {"uri": uri, "outcome": "gone"}
+        raise
+    problems = data.problem_lines(check.report)
+    if not problems and (check.sha256 is None or check.size_bytes is None):
+        problems = [f"{uri}: the object could not be read whole (a changing upload?); upload it again"]
+    if problems or check.sha256 is None or check.size_bytes is None:
+        _reject_upload(clients, settings, bucket, key, problems)
+        return {"uri": uri, "outcome": "rejected"}
+
+    staged = staging.StagingRequest(
+        source_bucket=bucket,
+        source_key=key,
+        bucket=bucket,
+        key=names.staged_key(
+            settings.training_prefix, template.fine_tuning, check.sha256, safe_file_name(key)
+        ),
+        sha256=check.sha256,
+        size_bytes=check.size_bytes,
+        source_version_id=check.version_id,
+    )
+    copied = staging.stage(clients.s3, staged)
+    log("staged", uri=uri, staged=staged.s3_uri, sha256=check.sha256, copied=copied)
+    request = template.request(training_s3_uri=staged.s3_uri, training_sha256=check.sha256)
+    try:
+        existing, request = jobs.live_attempt(clients.bedrock, request)
+        state = existing or jobs.start_job(clients.bedrock, request)
+    except jobs.JobRejected as rejected:
+        if rejected.code in TRANSIENT_CODES:
+            # Raised, so that Lambda's retry of the event tries again (then its dead-letter queue).
+            log_error("job-start-retried", uri=uri, job=request.job_name, code=rejected.code)
+            raise
+        log_error(
+            "job-rejected", uri=uri, job=request.job_name, digest=request.spec.digest, code=rejected.code
+        )
+        publish(
+            clients.sns,
+            settings.topic_arn,
+            f"Customization job not started: {template.label}",
+            f"Bedrock did not start customization job {request.job_name} for {template.label} "
+            f"on the data uploaded to {uri}.\n\n{rejected}\n\n"
+            f"The data was valid and is staged at {staged.s3_uri}; the upload is tagged "
+            f"{names.STATUS_TAG}=failed. Once the cause is fixed, upload the same file again: the same bytes "
+            "name the same job.",
+        )
+        _tag(clients.s3, bucket, key, {names.STATUS_TAG: "failed", names.JOB_TAG: request.job_name})
+        return {"uri": uri, "outcome": "failed", "job": request.job_name}
+
+    _log_job("started" if state.started else "exists", request, state)
+    _record_upload(clients, settings, request, state)
+    if state.started:
+        publish(
+            clients.sns,
+            settings.topic_arn,
+            f"Customization job started: {template.label}",
+            f"Customization job {state.job_name} started for {template.label}.\n\n"
+            f"Uploaded data: {uri}\n"
+            f"Training data: {staged.s3_uri} (sha256 {check.sha256})\n"
+            f"Base model: {request.spec.base_model} ({request.spec.customization_type})\n"
+            f"Job ARN: {state.job_arn}\n"
+            f"Custom model: {state.custom_model_name}\n\n"
+            f"Follow it with: aws bedrock get-model-customization-job --job-identifier {state.job_name}",
+        )
+    _tag(clients.s3, bucket, key, {names.STATUS_TAG: "started", names.JOB_TAG: state.job_name})
+    return {"uri": uri, "outcome": "started" if state.started else "exists", "job": state.job_name}
+
+
+def _record_upload(
+    clients: TrainingClients, settings: TriggerEnvironment, request: JobRequest, state: jobs.JobState
+) -> None:
+    """The upload's job is the one to serve now; the job it replaces is stopped if the stack says so."""
+    spec = request.spec
+    previous = jobs.read_deployed_job(clients.ssm, spec.environment, spec.fine_tuning)
+    if previous is not None and previous.job_name == state.job_name:
+        return
+    deployed = jobs.DeployedJob(state.job_name, spec.digest, jobs.UPLOAD)
+    jobs.record_deployed_job(clients.ssm, spec.environment, spec.fine_tuning, deployed)
+    log("deployed-job", job=state.job_name, previous=previous.job_name if previous else None)
+    if previous is not None and settings.template.stop_superseded:
+        _stop(clients, previous.job_name, reason="superseded by an upload")
+
+
+def _existing_key(s3: Any, upload: ObjectUpload) -> str | None:
+    """The event's key, or its alternative spelling when only that exists; None when neither does.
+
+    Only an event with an alternative spelling costs a look-up here; otherwise a missing object shows
+    when it is read.
+    """
+    if upload.alternative_key is None:
+        return upload.key
+    for key in (upload.key, upload.alternative_key):
+        try:
+            s3.head_object(Bucket=upload.bucket, Key=key)
+        except ClientError as error:
+            if is_not_found(error) or error_code(error) in FORBIDDEN_CODES:
+                continue
+            raise
+        return key
+    return None
+
+
+def _reject_upload(
+    clients: TrainingClients, settings: TriggerEnvironment, bucket: str, key: str, problems: list[str]
+) -> None:
+    uri = names.s3_uri(bucket, key)
+    log("data-rejected", uri=uri, problems=len(problems), first=problems[:5])
+    publish(
+        clients.sns,
+        settings.topic_arn,
+        f"Training data rejected: {settings.template.label}",
+        f"The training data uploaded to {uri} was rejected for {settings.template.label}; "
+        "no customization job was started.\n\n"
+        f"{jobs.format_problems(problems)}\n\n"
+        "What to do: fix the lines listed (line numbers count from 1), check the file locally with "
+        f"`python -m finetune validate --model {settings.template.base_model} FILE`, and "
+        f"upload the corrected file under s3://{bucket}/{settings.incoming_prefix}. The rejected object "
+        f"is kept and tagged {names.STATUS_TAG}=rejected; delete it when you no longer need it.",
+    )
+    _tag(clients.s3, bucket, key, {names.STATUS_TAG: "rejected"})
+
+
+def safe_file_name(key: str) -> str:
+    """The key's last segment with only the characters Bedrock's S3 URI pattern allows in a key (the
+    sha256 folder identifies the data, the name is only for people)."""
+    name = re.sub(r"[^-!_*'().a-zA-Z0-9]", "-", key.rsplit("/", 1)[-1])
+    return name if name.strip(".") else "data.jsonl"
+
+
+def _tag(s3: Any, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+    """Set `tags` on the object, keeping its other tags (as many as S3's 10 per object allow)."""
+    try:
+        existing = s3.get_object_tagging(Bucket=bucket, Key=key).get("TagSet", [])
+        kept = [tag for tag in existing if tag["Key"] not in tags][: MAX_OBJECT_TAGS - len(tags)]
+        tag_set = [*kept, *({"Key": name, "Value": value} for name, value in tags.items())]
+        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
+    except ClientError as error:
+        log_error("tag-failed", uri=names.s3_uri(bucket, key), tags=dict(tags), error=str(error))
