@@ -588,3 +588,31 @@ def test_resolve_keeps_special_values_and_omits_keys_without_default(tmp_path: P
 def test_resolve_keeps_unknown_keys_last_and_sorted(tmp_path: Path) -> None:
     ft = make_ft(tmp_path, hyperparameters={"zeta": 1, "alpha": 0.5})
     assert list(resolve_hyperparameters(ft, entry(HAIKU)))[-2:] == ["alpha", "zeta"]
+
+
+def test_a_job_spec_from_other_code_is_checked_against_the_catalog() -> None:
+    from dataclasses import replace
+
+    from finetune.core.checks import check_job_spec
+    from finetune.core.names import JobSpec
+
+    spec = JobSpec(
+        "dev",
+        "x",
+        HAIKU,
+        "FINE_TUNING",
+        {"epochCount": "99", "batchSize": "8", "learningRateMultiplier": "1.0"},
+        "a" * 64,
+    )
+    assert check_job_spec(spec, "us-west-2") == [
+        "hyperparameters.epochCount: 99 is out of range: accepted 1 to 10 (inclusive)"
+    ]
+    assert check_job_spec(replace(spec, hyperparameters={"epochCount": "2", "steps": "3"}), "us-east-1") == [
+        "region: FINE_TUNING of Claude 3 Haiku is not available in us-east-1; available in: us-west-2",
+        "hyperparameters.steps: Claude 3 Haiku takes no hyperparameter 'steps'; accepted: epochCount, "
+        "batchSize, learningRateMultiplier, earlyStoppingThreshold, earlyStoppingPatience",
+    ]
+    assert check_job_spec(replace(spec, hyperparameters={"epochCount": "2"}), "${Token[AWS.Region.1]}") == []
+    assert check_job_spec(replace(spec, base_model="nope"), None)[0].startswith(
+        "base_model: unknown base model 'nope'"
+    )
