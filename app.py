@@ -88,8 +88,7 @@ def create_app(
     app = cdk.App(
         context=dict(context),
         outdir=outdir,
-        builtin_cloud_formation_validation=str(context.get(CLOUDFORMATION_VALIDATION, False)).lower()
-        == "true",
+        builtin_cloud_formation_validation=cloudformation_validation(context),
         # Creation stack traces of a Python app hold only jsii frames: no use to a reader, and slow.
         stack_traces=False,
     )

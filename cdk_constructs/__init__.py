@@ -7,16 +7,16 @@ from cdk_constructs.nag import acknowledge
 from cdk_constructs.notification_topic import NotificationTopic
 from cdk_constructs.serving_lifecycle import ServingLifecycle
 from cdk_constructs.training_data_bucket import TrainingDataBucket
-from cdk_constructs.training_data_upload import DataStagingFunction, TrainingDataUpload
+from cdk_constructs.training_data_upload import TrainingDataUpload, TrainingDataUploadFunction
 
 __all__ = [
     "BedrockCustomizationRole",
     "CustomizationJobTrigger",
-    "DataStagingFunction",
     "FinetuneFunction",
     "NotificationTopic",
     "ServingLifecycle",
     "TrainingDataBucket",
     "TrainingDataUpload",
+    "TrainingDataUploadFunction",
     "acknowledge",
 ]

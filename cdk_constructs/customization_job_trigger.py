@@ -61,7 +61,7 @@ class CustomizationJobTrigger(Construct):
         construct_id: str,
         *,
         spec: JobSpec,
-        data: TrainingDataBucket,
+        training_bucket: TrainingDataBucket,
         customization_role: iam.IRole,
         training_upload: TrainingDataUpload,
         topic: sns.ITopic,
@@ -82,8 +82,8 @@ class CustomizationJobTrigger(Construct):
             )
         if problems:
             raise ValueError(f"{self.node.path}: the job cannot be started: " + "; ".join(problems))
-        encryption_key = encryption_key or data.encryption_key
-        bucket = data.bucket
+        encryption_key = encryption_key or training_bucket.encryption_key
+        bucket = training_bucket.bucket
         template = JobTemplate.for_spec(
             spec,
             role_arn=customization_role.role_arn,
@@ -107,7 +107,7 @@ class CustomizationJobTrigger(Construct):
             removal_policy=removal_policy,
             environment=trigger.to_environment(stack.to_json_string(template.to_properties())),
         )
-        self._grant(spec, data, customization_role, encryption_key, topic)
+        self._grant(spec, training_bucket, customization_role, encryption_key, topic)
 
         resource = JobResource(
             template,
@@ -139,7 +139,7 @@ class CustomizationJobTrigger(Construct):
     def _grant(
         self,
         spec: JobSpec,
-        data: TrainingDataBucket,
+        training_bucket: TrainingDataBucket,
         customization_role: iam.IRole,
         encryption_key: kms.IKey,
         topic: sns.ITopic,
@@ -208,13 +208,13 @@ class CustomizationJobTrigger(Construct):
         for statement in statements:
             function.role.add_to_principal_policy(statement)
         for prefix in (names.TRAINING_PREFIX, names.VALIDATION_PREFIX, names.INCOMING_PREFIX):
-            data.grant_read(function, prefix)
-        data.grant_write(function, names.TRAINING_PREFIX)
-        data.grant_tagging(function, names.INCOMING_PREFIX)
+            training_bucket.grant_read(function, prefix)
+        training_bucket.grant_write(function, names.TRAINING_PREFIX)
+        training_bucket.grant_tagging(function, names.INCOMING_PREFIX)
         # Staging an upload asks whether the content-addressed key exists yet: 404, not 403.
-        data.grant_list(function)
+        training_bucket.grant_list(function)
         # An upload is copied as the very version that was validated (GetObject with a VersionId).
-        data.grant_read_versions(function, names.INCOMING_PREFIX)
+        training_bucket.grant_read_versions(function, names.INCOMING_PREFIX)
 
         fixed = "; the account and region are fixed."
         function.acknowledge_wildcard_resources(
@@ -227,7 +227,7 @@ class CustomizationJobTrigger(Construct):
                 foundation_models: "No narrower resource exists: base models are AWS-owned in this region"
                 + fixed,
                 **prefix_objects(
-                    data.bucket,
+                    training_bucket.bucket,
                     [names.TRAINING_PREFIX, names.VALIDATION_PREFIX, names.INCOMING_PREFIX],
                     "The function validates and stages data files whose names users choose, within one "
                     "prefix of this stack's bucket.",

@@ -60,7 +60,7 @@ class FinetuneFunction(Construct):
 
     `rule_target()` makes it an EventBridge rule's target that dead-letters into the same queue.
 
-    Created resources: `self.function`, `self.role`, `self.log_group`, `self.dead_letter_queue`,
+    Created resources: `self.lambda_function`, `self.role`, `self.log_group`, `self.dead_letter_queue`,
     `self.dlq_alarm`.
     """
 
@@ -129,7 +129,7 @@ class FinetuneFunction(Construct):
         self.log_group.grant_write(self.role)
         # Lambda sends failed events to the encrypted dead-letter queue with the function's role.
         encryption_key.grant(self.role, "kms:GenerateDataKey", "kms:Decrypt")
-        self.function = lambda_.Function(
+        self.lambda_function = lambda_.Function(
             self,
             "Function",
             role=self.role,
@@ -183,7 +183,7 @@ class FinetuneFunction(Construct):
         resource = cdk.CustomResource(
             scope,
             construct_id,
-            service_token=self.function.function_arn,
+            service_token=self.lambda_function.function_arn,
             resource_type=resource_type,
             properties=dict(properties),
             service_timeout=self.service_timeout,
@@ -229,11 +229,11 @@ class FinetuneFunction(Construct):
             )
         )
         return targets.LambdaFunction(
-            self.function, retry_attempts=retry_attempts, dead_letter_queue=self.dead_letter_queue
+            self.lambda_function, retry_attempts=retry_attempts, dead_letter_queue=self.dead_letter_queue
         )
 
     def _acknowledge(self) -> None:
-        function = default_child(self.function, lambda_.CfnFunction)
+        function = default_child(self.lambda_function, lambda_.CfnFunction)
         queue = default_child(self.dead_letter_queue, sqs.CfnQueue)
         acknowledge_all(
             function,
@@ -253,7 +253,7 @@ class FinetuneFunction(Construct):
             "move failed events one more hop without anyone reading them.",
         )
         acknowledge(
-            self.function.node.find_child("EventInvokeConfig"),
+            self.lambda_function.node.find_child("EventInvokeConfig"),
             "Serverless-LambdaAsyncFailureDestination",
             "Failed asynchronous invocations go to the encrypted dead-letter queue; an on-failure "
             "destination as well would deliver every failure twice.",

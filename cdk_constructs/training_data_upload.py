@@ -27,7 +27,7 @@ from finetune.core.digest import file_digest
 from finetune.core.names import is_sha256, s3_uri, staged_key
 
 
-class DataStagingFunction(FinetuneFunction):
+class TrainingDataUploadFunction(FinetuneFunction):
     """The Lambda function behind `TrainingDataUpload` resources; one per stack serves them all.
 
     Defaults as `FinetuneFunction`, with a 15-minute timeout (a server-side copy of a 10 GB file).
@@ -70,10 +70,10 @@ class TrainingDataUpload(Construct):
         construct_id: str,
         *,
         source: Path,
-        data: TrainingDataBucket,
+        training_bucket: TrainingDataBucket,
         prefix: str,
         fine_tuning: str,
-        function: DataStagingFunction,
+        function: TrainingDataUploadFunction,
         sha256: str | None = None,
         size_bytes: int | None = None,
     ) -> None:
@@ -85,7 +85,7 @@ class TrainingDataUpload(Construct):
             raise ValueError(f"{self.node.path}: sha256 must be 64 lowercase hex digits, got {sha256!r}")
         self.sha256 = sha256
         self.key = staged_key(prefix, fine_tuning, sha256, source.name)
-        self.s3_uri = s3_uri(data.bucket.bucket_name, self.key)
+        self.s3_uri = s3_uri(training_bucket.bucket.bucket_name, self.key)
         self.asset = s3_assets.Asset(self, "Asset", path=str(source))
         # The asset is this construct's: it grants reading exactly that object (Asset.grant_read would
         # add s3:GetObject*, s3:List* and s3:GetBucket* on the bootstrap bucket).
@@ -96,11 +96,11 @@ class TrainingDataUpload(Construct):
                 f"arn:{cdk.Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
             ],
         )
-        data.grant_stage(function, self.key)
+        training_bucket.grant_stage(function, self.key)
         upload = UploadResource(
             source_bucket=self.asset.s3_bucket_name,
             source_key=self.asset.s3_object_key,
-            bucket=data.bucket.bucket_name,
+            bucket=training_bucket.bucket.bucket_name,
             key=self.key,
             sha256=sha256,
             size_bytes=size_bytes,

@@ -12,11 +12,11 @@ from constructs import Construct
 from cdk_constructs import (
     BedrockCustomizationRole,
     CustomizationJobTrigger,
-    DataStagingFunction,
     NotificationTopic,
     ServingLifecycle,
     TrainingDataBucket,
     TrainingDataUpload,
+    TrainingDataUploadFunction,
 )
 from finetune.core.names import ENDPOINT_ARN_PARAMETER, TRAINING_PREFIX, VALIDATION_PREFIX, ssm_parameter_name
 from finetune.core.plan import DataPlan, FineTuningPlan
@@ -33,7 +33,7 @@ class FineTuningStack(cdk.Stack):
     a reviewer exactly what a deploy will train and serve.
 
     Public attributes for the constructs later layers add (job trigger, serving, teardown):
-    `data` (TrainingDataBucket), `customization_role`, `encryption_key`, `notifications`,
+    `training_bucket` (TrainingDataBucket), `customization_role`, `encryption_key`, `notifications`,
     `training_upload`, `validation_upload` (or None), `job_trigger`, `serving`.
     """
 
@@ -50,17 +50,19 @@ class FineTuningStack(cdk.Stack):
             removal_policy=removal_policy,
             pending_window=cdk.Duration.days(7) if removal_policy == cdk.RemovalPolicy.DESTROY else None,
         )
-        self.data = TrainingDataBucket(
+        self.training_bucket = TrainingDataBucket(
             self, "TrainingData", removal_policy=removal_policy, encryption_key=self.encryption_key
         )
-        self.customization_role = BedrockCustomizationRole(self, "CustomizationRole", bucket=self.data.bucket)
+        self.customization_role = BedrockCustomizationRole(
+            self, "CustomizationRole", bucket=self.training_bucket.bucket
+        )
         self.notifications = NotificationTopic(
             self,
             "Notifications",
             encryption_key=self.encryption_key,
             emails=config.environment.notification_emails,
         )
-        staging = DataStagingFunction(
+        staging = TrainingDataUploadFunction(
             self,
             "DataStaging",
             encryption_key=self.encryption_key,
@@ -75,7 +77,7 @@ class FineTuningStack(cdk.Stack):
                 source=data.file.path,
                 sha256=data.digest.sha256,
                 size_bytes=data.digest.size_bytes,
-                data=self.data,
+                training_bucket=self.training_bucket,
                 prefix=prefix,
                 fine_tuning=config.name,
                 function=staging,
@@ -90,7 +92,7 @@ class FineTuningStack(cdk.Stack):
             self,
             "CustomizationJobTrigger",
             spec=plan.job_spec,
-            data=self.data,
+            training_bucket=self.training_bucket,
             customization_role=self.customization_role.role,
             training_upload=self.training_upload,
             validation_upload=self.validation_upload,
@@ -128,7 +130,10 @@ class FineTuningStack(cdk.Stack):
 
     def _outputs(self, plan: FineTuningPlan) -> None:
         outputs: dict[str, tuple[str, str]] = {
-            "TrainingDataBucketName": (self.data.bucket.bucket_name, "Bucket holding data and job output"),
+            "TrainingDataBucketName": (
+                self.training_bucket.bucket.bucket_name,
+                "Bucket holding data and job output",
+            ),
             "CustomizationRoleArn": (self.customization_role.role.role_arn, "Role Bedrock jobs assume"),
             "TrainingDataS3Uri": (self.training_upload.s3_uri, "Staged training data"),
             "TrainingDataSha256": (plan.training.digest.sha256, "sha256 of the training data"),

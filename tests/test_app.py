@@ -36,7 +36,8 @@ def test_context_comes_from_the_cli_variable_then_its_overflow_file_then_cdk_jso
     overflow = tmp_path / "context.json"
     overflow.write_text('{"b": 2}')
     assert app_module.read_context({"CONTEXT_OVERFLOW_LOCATION_ENV": str(overflow)}) == {"b": 2}
-    assert app_module.read_context({})["fine_tunings"] == sample_context()["fine_tunings"]
+    cdk_json = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    assert app_module.read_context({})["fine_tunings"] == cdk_json["fine_tunings"]
 
 
 def test_an_invalid_configuration_exits_1_listing_every_problem_before_jsii_starts() -> None:
@@ -115,3 +116,13 @@ def test_builtin_cloudformation_validation_is_off_unless_the_context_turns_it_on
 ) -> None:
     context = {} if value is None else {app_module.CLOUDFORMATION_VALIDATION: value}
     assert app_module.cloudformation_validation(context) is enabled
+
+
+def test_the_projects_own_configuration_is_valid_whatever_it_holds() -> None:
+    """What `make synth` deploys: every fine-tuning of cdk.json plans (the tests pin the sample)."""
+    context = app_module.read_context({})
+    plans, _warnings = plan_app(
+        parse_config(context, PROJECT_ROOT / "training_data"), PROJECT_ROOT / "training_data"
+    )
+    configured = {(env, ft) for env in context["environments"] for ft in context["fine_tunings"]}
+    assert {(plan.config.environment.name, plan.config.name) for plan in plans} == configured

@@ -12,12 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from finetune.aws.errors import FORBIDDEN_CODES, error_code, is_not_found
+
 DIGEST_METADATA_KEY = "sha256"
-MISSING_CODES = ("404", "NoSuchKey", "NotFound")
-# S3 answers 403, not 404, for a missing key unless the caller may list the bucket unconditionally
-# (s3:prefix does not apply to HeadObject): such a key is treated as not staged yet, and a real
-# denial then shows in the copy's own error.
-HIDDEN_CODES = ("403", "AccessDenied", "Forbidden")
 
 
 @dataclass(frozen=True)
@@ -35,11 +32,6 @@ class StagingRequest:
     @property
     def s3_uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
-
-
-def staged_key(prefix: str, fine_tuning: str, sha256: str, file_name: str) -> str:
-    """`training/support-assistant/<sha256>/train.jsonl`."""
-    return f"{prefix}{fine_tuning}/{sha256}/{file_name}"
 
 
 def stage(s3: Any, request: StagingRequest) -> bool:
@@ -72,7 +64,9 @@ def _already_staged(s3: Any, request: StagingRequest) -> bool:
     try:
         head = s3.head_object(Bucket=request.bucket, Key=request.key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in (*MISSING_CODES, *HIDDEN_CODES):
+        # S3 answers 403, not 404, for a missing key unless the caller may list the bucket: such a
+        # key is treated as not staged yet, and a real denial then shows in the copy's own error.
+        if is_not_found(error) or error_code(error) in FORBIDDEN_CODES:
             return False
         raise
     return bool(head.get("Metadata", {}).get(DIGEST_METADATA_KEY) == request.sha256)

@@ -192,6 +192,7 @@ def parse_config(context: Mapping[str, Any], data_root: Path) -> AppConfig:
     fine_tunings_raw = _mapping(context.get("fine_tunings"), "fine_tunings", errors, required=True)
     if errors:
         raise ConfigError(errors)
+    errors.extend(_unknown_top_level_keys(context))
     if not environments_raw:
         errors.append(FieldError("environments", "define at least one environment"))
     if not fine_tunings_raw:
@@ -229,6 +230,23 @@ def parse_config(context: Mapping[str, Any], data_root: Path) -> AppConfig:
     if errors:
         raise ConfigError(_deduplicate(errors))
     return AppConfig(environments=tuple(environments), fine_tunings=tuple(fine_tunings))
+
+
+# The context keys this app reads; others belong to CDK (`@aws-cdk/...` feature flags,
+# `aws:cdk:...`, cached look-ups such as `availability-zones:account=...`) when namespaced.
+APP_CONTEXT_KEYS = ("environments", "fine_tunings", "finetune:cloudformation-validation")
+
+
+def _unknown_top_level_keys(context: Mapping[str, Any]) -> list[FieldError]:
+    """A misspelled top-level key (`fine_tuning`, `enviroments`) would otherwise be ignored."""
+    return [
+        FieldError(
+            key,
+            f"unknown top-level context key{_suggest(key, APP_CONTEXT_KEYS)}; this app reads: {', '.join(APP_CONTEXT_KEYS)}",
+        )
+        for key in context
+        if key not in APP_CONTEXT_KEYS and ":" not in key and not key.startswith("@")
+    ]
 
 
 def _name_collisions(fine_tunings: list[FineTuningConfig]) -> list[FieldError]:
@@ -464,6 +482,14 @@ def _parse_fine_tuning(
     hyperparameters = _parse_hyperparameters(fields.get("hyperparameters"), where, errors)
     serving = _parse_serving(fields.get("serving"), where, errors)
 
+    if training is not None and validation is not None and training.path == validation.path:
+        errors.append(
+            FieldError(
+                where("validation_data"),
+                f"is the training file itself ({training.relative_path}): a validation set must be data the "
+                "model does not train on; give another file or leave validation_data out",
+            )
+        )
     if len(errors) > before or base_model is None or training is None:
         return None
     return FineTuningConfig(
@@ -493,6 +519,11 @@ def _data_file(
     relative = _string(fields, key, path, errors, required=required)
     if relative is None:
         return None
+    # Written next to cdk.json, a path often starts with the data folder itself
+    # (`training_data/assistant/train.jsonl`): that is the same file.
+    folder_prefix = f"{data_root.name}/"
+    if relative.startswith(folder_prefix) and not (data_root / relative).is_file():
+        relative = relative[len(folder_prefix) :]
     candidate = Path(relative)
     resolved = (data_root / candidate).resolve()
     if candidate.is_absolute() or not resolved.is_relative_to(data_root.resolve()):

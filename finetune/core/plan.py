@@ -19,7 +19,7 @@ from finetune.core import checks as catalog_checks
 from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
 from finetune.core.cost import CostEstimate, estimate_cost
 from finetune.core.digest import FileDigest, file_digest
-from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits
+from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 from finetune.core.names import JobSpec
 
 
@@ -155,7 +155,7 @@ def _plan(
         errors.extend(problems)
         return None
     hyperparameters = catalog_checks.resolve_hyperparameters(fine_tuning, model)
-    batch_size = int(float(hyperparameters["batchSize"])) if "batchSize" in hyperparameters else None
+    batch_size = batch_size_of(hyperparameters)
 
     def data_plan(file: DataFile, *, validation: bool) -> DataPlan | None:
         report = checks.report(file, limits, validation=validation, batch_size=batch_size)
@@ -175,8 +175,32 @@ def _plan(
             return None
     if training is None:
         return None
+    warnings.extend(_settings_warnings(fine_tuning, model))
     cost = estimate_cost(fine_tuning, model, training.estimated_tokens, TOKEN_ESTIMATE_METHOD)
     return FineTuningPlan(fine_tuning, training, validation, hyperparameters, cost)
+
+
+def _settings_warnings(fine_tuning: FineTuningConfig, model: catalog.ModelEntry) -> list[str]:
+    """What synth accepts but a user should hear about: settings without effect, a model whose
+    customization may no longer be offered."""
+    warnings = []
+    serving = fine_tuning.serving
+    if serving.mode != "provisioned":
+        for key, value, default in (
+            ("model_units", serving.model_units, 1),
+            ("commitment", serving.commitment, "none"),
+        ):
+            if value != default:
+                warnings.append(
+                    f"{fine_tuning.path_of(f'serving.{key}')}: {value!r} has no effect with serving.mode "
+                    f"{serving.mode!r} (it applies to provisioned throughput only)"
+                )
+    if model.lifecycle != catalog.LIFECYCLE_CURRENT:
+        warnings.append(
+            f"{fine_tuning.path_of('base_model')}: {model.name} is {model.lifecycle} ({model.lifecycle_source}): "
+            "a job may be refused; check the Bedrock console before paying for data preparation"
+        )
+    return warnings
 
 
 def _location(issue: dataset.DataIssue) -> str:

@@ -52,12 +52,12 @@ def standalone() -> Iterator[Standalone]:
     from cdk_constructs import (
         BedrockCustomizationRole,
         CustomizationJobTrigger,
-        DataStagingFunction,
         FinetuneFunction,
         NotificationTopic,
         ServingLifecycle,
         TrainingDataBucket,
         TrainingDataUpload,
+        TrainingDataUploadFunction,
     )
     from finetune.core.contracts import ServingSettings
     from finetune.core.names import TRAINING_PREFIX
@@ -94,14 +94,14 @@ def standalone() -> Iterator[Standalone]:
 
     upload_stack = stack("Upload")
     data = TrainingDataBucket(upload_stack, "Data")
-    staging = DataStagingFunction(
+    staging = TrainingDataUploadFunction(
         upload_stack, "Staging", alarm_topic=NotificationTopic(upload_stack, "Topic").topic
     )
     TrainingDataUpload(
         upload_stack,
         "Upload",
         source=TRAINING,
-        data=data,
+        training_bucket=data,
         prefix=TRAINING_PREFIX,
         fine_tuning="forked",
         function=staging,
@@ -110,12 +110,12 @@ def standalone() -> Iterator[Standalone]:
     trigger_stack = stack("Trigger")
     data = TrainingDataBucket(trigger_stack, "Data")
     topic = NotificationTopic(trigger_stack, "Topic").topic
-    staging = DataStagingFunction(trigger_stack, "Staging", alarm_topic=topic)
+    staging = TrainingDataUploadFunction(trigger_stack, "Staging", alarm_topic=topic)
     upload = TrainingDataUpload(
         trigger_stack,
         "Upload",
         source=TRAINING,
-        data=data,
+        training_bucket=data,
         prefix=TRAINING_PREFIX,
         fine_tuning="forked",
         function=staging,
@@ -125,7 +125,7 @@ def standalone() -> Iterator[Standalone]:
         trigger_stack,
         "Trigger",
         spec=spec(),
-        data=data,
+        training_bucket=data,
         customization_role=role.role,
         training_upload=upload,
         topic=topic,
@@ -199,18 +199,18 @@ def test_a_forked_trigger_refuses_what_bedrock_would_refuse(standalone: Standalo
         TrainingDataBucket,
         TrainingDataUpload,
     )
-    from cdk_constructs.training_data_upload import DataStagingFunction
+    from cdk_constructs.training_data_upload import TrainingDataUploadFunction
     from finetune.core.names import TRAINING_PREFIX
 
     stack = cdk.Stack(cdk.App(), "Refused", env=cdk.Environment(account="123456789012", region="us-west-2"))
     data = TrainingDataBucket(stack, "Data")
     topic = NotificationTopic(stack, "Topic").topic
-    staging = DataStagingFunction(stack, "Staging", alarm_topic=topic)
+    staging = TrainingDataUploadFunction(stack, "Staging", alarm_topic=topic)
     upload = TrainingDataUpload(
         stack,
         "Upload",
         source=TRAINING,
-        data=data,
+        training_bucket=data,
         prefix=TRAINING_PREFIX,
         fine_tuning="forked",
         function=staging,
@@ -220,7 +220,7 @@ def test_a_forked_trigger_refuses_what_bedrock_would_refuse(standalone: Standalo
             stack,
             "Trigger",
             spec=spec(epochCount="99", steps="3"),
-            data=data,
+            training_bucket=data,
             customization_role=data_role(stack, data),
             training_upload=upload,
             topic=topic,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from finetune.cli.main import main
-from tests.conftest import PROJECT_ROOT, sample_context
+from tests.conftest import PROJECT_ROOT, SAMPLE_PROJECT, sample_context
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 
@@ -35,7 +35,7 @@ def training_tokens() -> int:
 
 
 def test_cost_prints_inputs_and_unknown_prices_as_unknown(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["cost", "prod", "support-assistant", "--project", str(PROJECT_ROOT)]) == 0
+    assert main(["cost", "prod", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"prod-support-assistant: FINE_TUNING of {HAIKU} in us-west-2")
     assert "(60 records)" in out
@@ -63,7 +63,7 @@ def test_cost_with_a_pricing_override_is_computed_from_the_data(
 
 
 def test_cost_of_an_unknown_stack_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["cost", "prod", "nope", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["cost", "prod", "nope", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "known: dev support-assistant" in capsys.readouterr().err
 
 

@@ -15,7 +15,7 @@ from finetune.cli import rehearsal
 from finetune.cli.main import main
 from finetune.core.project import load_plans
 from finetune.runtime import serving_lifecycle as serving_handler
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, SAMPLE_PROJECT
 
 LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3}  [a-z-]+  (ok|FAILED)  \S")
 SETUP = ["server", "kms-key", "bucket", "role", "topic", "assets", "stage-training", "stage-validation"]
@@ -57,7 +57,7 @@ REJECTION = [
 
 @pytest.fixture(scope="module")
 def plans() -> tuple[Any, ...]:
-    loaded, _warnings = load_plans(PROJECT_ROOT)
+    loaded, _warnings = load_plans(SAMPLE_PROJECT)
     return loaded
 
 
@@ -130,7 +130,7 @@ def test_a_deviation_stops_the_rehearsal_and_exits_1(
 ) -> None:
     # A regression: the job look-up never finds the job, so CloudFormation's retry cannot be idempotent.
     monkeypatch.setattr(jobs, "find_job", lambda *args, **kwargs: None)
-    code = main(["rehearse", "dev", "support-assistant", "--project", str(PROJECT_ROOT)])
+    code = main(["rehearse", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT)])
     assert code == 1
     out = capsys.readouterr().out.splitlines()
     failed = [line for line in out if "  FAILED  " in line]
@@ -145,13 +145,22 @@ def test_a_deviation_stops_the_rehearsal_and_exits_1(
 
 
 def test_unknown_fine_tuning_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["rehearse", "dev", "chatbot", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["rehearse", "dev", "chatbot", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no fine-tuning 'chatbot' in environment 'dev'" in capsys.readouterr().err
 
 
 def test_the_command_runs_in_a_fresh_process() -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", "finetune", "rehearse", "dev", "support-assistant"],
+        [
+            sys.executable,
+            "-m",
+            "finetune",
+            "rehearse",
+            "dev",
+            "support-assistant",
+            "--project",
+            str(SAMPLE_PROJECT),
+        ],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -172,6 +181,6 @@ def test_a_serving_mode_the_model_does_not_support_is_refused(
     with pytest.raises(ValueError, match="cannot be served on demand"):
         rehearsal.rehearse(plans, "dev", "support-assistant", serving_mode="on_demand", out=lambda _: None)
     code = main(
-        ["rehearse", "dev", "support-assistant", "--serving", "on_demand", "--project", str(PROJECT_ROOT)]
+        ["rehearse", "dev", "support-assistant", "--serving", "on_demand", "--project", str(SAMPLE_PROJECT)]
     )
     assert code == 2 and "cannot be served on demand" in capsys.readouterr().err

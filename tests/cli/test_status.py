@@ -17,7 +17,7 @@ from finetune.cli.main import build_parser, main
 from finetune.core import names as identity
 from finetune.core.contracts import ServingResource, ServingSettings
 from finetune.core.project import load_config
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import SAMPLE_PROJECT
 
 REGION = "us-west-2"  # the sample configuration's region
 ACCOUNT = "123456789012"
@@ -62,7 +62,7 @@ def set_state(
 
 
 def args(*argv: str) -> object:
-    return build_parser().parse_args(["status", *argv, "--project", str(PROJECT_ROOT)])
+    return build_parser().parse_args(["status", *argv, "--project", str(SAMPLE_PROJECT)])
 
 
 def test_jobs_in_several_states_with_models_and_parameters(
@@ -76,7 +76,7 @@ def test_jobs_in_several_states_with_models_and_parameters(
     model_path = identity.ssm_parameter_name("dev", "support-assistant", "custom-model-arn")
     ssm.put_parameter(Name=model_path, Value="arn:aws:bedrock:model", Type="String")
 
-    assert main(["status", "dev", "support-assistant", "--project", str(PROJECT_ROOT)]) == 0
+    assert main(["status", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == "dev/support-assistant (us-west-2)"
@@ -97,14 +97,16 @@ def test_jobs_in_several_states_with_models_and_parameters(
 
 
 def test_every_fine_tuning_of_the_environment_is_shown(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "dev", "--project", str(PROJECT_ROOT)]) == 0
+    assert main(["status", "dev", "--project", str(SAMPLE_PROJECT)]) == 0
     out = capsys.readouterr().out
     assert "dev/support-assistant (us-west-2)" in out and "dev/sql-generator (us-west-2)" in out
     assert out.count("  jobs:\n    none") == 2
 
 
 def test_serving_endpoints_show_units_and_commitment(aws: None) -> None:
-    config = next(item for item in load_config(PROJECT_ROOT).fine_tunings if item.environment.name == "prod")
+    config = next(
+        item for item in load_config(SAMPLE_PROJECT).fine_tunings if item.environment.name == "prod"
+    )
     bedrock = boto3.client("bedrock", region_name=REGION)
     fake = FakeBedrockServing(bedrock, region=REGION)
     tags = [
@@ -139,7 +141,7 @@ def test_an_endpoint_without_the_serving_apis_is_reported_over_http(
     monkeypatch.setattr(status, "RETRY_ATTEMPTS", 1)  # moto's HTTP 500 would otherwise be retried
     with moto_endpoint() as url, aws_pointed_at(url, REGION):
         create_job(RUNNING_JOB, "Completed")
-        code = main(["status", "dev", "--endpoint-url", url, "--project", str(PROJECT_ROOT)])
+        code = main(["status", "dev", "--endpoint-url", url, "--project", str(SAMPLE_PROJECT)])
     assert code == 0
     out = capsys.readouterr().out
     assert out.count("unavailable at this endpoint (ListProvisionedModelThroughputs)") == 2
@@ -173,9 +175,9 @@ def test_watch_prints_until_the_job_completes(aws: None, capsys: pytest.CaptureF
 
 
 def test_unknown_environment_or_fine_tuning_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "staging", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["status", "staging", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no environment 'staging' in cdk.json; known: dev, prod" in capsys.readouterr().err
-    assert main(["status", "dev", "chatbot", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["status", "dev", "chatbot", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no fine-tuning 'chatbot' in environment 'dev'; known: sql-generator, support-assistant" in (
         capsys.readouterr().err
     )
@@ -192,5 +194,5 @@ def test_missing_credentials_are_a_usage_error(
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
-    assert main(["status", "dev", "support-assistant", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["status", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no AWS credentials found" in capsys.readouterr().err

@@ -318,3 +318,36 @@ def test_superseded_jobs_stop_by_default_only_where_destroy_is_the_policy(tmp_pa
     assert errors_of(context, tmp_path) == {
         "environments.dev.stop_superseded_jobs": "expected true or false, got str 'yes'"
     }
+
+
+def test_a_data_path_written_from_the_project_root_is_the_same_file(tmp_path: Path) -> None:
+    data_root = tmp_path / "training_data"
+    context = context_with(data_root)
+    context["fine_tunings"]["assistant"]["training_data"] = "training_data/assistant/train.jsonl"
+    config = parse_config(context, data_root)
+    training = config.get("dev", "assistant").training_data
+    assert training.relative_path == "assistant/train.jsonl"
+    assert training.path == (data_root / "assistant" / "train.jsonl").resolve()
+    context["fine_tunings"]["assistant"]["training_data"] = "training_data/assistant/missing.jsonl"
+    assert errors_of(context, data_root) == {
+        "fine_tunings.assistant.training_data": "file not found: training_data/assistant/missing.jsonl"
+    }
+
+
+def test_a_misspelled_top_level_key_is_named_and_cdk_keys_are_left_alone(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["fine_tuning"] = {}
+    context["@aws-cdk/core:newStyleStackSynthesis"] = True
+    context["availability-zones:account=123456789012:region=us-west-2"] = ["us-west-2a"]
+    errors = errors_of(context, tmp_path)
+    assert list(errors) == ["fine_tuning"]
+    assert "did you mean 'fine_tunings'" in errors["fine_tuning"]
+
+
+def test_training_data_is_not_its_own_validation_set(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["fine_tunings"]["assistant"]["validation_data"] = "assistant/train.jsonl"
+    assert (
+        "is the training file itself"
+        in errors_of(context, tmp_path)["fine_tunings.assistant.validation_data"]
+    )

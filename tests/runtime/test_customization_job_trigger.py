@@ -26,6 +26,7 @@ from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 
 from finetune.aws import staging
+from finetune.core import names
 from finetune.core.contracts import JobResource
 from finetune.core.deadline import Deadline, DeadlineError
 from finetune.core.names import JobSpec
@@ -84,7 +85,7 @@ def spec_for(training: bytes) -> JobSpec:
 
 def upload_training(s3: Any, training: bytes) -> str:
     """Stage the data as the TrainingDataUpload resource would; returns its S3 URI."""
-    key = staging.staged_key("training/", "sql-generator", sha(training), "train.jsonl")
+    key = names.staged_key("training/", "sql-generator", sha(training), "train.jsonl")
     s3.put_object(Bucket=BUCKET, Key=key, Body=training)
     return f"s3://{BUCKET}/{key}"
 

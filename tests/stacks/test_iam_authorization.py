@@ -25,7 +25,7 @@ import pytest
 
 from finetune.cli import rehearsal
 from finetune.core.project import load_plans
-from tests.conftest import PROJECT_ROOT, SynthesizedApp
+from tests.conftest import PROJECT_ROOT, SAMPLE_PROJECT, SynthesizedApp
 from tests.stacks.iam_authorization import Decision, DeployedTemplate, Principal
 from tests.stacks.iam_calls import (
     HANDLERS_PACKAGE,
@@ -116,7 +116,7 @@ def recorded() -> dict[str, Recorded]:
     """Each variant run once per session, with the recorder installed. On-demand serving is
     rehearsed with the fixture project's Llama 3.3 70B (the sample's models have none), under the
     same environment and fine-tuning names, so the sample's policies apply to it."""
-    plans, _warnings = load_plans(PROJECT_ROOT)
+    plans, _warnings = load_plans(SAMPLE_PROJECT)
     on_demand_plans, _warnings = load_plans(PROJECT_ROOT / "tests" / "fixtures" / "on_demand")
     return {
         variant: rehearse(on_demand_plans if variant == "on_demand" else plans, options)
