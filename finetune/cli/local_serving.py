@@ -19,13 +19,20 @@ Behaviour modelled on the Bedrock user guide and shared/bedrock-reference.md sec
   returns is not documented; the code under test never tries);
 - a deleted resource stays visible for `delete_polls` Get calls (None: it never goes away).
 Fault injection: `fail_next(operation, code, ...)` queues errors for an operation.
+
+`FakeService` is what this fake shares with the evaluation and runtime fakes of
+`finetune.cli.local_evaluation`: the recorded calls, the queued faults, the validation against a
+botocore service model, the service's pattern checks and nextToken pagination.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import threading
 from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +49,10 @@ STATUS_CODES = {
     "ResourceNotFoundException": 404,
     "AccessDeniedException": 403,
     "InternalServerException": 500,
+    "ConflictException": 409,
+    "ModelNotReadyException": 429,
+    "ModelTimeoutException": 408,
+    "ServiceUnavailableException": 503,
 }
 
 
@@ -55,30 +66,168 @@ def client_error(operation: str, code: str, message: str) -> ClientError:
     )
 
 
+@functools.cache
+def _pattern(pattern: str) -> re.Pattern[str] | None:
+    """botocore's pattern compiled, or None for the few in Java syntax (`\\p{L}`) Python cannot read."""
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return None
+
+
+def _violations(shape: Any, value: Any, path: str, tolerated: Mapping[str, frozenset[str]]) -> Iterator[str]:
+    """What the service would refuse in `value` (of botocore shape `shape`), in its words."""
+    where = path or shape.name
+    shown = "***" if shape.metadata.get("sensitive") else value
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        for name, member in shape.members.items():
+            if name in value:
+                yield from _violations(member, value[name], f"{path}.{name}" if path else name, tolerated)
+    elif shape.type_name == "list" and isinstance(value, list):
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            yield (
+                f"Value at '{where}' failed to satisfy constraint: Member must have length less than or "
+                f"equal to {shape.metadata['max']}"
+            )
+        for index, item in enumerate(value):
+            yield from _violations(shape.member, item, f"{where}.{index + 1}.member", tolerated)
+    elif shape.type_name == "map" and isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _violations(shape.value, item, f"{where}.{key}", tolerated)
+    elif shape.type_name == "string" and isinstance(value, str):
+        pattern = _pattern(shape.metadata["pattern"]) if "pattern" in shape.metadata else None
+        enum = shape.metadata.get("enum")
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            yield (
+                f"Value '{shown}' at '{where}' failed to satisfy constraint: Member must have length less "
+                f"than or equal to {shape.metadata['max']}"
+            )
+        elif pattern is not None and not pattern.fullmatch(value):
+            yield (
+                f"Value '{shown}' at '{where}' failed to satisfy constraint: Member must satisfy regular "
+                f"expression pattern: {pattern.pattern}"
+            )
+        elif enum and value not in enum and value not in tolerated.get(shape.name, frozenset()):
+            yield (
+                f"Value '{shown}' at '{where}' failed to satisfy constraint: Member must satisfy enum value "
+                f"set: [{', '.join(enum)}]"
+            )
+    elif (
+        shape.type_name in ("integer", "long", "float", "double")
+        and isinstance(value, int | float)
+        and value > shape.metadata.get("max", value)
+    ):
+        yield (
+            f"Value '{shown}' at '{where}' failed to satisfy constraint: Member must have value less "
+            f"than or equal to {shape.metadata['max']}"
+        )
+
+
 @dataclass
 class _Deletion:
     polls_left: int | None  # None: never gone
 
 
-class FakeBedrockServing:
+class FakeService:
+    """What the fakes share: the calls they saw (`calls`), faults queued by `fail_next`, requests
+    validated against a botocore service model, and nextToken pagination `page_size` items a page.
+    Thread-safe for the calls a thread pool makes (the fakes' own state changes under `_lock`)."""
+
+    TOLERATED_ENUM_VALUES: Mapping[str, frozenset[str]] = {}
+
+    def __init__(self, service_model: Any, *, page_size: int) -> None:
+        self._service_model = service_model
+        self._page_size = page_size
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self._faults: dict[str, deque[ClientError]] = {}
+        self._lock = threading.RLock()
+
+    def fail_next(self, operation: str, code: str, message: str = "injected fault", times: int = 1) -> None:
+        """Queue `times` errors `code` for the boto3 method `operation`."""
+        op_name = self._operation_name(operation)
+        with self._lock:
+            queue = self._faults.setdefault(operation, deque())
+            queue.extend(client_error(op_name, code, message) for _ in range(times))
+
+    def calls_of(self, operation: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == operation]
+
+    def _operation_name(self, method: str) -> str:
+        return "".join(part.capitalize() for part in method.split("_"))
+
+    def _enter(self, method: str, params: dict[str, Any]) -> str:
+        """Record, validate against the service model, and raise a queued fault."""
+        operation = self._operation_name(method)
+        with self._lock:
+            self.calls.append((method, dict(params)))
+        shape = self._service_model.operation_model(operation).input_shape
+        report = ParamValidator().validate(params, shape)
+        if report.has_errors():
+            raise ParamValidationError(report=report.generate_report())
+        with self._lock:
+            queue = self._faults.get(method)
+            if queue:
+                raise queue.popleft()
+        return operation
+
+    def _check_pattern(
+        self, operation: str, field: str, value: str, pattern: re.Pattern[str], max_length: int | None = None
+    ) -> None:
+        """The service's own check of a member's pattern (and `max`), which botocore leaves to it,
+        in the words Bedrock uses for it (quoted in aws/aws-cli#9027)."""
+        if pattern.fullmatch(value) and (max_length is None or len(value) <= max_length):
+            return
+        constraint = f"Member must satisfy regular expression pattern: {pattern.pattern}"
+        if max_length is not None and len(value) > max_length:
+            constraint = f"Member must have length less than or equal to {max_length}"
+        raise client_error(
+            operation,
+            "ValidationException",
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy constraint: {constraint}",
+        )
+
+    def _check_constraints(self, operation: str, params: dict[str, Any]) -> None:
+        """Every pattern, `max` and enum of the request's members, as the service checks them
+        (botocore does not), reported the way Bedrock reports them. Enum values in
+        `TOLERATED_ENUM_VALUES` pass: the service accepts them although the model does not list them."""
+        shape = self._service_model.operation_model(operation).input_shape
+        problems = list(_violations(shape, params, "", self.TOLERATED_ENUM_VALUES))
+        if problems:
+            count = len(problems)
+            raise client_error(
+                operation,
+                "ValidationException",
+                f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems),
+            )
+
+    def _page(
+        self, operation: str, items: list[dict[str, Any]], params: dict[str, Any], key: str
+    ) -> dict[str, Any]:
+        start = int(params.get("nextToken") or 0)
+        size = min(int(params.get("maxResults") or self._page_size), self._page_size)
+        page = items[start : start + size]
+        response: dict[str, Any] = {key: page}
+        if start + size < len(items):
+            response["nextToken"] = str(start + size)
+        return response
+
+
+class FakeBedrockServing(FakeService):
     """Bedrock PT and deployment calls in memory; everything else is `backend`'s (moto)."""
 
     def __init__(
         self, backend: Any, *, region: str = REGION, account: str = ACCOUNT, page_size: int = 2
     ) -> None:
+        super().__init__(backend.meta.service_model, page_size=page_size)
         self._backend = backend
         self._region = region
         self._account = account
-        self._page_size = page_size
-        self._service_model = backend.meta.service_model
         self.throughputs: dict[str, dict[str, Any]] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.tokens: dict[str, str] = {}
         self.deleting: dict[str, _Deletion] = {}
         self.delete_polls: int | None = 0
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self._faults: dict[str, deque[ClientError]] = {}
         self._counter = 0
         self.now = datetime.now(UTC).replace(microsecond=0)  # commitments run from "now", as in AWS
 
@@ -86,12 +235,6 @@ class FakeBedrockServing:
         return getattr(self._backend, name)
 
     # -- test controls -----------------------------------------------------------------------------
-
-    def fail_next(self, operation: str, code: str, message: str = "injected fault", times: int = 1) -> None:
-        """Queue `times` errors `code` for the boto3 method `operation`."""
-        op_name = self._operation_name(operation)
-        queue = self._faults.setdefault(operation, deque())
-        queue.extend(client_error(op_name, code, message) for _ in range(times))
 
     def settle(self) -> None:
         """Let time pass: creations and updates finish."""
@@ -108,26 +251,7 @@ class FakeBedrockServing:
                 details["updateStatus"] = "UpdateCompleted"
                 record["modelArn"] = details["modelArn"]
 
-    def calls_of(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
-
     # -- plumbing ----------------------------------------------------------------------------------
-
-    def _operation_name(self, method: str) -> str:
-        return "".join(part.capitalize() for part in method.split("_"))
-
-    def _enter(self, method: str, params: dict[str, Any]) -> str:
-        """Record, validate against the service model, and raise a queued fault."""
-        operation = self._operation_name(method)
-        self.calls.append((method, dict(params)))
-        shape = self._service_model.operation_model(operation).input_shape
-        report = ParamValidator().validate(params, shape)
-        if report.has_errors():
-            raise ParamValidationError(report=report.generate_report())
-        queue = self._faults.get(method)
-        if queue:
-            raise queue.popleft()
-        return operation
 
     def _arn(self, kind: str, seed: str) -> str:
         self._counter += 1
@@ -135,24 +259,7 @@ class FakeBedrockServing:
         return f"arn:aws:bedrock:{self._region}:{self._account}:{kind}/{resource_id}"
 
     def _check_name(self, operation: str, field: str, name: str) -> None:
-        if not NAME_PATTERN.fullmatch(name):
-            raise client_error(
-                operation,
-                "ValidationException",
-                f"1 validation error detected: Value '{name}' at '{field}' failed to satisfy constraint: "
-                f"Member must satisfy regular expression pattern: {NAME_PATTERN.pattern}",
-            )
-
-    def _page(
-        self, operation: str, items: list[dict[str, Any]], params: dict[str, Any], key: str
-    ) -> dict[str, Any]:
-        start = int(params.get("nextToken") or 0)
-        size = min(int(params.get("maxResults") or self._page_size), self._page_size)
-        page = items[start : start + size]
-        response: dict[str, Any] = {key: page}
-        if start + size < len(items):
-            response["nextToken"] = str(start + size)
-        return response
+        self._check_pattern(operation, field, name, NAME_PATTERN)
 
     def _find(
         self, store: dict[str, dict[str, Any]], operation: str, identifier: str, name_key: str
