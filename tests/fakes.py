@@ -1,4 +1,5 @@
-"""Test helpers: the serving fake (now `finetune.cli.local_serving`, shared with the rehearsal) and moto jobs.
+"""Test helpers: the serving fake (now `finetune.cli.local_serving`, shared with the rehearsal), moto
+jobs, and the evaluation lab (moto's S3 and the evaluation and Converse fakes).
 
 `FakeBedrockServing` lives in product code so `python -m finetune rehearse` can use it; it is
 re-exported here for the tests that import it from `tests.fakes`.
@@ -23,15 +24,19 @@ from finetune.cli.local_serving import (
 __all__ = [
     "ACCOUNT",
     "COMMITMENT_DAYS",
+    "CUSTOM_MODEL_ARN",
+    "EVALUATION_BUCKET",
     "NAME_PATTERN",
     "REGION",
     "STATUS_CODES",
+    "EvaluationLab",
     "FakeBedrockServing",
     "World",
     "client_error",
     "create_job",
     "deploy_serving",
     "job_model_arn",
+    "make_evaluation_lab",
     "make_world",
     "sent_notifications",
     "set_job_status",
@@ -123,3 +128,55 @@ def deploy_serving(world: World, environment: str, fine_tuning: str) -> None:
         Value="{}",
         Type="String",
     )
+
+
+# -- evaluation: moto's S3, the serving fake, the evaluation and Converse fakes --------------------
+
+EVALUATION_BUCKET = "evaluation-data"
+CUSTOM_MODEL_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model/amazon.nova-micro-v1:0:128k/abcdef123456"
+
+
+@dataclass
+class EvaluationLab:
+    """S3 (moto) with a bucket, the serving fake, and the evaluation and runtime fakes over it."""
+
+    s3: Any
+    serving: FakeBedrockServing
+    bedrock: Any  # finetune.cli.local_evaluation.FakeBedrockEvaluation
+    runtime: Any  # finetune.cli.local_evaluation.FakeBedrockRuntime
+
+    def put(self, key: str, lines: list[str]) -> str:
+        """A JSONL object of these lines; returns its S3 URI."""
+        self.s3.put_object(Bucket=EVALUATION_BUCKET, Key=key, Body="".join(f"{line}\n" for line in lines))
+        return f"s3://{EVALUATION_BUCKET}/{key}"
+
+    def read(self, key: str) -> str:
+        return str(self.s3.get_object(Bucket=EVALUATION_BUCKET, Key=key)["Body"].read().decode("utf-8"))
+
+    def object_keys(self) -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=EVALUATION_BUCKET).get("Contents", [])
+        return sorted(str(item["Key"]) for item in listed)
+
+    def deployment(self, name: str = "dev-support-assistant-od", *, active: bool = True) -> str:
+        """An on-demand deployment of the custom model in the serving fake; returns its ARN."""
+        arn = str(
+            self.serving.create_custom_model_deployment(modelDeploymentName=name, modelArn=CUSTOM_MODEL_ARN)[
+                "customModelDeploymentArn"
+            ]
+        )
+        if active:
+            self.serving.settle()
+        return arn
+
+
+def make_evaluation_lab(region: str = REGION, **evaluation_options: Any) -> EvaluationLab:
+    """Call inside `moto.mock_aws()`."""
+    import boto3
+
+    from finetune.cli.local_evaluation import FakeBedrockEvaluation, FakeBedrockRuntime
+
+    s3 = boto3.client("s3", region_name=region)
+    s3.create_bucket(Bucket=EVALUATION_BUCKET)
+    serving = FakeBedrockServing(boto3.client("bedrock", region_name=region), region=region)
+    bedrock = FakeBedrockEvaluation(serving, s3=s3, region=region, **evaluation_options)
+    return EvaluationLab(s3=s3, serving=serving, bedrock=bedrock, runtime=FakeBedrockRuntime(serving))
