@@ -25,8 +25,13 @@ __all__ = [
     "ACCOUNT",
     "COMMITMENT_DAYS",
     "CUSTOM_MODEL_ARN",
+    "DEPLOYMENT_ARN",
     "EVALUATION_BUCKET",
+    "EVALUATION_PROMPTS",
+    "EVALUATION_ROLE",
+    "JUDGE",
     "NAME_PATTERN",
+    "PT_ARN",
     "REGION",
     "STATUS_CODES",
     "EvaluationLab",
@@ -134,6 +139,20 @@ def deploy_serving(world: World, environment: str, fine_tuning: str) -> None:
 
 EVALUATION_BUCKET = "evaluation-data"
 CUSTOM_MODEL_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model/amazon.nova-micro-v1:0:128k/abcdef123456"
+EVALUATION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/evaluation"
+JUDGE = "amazon.nova-pro-v1:0"
+PT_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:provisioned-model/abcdef123456"
+DEPLOYMENT_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model-deployment/abcdef123456"
+# An evaluation dataset: every optional field, and none.
+EVALUATION_PROMPTS: list[dict[str, str]] = [
+    {
+        "prompt": "How do I reset my password?",
+        "referenceResponse": "Use the reset link.",
+        "category": "account",
+    },
+    {"prompt": "Where is my order?"},
+    {"prompt": "Can I get a refund?", "category": "billing"},
+]
 
 
 @dataclass

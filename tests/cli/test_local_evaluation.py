@@ -12,23 +12,25 @@ from botocore.exceptions import ClientError, ParamValidationError
 from moto import mock_aws
 
 from finetune.cli.local_evaluation import DEFAULT_SCORE, PERMISSION_CHECK, fake_answer
-from tests.fakes import ACCOUNT, EVALUATION_BUCKET, REGION, EvaluationLab, make_evaluation_lab
+from tests.fakes import (
+    ACCOUNT,
+    CUSTOM_MODEL_ARN,
+    DEPLOYMENT_ARN,
+    EVALUATION_BUCKET,
+    JUDGE,
+    PT_ARN,
+    REGION,
+    EvaluationLab,
+    make_evaluation_lab,
+)
+from tests.fakes import (
+    EVALUATION_PROMPTS as PROMPTS,
+)
+from tests.fakes import (
+    EVALUATION_ROLE as ROLE,
+)
 
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/evaluation"
-JUDGE = "amazon.nova-pro-v1:0"
-PT_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:provisioned-model/abcdef123456"
-DEPLOYMENT_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model-deployment/abcdef123456"
-CUSTOM_MODEL_ARN = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model/amazon.nova-micro-v1:0:128k/abcdef123456"
 OUTPUT = f"s3://{EVALUATION_BUCKET}/results"
-PROMPTS = [
-    {
-        "prompt": "How do I reset my password?",
-        "referenceResponse": "Use the reset link.",
-        "category": "account",
-    },
-    {"prompt": "Where is my order?"},
-    {"prompt": "Can I get a refund?", "category": "billing"},
-]
 
 
 @pytest.fixture
