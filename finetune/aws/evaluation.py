@@ -21,16 +21,19 @@ Decisions:
   (`Builtin.Accuracy|Robustness|Toxicity`); with a judge, none of them (the judge metrics are a
   different list). BYOI needs a judge: Bedrock cannot compute programmatic metrics on responses it
   did not produce. `inference_params` apply only when Bedrock invokes the model.
-- Task type: not checked against botocore's enum, because judge jobs use `General`, which the
-  documentation's examples use and the enum lacks (`JUDGE_TASK_TYPE`).
+- Task type: a job without a judge takes a value of botocore's enum; a judge job any
+  `[A-Za-z0-9]+`, because judge jobs use `General` (`JUDGE_TASK_TYPE`), which every example of the
+  documentation uses and the enum lacks (botocore does not enforce enums).
 - Idempotency. A job is looked up by its (deterministic) name first, then created with a
   `clientRequestToken` that is a digest of the whole request, so a retried Create is a no-op in
   Bedrock. A concurrent start that wins the race shows up as ConflictException (or a message saying
   "already exists"); the job of that name is then found and adopted. A found job is returned as it
-  is, whatever its status and configuration: evaluation job names are unique per account and Region,
-  so a re-run (after a failure) needs another label or base. Limitation: Bedrock answers a token it has seen with
-  the job it created then; after a BatchDeleteEvaluationJob, the same request would be answered with
-  the deleted job's ARN. This module never deletes jobs; whoever does must change the name.
+  is, whatever its status and configuration: evaluation job names are unique per account and
+  Region, so a re-run (after a failure) needs another label or base. Limitation: Bedrock answers a
+  token it has seen with the job it created then, so after a BatchDeleteEvaluationJob the same
+  request would be answered with the deleted job's ARN. This module never deletes jobs; whoever
+  does must change the name. A name taken but not listed yet (the list lags) is left to the next
+  attempt: the ClientError propagates.
 - GetEvaluationJob and StopEvaluationJob take the job ARN only (unlike customization jobs): the ARN
   comes from Create or from ListEvaluationJobs(nameContains=...).
 - Errors. ValidationException, AccessDeniedException, ResourceNotFoundException and
