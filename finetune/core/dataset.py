@@ -112,6 +112,16 @@ class DatasetReport:
         """True when the file has no errors (warnings are allowed)."""
         return not self.errors
 
+    @property
+    def error_count(self) -> int:
+        """Every error found, the ones past the cap included (the "more not shown" note is not one)."""
+        return _total(self.errors, self.suppressed_errors)
+
+    @property
+    def warning_count(self) -> int:
+        """Every warning found, the ones past the cap included (the "more not shown" note is not one)."""
+        return _total(self.warnings, self.suppressed_warnings)
+
     def issues(self) -> list[DataIssue]:
         """Errors and warnings in reading order: file-level first, then by line, the notes last."""
         errors, error_note = _split_note(self.errors, self.suppressed_errors)
@@ -126,10 +136,10 @@ class DatasetReport:
         """
         kind = "validation" if self.validation else "training"
         if self.ok:
-            status = "valid" if not self.warnings else f"valid, {_count(len(self.warnings), 'warning')}"
+            warnings = self.warning_count
+            status = "valid" if not warnings else f"valid, {_count(warnings, 'warning')}"
         else:
-            total = len(self.errors) - (1 if self.capped else 0) + self.suppressed_errors
-            status = f"INVALID, {_count(total, 'error')}"
+            status = f"INVALID, {_count(self.error_count, 'error')}"
         lines = [
             f"{self.file}: {status} ({kind} data, {_count(self.records, 'record')}, {self.size_bytes:,} bytes)",
             f"{self.file}: estimated tokens: {self.estimated_tokens:,}, estimated as {TOKEN_ESTIMATE_METHOD}",
@@ -140,6 +150,11 @@ class DatasetReport:
                 f"about {self.largest_record_tokens:,} tokens"
             )
         return lines
+
+
+def _total(kept: list[DataIssue], suppressed: int) -> int:
+    """The issues kept plus those past the cap; a kept list ends in a note when some were suppressed."""
+    return len(kept) - 1 + suppressed if suppressed else len(kept)
 
 
 def _count(number: int, noun: str) -> str:

@@ -30,6 +30,10 @@ Severity = Literal["error", "warning"]
 Problems = list[tuple[Severity, str]]
 
 CONVERSE_SCHEMA_VERSION = "bedrock-conversation-2024"
+# The schemaVersion values the guides show: the Bedrock user guide's, and the Nova guide's for tool-use
+# fine-tuning data. The Nova guide ("Preparing data for fine-tuning Understanding models") says
+# schemaVersion may be any string, so another value is only a warning (most likely a typo).
+KNOWN_SCHEMA_VERSIONS = (CONVERSE_SCHEMA_VERSION, "tooluse-dataset-2024")
 # Nova guide "Supported media formats" (Converse `format` values).
 IMAGE_FORMATS = ("png", "jpeg", "gif")
 VIDEO_FORMATS = ("mov", "mkv", "mp4")
@@ -307,15 +311,14 @@ def check_converse(record: dict[str, Any], context: RecordContext, line: int) ->
     """
     chars = 0
     version = record.get("schemaVersion", _MISSING)
-    if version != CONVERSE_SCHEMA_VERSION:
+    if version != CONVERSE_SCHEMA_VERSION and version not in KNOWN_SCHEMA_VERSIONS:
         if version is _MISSING:
             context.error(f'schemaVersion: missing (required: "{CONVERSE_SCHEMA_VERSION}")')
         elif type(version) is not str:
             context.error(f'schemaVersion: expected "{CONVERSE_SCHEMA_VERSION}", got {json_type(version)}')
         else:
-            # The Bedrock user guide shows only this value; the Nova guide says any string is accepted.
             context.warning(
-                f'schemaVersion: "{version[:60]}"; the documented value is "{CONVERSE_SCHEMA_VERSION}"'
+                f'schemaVersion: "{version[:60]}"; the documented values are {_quoted(KNOWN_SCHEMA_VERSIONS)}'
             )
     system = record.get("system", _MISSING)
     if system is not _MISSING:

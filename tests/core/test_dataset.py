@@ -420,7 +420,18 @@ def test_converse_errors(record: dict[str, Any], keywords: list[str]) -> None:
 def test_converse_other_schema_version_is_a_warning() -> None:
     report = report_for([{**VALID_CONVERSE, "schemaVersion": "v2"}], CONVERSE)
     assert report.ok
-    assert_one_issue(report, 1, 'schemaVersion: "v2"', "bedrock-conversation-2024", severity="warning")
+    assert_one_issue(
+        report,
+        1,
+        'schemaVersion: "v2"',
+        'documented values are "bedrock-conversation-2024", "tooluse-dataset-2024"',
+        severity="warning",
+    )
+
+
+def test_converse_tool_use_schema_version_of_the_nova_guide_is_accepted() -> None:
+    report = report_for([{**VALID_CONVERSE, "schemaVersion": "tooluse-dataset-2024"}], CONVERSE)
+    assert report.ok and not report.warnings, report.issues()
 
 
 def test_converse_dataset_must_not_mix_images_and_videos() -> None:
@@ -697,12 +708,27 @@ def test_garbage_without_nul_is_capped_not_hung() -> None:
     assert report.issues()[-1] == report.errors[-1]
 
 
+def test_summary_counts_every_warning_past_the_cap() -> None:
+    report = report_for([VALID_PC] * 561, PROMPT_COMPLETION)  # 560 duplicates of line 1
+    assert report.ok and report.suppressed_warnings == 460
+    assert len(report.warnings) == 101  # 100 listed plus the "more not shown" note
+    assert report.warning_count == 560
+    assert report.summary_lines()[0].startswith("data.jsonl: valid, 560 warnings (training data")
+
+
+def test_summary_counts_warnings_exactly_at_the_cap() -> None:
+    report = report_for([VALID_PC] * 101, PROMPT_COMPLETION)
+    assert report.suppressed_warnings == 0 and report.warning_count == 100
+    assert report.summary_lines()[0].startswith("data.jsonl: valid, 100 warnings")
+
+
 def test_error_cap_counts_what_it_suppresses() -> None:
     report = report_for([{"prompt": "p"}] * 25, PROMPT_COMPLETION, max_errors=5)
     assert report.capped and report.suppressed_errors == 20
     assert [issue.line for issue in report.errors[:5]] == [1, 2, 3, 4, 5]
     assert "20 more errors not shown" in report.errors[5].message
     assert report.summary_lines()[0].startswith("data.jsonl: INVALID, 25 errors")
+    assert report.error_count == 25
     assert report.records == 25  # the file is still read to the end
 
 
