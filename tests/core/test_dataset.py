@@ -144,9 +144,70 @@ def test_two_objects_on_one_line() -> None:
     assert_one_issue(report, 1, "more than one JSON value", "own line")
 
 
-def test_pretty_printed_json_is_explained() -> None:
+def test_pretty_printed_json_is_explained_once() -> None:
     report = report_for(["{", '  "prompt": "p",', '  "completion": "c"', "}"], PROMPT_COMPLETION)
     assert_one_issue(report, 1, "pretty-printed JSON", "one line")
+    assert [issue.line for issue in report.errors] == [1, None]
+    assert_one_issue(report, None, "3 more lines are not one JSON object each (2, 3, 4)", "as line 1")
+
+
+def test_a_pretty_printed_json_array_is_one_problem_not_one_per_line() -> None:
+    record = {"prompt": "p", "completion": "c"}
+    pretty = json.dumps([{**record, "prompt": str(i)} for i in range(20)], indent=2).splitlines()
+    assert len(pretty) == 82
+    report = report_for(pretty, PROMPT_COMPLETION)
+    assert_one_issue(report, 1, "looks like a JSON array", "no enclosing [ ]")
+    note = assert_one_issue(report, None, "81 more lines are not one JSON object each (2, 3, 4, 5, 6, ...)")
+    assert "the same cause as line 1, not listed one by one" in note.message
+    assert len(report.errors) == 2 and report.error_count == 2
+
+
+def test_a_json_array_of_one_line_objects_is_named_once_and_its_records_still_checked() -> None:
+    lines = [
+        "[",
+        '{"prompt": "a", "completion": "b"},',
+        '{"prompt": "c"},',
+        '{"prompt": "d", "completion": "e"}',
+        "]",
+    ]
+    report = report_for(lines, PROMPT_COMPLETION)
+    assert_one_issue(report, 1, "looks like a JSON array")
+    assert_one_issue(report, 3, "completion: missing")  # the record before the comma is checked
+    assert_one_issue(report, None, "3 more lines are not one JSON object each (2, 3, 5)")
+
+
+def test_a_trailing_comma_is_named_as_such_once() -> None:
+    lines = ['{"prompt": "a", "completion": "b"},', '{"prompt": "c", "completion": "d"} ,', VALID_PC]
+    report = report_for(lines, PROMPT_COMPLETION)
+    first = assert_one_issue(report, 1, "a trailing comma after the object (column 35)", "remove the comma")
+    assert "more than one JSON value" not in first.message
+    assert_one_issue(report, None, "1 more line ends in a trailing comma (2); remove the comma on each")
+    assert not [issue for issue in report.errors if issue.line == 2]
+    assert report.records == 3
+
+
+def test_a_trailing_comma_after_a_record_with_problems_reports_both() -> None:
+    report = report_for(['{"prompt": "a"},'], PROMPT_COMPLETION)
+    assert {message for _, message in messages_of(report)} >= {
+        "a trailing comma after the object (column 16): JSON Lines has nothing between records but "
+        "the newline; remove the comma",
+        "completion: missing (required: a non-empty string)",
+    }
+
+
+def test_other_syntax_errors_are_each_reported() -> None:
+    lines = ['{"prompt": "p" "completion": "c"}', "{'prompt': 'p'}", '{"prompt": "q", "completion": ""']
+    report = report_for(lines, PROMPT_COMPLETION)
+    assert_one_issue(report, 1, "invalid JSON", "Expecting ',' delimiter")
+    assert_one_issue(report, 2, "invalid JSON", "double quotes")
+    cut_short = assert_one_issue(report, 3, "invalid JSON", "Expecting ',' delimiter")
+    assert "pretty-printed" not in cut_short.message
+
+
+def test_an_object_broken_after_a_member_is_taken_for_pretty_printed_json() -> None:
+    report = report_for([VALID_PC, '{"prompt": "p",', '"completion": "c"}'], PROMPT_COMPLETION)
+    assert_one_issue(report, 2, "the object does not end on this line", "pretty-printed JSON")
+    assert_one_issue(report, None, "1 more line is not one JSON object (3)")
 
 
 @pytest.mark.parametrize(
