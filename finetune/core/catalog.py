@@ -407,24 +407,46 @@ CLAUDE_3_HAIKU_LIMITS = DatasetLimits(
     validation_max_records=1_000,
     validation_max_file_bytes=1 * GB,
 )
-# "Context 32k tokens" is read as 32,000 (the stricter reading).
+# Media `format` values for Converse data, per model (empty: no media of that kind). Nova 1.0 (Lite,
+# Pro): AWS's Nova fine-tuning dataset validator (aws-samples/amazon-nova-samples,
+# customization/bedrock-finetuning/understanding/dataset_validation/nova_ft_dataset_validator.py,
+# IMAGE_FORMATS and VIDEO_FORMATS). Llama 3.2 Vision: Bedrock user guide, "Prepare data for
+# fine-tuning image and text processing models" ("gif, jpeg, png, and webp"; no video).
+NOVA_IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+NOVA_VIDEO_FORMATS = ("mov", "mkv", "mp4", "webm")
+LLAMA_32_VISION_IMAGE_FORMATS = ("gif", "jpeg", "png", "webp")
+SOURCE_DATA_AND_MEDIA = (
+    f"{SOURCE_DATA}; media formats: Nova, AWS's Nova fine-tuning dataset validator "
+    "(aws-samples/amazon-nova-samples, nova_ft_dataset_validator.py); Llama 3.2 Vision, Bedrock user "
+    "guide: Prepare data for fine-tuning image and text processing models"
+)
+
+# "Context 32k tokens" is read as 32,000 (the stricter reading). Nova Micro is text only: its limits
+# take no media (the Nova guide's model table; AWS's validator rejects image or video samples for it).
 NOVA_LIMITS = DatasetLimits(
     DataFormat.CONVERSE,
     min_records=8,
     max_records=20_000,
     token_limits=(TokenLimit(32_000),),
+    image_formats=NOVA_IMAGE_FORMATS,
+    video_formats=NOVA_VIDEO_FORMATS,
     max_images_per_record=10,
 )
-# Distillation data: the format is documented, its bounds are not.
+NOVA_MICRO_LIMITS = replace(NOVA_LIMITS, image_formats=(), video_formats=(), max_images_per_record=None)
+# Distillation data: the format is documented, its bounds are not. The Bedrock user guide ("Prepare
+# your training datasets for distillation") says the distillation models support only the
+# text-to-text modality: no media.
 CONVERSE_UNBOUNDED = DatasetLimits(DataFormat.CONVERSE)
 # Input, output and input+output are each <= 16,000 tokens; a record is checked as a whole.
 LLAMA_31_LIMITS = DatasetLimits(
     DataFormat.PROMPT_COMPLETION, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
 )
+# Llama 3.2 1B/3B and Llama 3.3 70B are text only; 11B and 90B Vision take images.
 LLAMA_32_LIMITS = DatasetLimits(
     DataFormat.CONVERSE, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
 )
-LLAMA_32_90B_LIMITS = replace(LLAMA_32_LIMITS, token_limits=(TokenLimit(10_000),))
+LLAMA_32_VISION_LIMITS = replace(LLAMA_32_LIMITS, image_formats=LLAMA_32_VISION_IMAGE_FORMATS)
+LLAMA_32_90B_LIMITS = replace(LLAMA_32_VISION_LIMITS, token_limits=(TokenLimit(10_000),))
 TITAN_TEXT_EXPRESS_LIMITS = DatasetLimits(
     DataFormat.PROMPT_COMPLETION,
     token_limits=(TokenLimit(4_096, 1, 1), TokenLimit(2_048, 2, 4)),
@@ -505,7 +527,7 @@ CATALOG: tuple[ModelEntry, ...] = (
         output_modalities=TEXT,
         context_window=128_000,
         customizations=(
-            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_MICRO_LIMITS),
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
@@ -529,7 +551,7 @@ CATALOG: tuple[ModelEntry, ...] = (
         output_modalities=TEXT,
         context_window=300_000,
         customizations=(
-            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA),
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
@@ -553,7 +575,7 @@ CATALOG: tuple[ModelEntry, ...] = (
         output_modalities=TEXT,
         context_window=300_000,
         customizations=(
-            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA),
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
@@ -676,7 +698,11 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT_IMAGE,
         output_modalities=TEXT,
         context_window=128_000,
-        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_LIMITS),),
+        customizations=(
+            Customization(
+                FINE_TUNING, (US_WEST_2,), LLAMA_32_VISION_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA
+            ),
+        ),
         hyperparameters=LLAMA_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
@@ -691,7 +717,11 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT_IMAGE,
         output_modalities=TEXT,
         context_window=128_000,
-        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_90B_LIMITS),),
+        customizations=(
+            Customization(
+                FINE_TUNING, (US_WEST_2,), LLAMA_32_90B_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA
+            ),
+        ),
         hyperparameters=LLAMA_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,

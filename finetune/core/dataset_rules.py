@@ -34,9 +34,6 @@ CONVERSE_SCHEMA_VERSION = "bedrock-conversation-2024"
 # fine-tuning data. The Nova guide ("Preparing data for fine-tuning Understanding models") says
 # schemaVersion may be any string, so another value is only a warning (most likely a typo).
 KNOWN_SCHEMA_VERSIONS = (CONVERSE_SCHEMA_VERSION, "tooluse-dataset-2024")
-# Nova guide "Supported media formats" (Converse `format` values).
-IMAGE_FORMATS = ("png", "jpeg", "gif")
-VIDEO_FORMATS = ("mov", "mkv", "mp4")
 # Titan Image Generator and Titan Multimodal Embeddings read PNG and JPEG images.
 IMAGE_REF_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ROLE_RULE = "(roles alternate, starting with user, ending with assistant)"
@@ -304,8 +301,9 @@ def check_converse(record: dict[str, Any], context: RecordContext, line: int) ->
     """`{"schemaVersion": "bedrock-conversation-2024", "system"?: [{"text"}], "messages": [...]}`.
 
     Messages alternate user/assistant (first user, last assistant); content is a list of blocks:
-    `{"text"}`, `{"image"}`/`{"video"}` (user turns; `source.s3Location.uri` an S3 URI) or
-    `{"reasoningContent"}` (assistant turns, Nova 2). Per record at most
+    `{"text"}`, `{"image"}`/`{"video"}` (user turns; `source.s3Location.uri` an S3 URI; only the
+    kinds and `format` values in `limits.image_formats`/`video_formats`, which follow the model's
+    input modalities) or `{"reasoningContent"}` (assistant turns, Nova 2). Per record at most
     `limits.max_images_per_record` images, at most one video, not both; a dataset does not mix images
     and videos (Nova guide, "Dataset constraints").
     """
@@ -410,9 +408,13 @@ def _converse_block(context: RecordContext, block: Any, path: str, role: Any) ->
     if kind == "text":
         return _text(context, block, "text", f"{path}.text"), None
     if kind in ("image", "video"):
+        formats = context.limits.image_formats if kind == "image" else context.limits.video_formats
+        if not formats:
+            context.error(f"{path}: {kind} blocks are not accepted: {_media_accepted(context.limits)}")
+            return 0, None
         if role != "user":
             context.error(f'{path}: {kind} blocks are accepted in "user" turns only')
-        _converse_media(context, block[kind], f"{path}.{kind}", kind)
+        _converse_media(context, block[kind], f"{path}.{kind}", kind, formats)
         return 0, kind
     if kind == "reasoningContent":
         if role != "assistant":
@@ -427,8 +429,18 @@ def _converse_block(context: RecordContext, block: Any, path: str, role: Any) ->
     return 0, None
 
 
-def _converse_media(context: RecordContext, media: Any, path: str, kind: str) -> None:
-    formats = IMAGE_FORMATS if kind == "image" else VIDEO_FORMATS
+def _media_accepted(limits: DatasetLimits) -> str:
+    """What media the model and customization type take, for the message that refuses the others."""
+    if limits.image_formats:
+        return "this model and customization type take images, not videos"
+    if limits.video_formats:
+        return "this model and customization type take videos, not images"
+    return "this model and customization type take text only"
+
+
+def _converse_media(
+    context: RecordContext, media: Any, path: str, kind: str, formats: tuple[str, ...]
+) -> None:
     shape = f'{{"format": {" | ".join(formats)}, "source": {{"s3Location": {{"uri": "s3://..."}}}}}}'
     if type(media) is not dict:
         context.error(f"{path}: expected {shape}, got {json_type(media)}")

@@ -66,7 +66,10 @@ class DatasetLimits:
     # Caption length bounds (characters) for image/caption formats.
     caption_min_chars: int | None = None
     caption_max_chars: int | None = None
-    # Media per sample (Converse with images).
+    # Converse media: the `format` values accepted in image and video blocks. Empty: that kind of
+    # media is not accepted (a text-only model, or distillation, which is text to text).
+    image_formats: tuple[str, ...] = ()
+    video_formats: tuple[str, ...] = ()
     max_images_per_record: int | None = None
 
     def max_tokens_for(self, batch_size: int | None) -> int | None:

@@ -212,7 +212,45 @@ def test_nova_takes_no_batch_size_and_distils_from_larger_teachers() -> None:
     assert pro.teachers_for() == ("amazon.nova-premier-v1:0",)
     limits = micro.dataset_limits("FINE_TUNING")
     assert limits is not None and (limits.min_records, limits.max_records) == (8, 20_000)
-    assert limits.max_images_per_record == 10
+    pro_limits = pro.dataset_limits("FINE_TUNING")
+    assert pro_limits is not None and pro_limits.max_images_per_record == 10
+
+
+def test_nova_micro_is_text_only_while_lite_and_pro_take_images_and_videos() -> None:
+    micro = model("amazon.nova-micro-v1:0:128k").dataset_limits("FINE_TUNING")
+    assert micro is not None and (micro.image_formats, micro.video_formats) == ((), ())
+    for model_id in ("amazon.nova-lite-v1:0:300k", "amazon.nova-pro-v1:0:300k"):
+        limits = model(model_id).dataset_limits("FINE_TUNING")
+        assert limits is not None
+        assert limits.image_formats == ("png", "jpeg", "gif", "webp")
+        assert limits.video_formats == ("mov", "mkv", "mp4", "webm")
+
+
+def test_llama_32_vision_takes_images_and_the_text_llamas_none() -> None:
+    for model_id in ("meta.llama3-2-11b-instruct-v1:0:128k", "meta.llama3-2-90b-instruct-v1:0:128k"):
+        limits = model(model_id).dataset_limits("FINE_TUNING")
+        assert limits is not None
+        assert (limits.image_formats, limits.video_formats) == (("gif", "jpeg", "png", "webp"), ())
+    for model_id in ("meta.llama3-2-1b-instruct-v1:0:128k", "meta.llama3-3-70b-instruct-v1:0:128k"):
+        limits = model(model_id).dataset_limits("FINE_TUNING")
+        assert limits is not None and (limits.image_formats, limits.video_formats) == ((), ())
+
+
+@ENTRIES
+def test_media_in_the_data_follows_the_input_modalities(model: ModelEntry) -> None:
+    entry = model
+    for customization in entry.customizations:
+        limits = customization.limits
+        if limits.image_formats:
+            assert "image" in entry.input_modalities
+        if limits.video_formats:
+            assert "video" in entry.input_modalities
+        if limits.data_format is DataFormat.CONVERSE and customization.type == "FINE_TUNING":
+            # A Converse fine-tuning dataset takes every medium the model reads.
+            assert bool(limits.image_formats) == ("image" in entry.input_modalities)
+            assert bool(limits.video_formats) == ("video" in entry.input_modalities)
+        if customization.type == "DISTILLATION":
+            assert (limits.image_formats, limits.video_formats) == ((), ())  # text to text
 
 
 def test_llama_facts() -> None:

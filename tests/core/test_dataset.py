@@ -28,7 +28,10 @@ from finetune.core.formats import (
 PROMPT_COMPLETION = DatasetLimits(DataFormat.PROMPT_COMPLETION)
 CPT = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING)
 CLAUDE = DatasetLimits(DataFormat.CLAUDE_MESSAGES)
-CONVERSE = DatasetLimits(DataFormat.CONVERSE, max_images_per_record=2)
+CONVERSE = DatasetLimits(
+    DataFormat.CONVERSE, image_formats=("png", "jpeg"), video_formats=("mp4",), max_images_per_record=2
+)
+TEXT_ONLY_CONVERSE = DatasetLimits(DataFormat.CONVERSE)
 IMAGE_CAPTION = DatasetLimits(DataFormat.IMAGE_CAPTION, caption_min_chars=3, caption_max_chars=20)
 RFT = DatasetLimits(DataFormat.REINFORCEMENT)
 
@@ -436,7 +439,7 @@ def test_converse_valid_text_and_media() -> None:
         ),
         (
             converse(("user", [{"image": {**S3_IMAGE, "format": "bmp"}}]), ("assistant", [text("b")])),
-            ['messages[0].content[0].image.format: expected one of "png", "jpeg", "gif", got "bmp"'],
+            ['messages[0].content[0].image.format: expected one of "png", "jpeg", got "bmp"'],
         ),
         (
             converse(
@@ -493,6 +496,34 @@ def test_converse_other_schema_version_is_a_warning() -> None:
 def test_converse_tool_use_schema_version_of_the_nova_guide_is_accepted() -> None:
     report = report_for([{**VALID_CONVERSE, "schemaVersion": "tooluse-dataset-2024"}], CONVERSE)
     assert report.ok and not report.warnings, report.issues()
+
+
+@pytest.mark.parametrize(
+    ("limits", "kind", "accepted"),
+    [
+        (TEXT_ONLY_CONVERSE, "image", "take text only"),
+        (TEXT_ONLY_CONVERSE, "video", "take text only"),
+        (DatasetLimits(DataFormat.CONVERSE, image_formats=("png",)), "video", "take images, not videos"),
+        (DatasetLimits(DataFormat.CONVERSE, video_formats=("mp4",)), "image", "take videos, not images"),
+    ],
+)
+def test_converse_media_the_model_does_not_take_is_an_error(
+    limits: DatasetLimits, kind: str, accepted: str
+) -> None:
+    media = S3_IMAGE if kind == "image" else S3_VIDEO
+    record = converse(("user", [{kind: media}, text("q")]), ("assistant", [text("a")]))
+    report = report_for([record], limits)
+    issue = assert_one_issue(report, 1, f"messages[0].content[0]: {kind} blocks are not accepted", accepted)
+    assert len(report.errors) == 1, report.errors  # no follow-on error about its format or counts
+    assert issue.severity == "error"
+
+
+def test_converse_media_formats_are_those_of_the_limits() -> None:
+    webp = {**S3_IMAGE, "format": "webp"}
+    record = converse(("user", [{"image": webp}, text("q")]), ("assistant", [text("a")]))
+    assert report_for([record], DatasetLimits(DataFormat.CONVERSE, image_formats=("png", "webp"))).ok
+    report = report_for([record], DatasetLimits(DataFormat.CONVERSE, image_formats=("png",)))
+    assert_one_issue(report, 1, 'image.format: expected one of "png", got "webp"')
 
 
 def test_converse_dataset_must_not_mix_images_and_videos() -> None:

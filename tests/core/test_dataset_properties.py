@@ -19,7 +19,9 @@ LIMITS = {
     DataFormat.PROMPT_COMPLETION: DatasetLimits(DataFormat.PROMPT_COMPLETION),
     DataFormat.CONTINUED_PRE_TRAINING: DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING),
     DataFormat.CLAUDE_MESSAGES: DatasetLimits(DataFormat.CLAUDE_MESSAGES),
-    DataFormat.CONVERSE: DatasetLimits(DataFormat.CONVERSE, max_images_per_record=10),
+    DataFormat.CONVERSE: DatasetLimits(
+        DataFormat.CONVERSE, image_formats=("png",), video_formats=("mp4",), max_images_per_record=10
+    ),
     DataFormat.IMAGE_CAPTION: DatasetLimits(
         DataFormat.IMAGE_CAPTION, caption_min_chars=3, caption_max_chars=1024
     ),
