@@ -421,6 +421,16 @@ SOURCE_DATA_AND_MEDIA = (
     "guide: Prepare data for fine-tuning image and text processing models"
 )
 
+# Nova guide, "Preparing data for fine-tuning Understanding models" (item 12; also applied by AWS's
+# Nova dataset validator to fine-tuning and distillation data): these are reserved keywords, and a
+# user or system prompt that starts with or contains one fails the training job. Matched exactly as
+# documented (AWS's validator also refuses other capitalisations, which the guide does not list).
+NOVA_RESERVED_KEYWORDS = ("User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]")
+NOVA_RESERVED_KEYWORDS_REASON = (
+    "Nova reserves it, and a user or system prompt that contains one fails the training job (Nova "
+    'user guide, "Preparing data for fine-tuning Understanding models")'
+)
+
 # "Context 32k tokens" is read as 32,000 (the stricter reading). Nova Micro is text only: its limits
 # take no media (the Nova guide's model table; AWS's validator rejects image or video samples for it).
 NOVA_LIMITS = DatasetLimits(
@@ -431,12 +441,20 @@ NOVA_LIMITS = DatasetLimits(
     image_formats=NOVA_IMAGE_FORMATS,
     video_formats=NOVA_VIDEO_FORMATS,
     max_images_per_record=10,
+    reserved_keywords=NOVA_RESERVED_KEYWORDS,
+    reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
 )
 NOVA_MICRO_LIMITS = replace(NOVA_LIMITS, image_formats=(), video_formats=(), max_images_per_record=None)
 # Distillation data: the format is documented, its bounds are not. The Bedrock user guide ("Prepare
 # your training datasets for distillation") says the distillation models support only the
 # text-to-text modality: no media.
 CONVERSE_UNBOUNDED = DatasetLimits(DataFormat.CONVERSE)
+NOVA_DISTILLATION_LIMITS = replace(
+    CONVERSE_UNBOUNDED,
+    reserved_keywords=NOVA_RESERVED_KEYWORDS,
+    reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
+)
+LLAMA_DISTILLATION_LIMITS = CONVERSE_UNBOUNDED
 # Input, output and input+output are each <= 16,000 tokens; a record is checked as a whole.
 LLAMA_31_LIMITS = DatasetLimits(
     DataFormat.PROMPT_COMPLETION, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
@@ -531,7 +549,7 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
-                CONVERSE_UNBOUNDED,
+                NOVA_DISTILLATION_LIMITS,
                 teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -555,7 +573,7 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
-                CONVERSE_UNBOUNDED,
+                NOVA_DISTILLATION_LIMITS,
                 teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -579,7 +597,7 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
-                CONVERSE_UNBOUNDED,
+                NOVA_DISTILLATION_LIMITS,
                 teachers=(NOVA_PREMIER_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -625,7 +643,7 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_WEST_2,),
-                CONVERSE_UNBOUNDED,
+                LLAMA_DISTILLATION_LIMITS,
                 teachers=(LLAMA_31_405B_TEACHER, LLAMA_31_70B_TEACHER, LLAMA_33_70B_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -649,7 +667,7 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_WEST_2,),
-                CONVERSE_UNBOUNDED,
+                LLAMA_DISTILLATION_LIMITS,
                 teachers=(LLAMA_31_405B_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -741,7 +759,7 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_WEST_2,),
-                CONVERSE_UNBOUNDED,
+                LLAMA_DISTILLATION_LIMITS,
                 teachers=(LLAMA_31_405B_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),

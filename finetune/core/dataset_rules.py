@@ -20,6 +20,7 @@ Unknown top-level fields, per format:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -53,6 +54,26 @@ class RecordContext:
     # First Converse record with media, to tell a dataset that mixes images and videos.
     media_kind: str | None = None
     media_line: int = 0
+    # `limits.reserved_keywords` as one pattern (None: nothing is reserved), searched once per text.
+    reserved: re.Pattern[str] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        keywords = self.limits.reserved_keywords
+        if keywords:
+            self.reserved = re.compile("|".join(re.escape(keyword) for keyword in keywords))
+
+    def check_reserved(self, text: str, path: str) -> None:
+        """An error for each reserved keyword in a prompt's `text` at `path` (first occurrence each)."""
+        if self.reserved is None:
+            return
+        found = list(dict.fromkeys(match.group() for match in self.reserved.finditer(text)))
+        if found:
+            plural = "s" if len(found) > 1 else ""
+            self.error(
+                f"{path}: contains the reserved keyword{plural} {_quoted(found)}: "
+                f"{self.limits.reserved_keywords_reason}; reword the prompt without "
+                f"{_quoted(self.limits.reserved_keywords)}"
+            )
 
     def error(self, message: str) -> None:
         self.problems.append(("error", message))
@@ -327,6 +348,8 @@ def check_converse(record: dict[str, Any], context: RecordContext, line: int) ->
                 text = block.get("text") if type(block) is dict else None
                 if type(text) is str and text and len(block) == 1:
                     chars += len(text)
+                    if context.reserved is not None:
+                        context.check_reserved(text, f"system[{index}].text")
                 elif type(block) is not dict:
                     context.error(
                         f'system[{index}]: expected an object {{"text": "..."}}, got {json_type(block)}'
@@ -377,6 +400,8 @@ def _converse_messages(context: RecordContext, messages: list[Any], line: int) -
                     text = block.get("text")
                     if type(text) is str and text:
                         chars += len(text)
+                        if context.reserved is not None and role == "user":
+                            context.check_reserved(text, f"{path}[{block_index}].text")
                         continue
                 block_chars, kind = _converse_block(context, block, f"{path}[{block_index}]", role)
                 chars += block_chars

@@ -71,6 +71,9 @@ class DatasetLimits:
     image_formats: tuple[str, ...] = ()
     video_formats: tuple[str, ...] = ()
     max_images_per_record: int | None = None
+    # Converse: words that fail the job anywhere in a user or system prompt, and the documented reason.
+    reserved_keywords: tuple[str, ...] = ()
+    reserved_keywords_reason: str = ""
 
     def max_tokens_for(self, batch_size: int | None) -> int | None:
         """The per-record token limit for a batch size (the strictest one when it is unknown)."""

@@ -226,6 +226,21 @@ def test_nova_micro_is_text_only_while_lite_and_pro_take_images_and_videos() -> 
         assert limits.video_formats == ("mov", "mkv", "mp4", "webm")
 
 
+def test_nova_reserves_its_documented_keywords_for_fine_tuning_and_distillation() -> None:
+    keywords = ("User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]")
+    for entry in CATALOG:
+        for customization in entry.customizations:
+            limits = customization.limits
+            if entry.name.startswith("Nova") and limits.data_format is DataFormat.CONVERSE:
+                assert limits.reserved_keywords == keywords, (entry.name, customization.type)
+                assert "fails the training job" in limits.reserved_keywords_reason
+                assert (
+                    "Preparing data for fine-tuning Understanding models" in limits.reserved_keywords_reason
+                )
+            else:
+                assert limits.reserved_keywords == (), (entry.name, customization.type)
+
+
 def test_llama_32_vision_takes_images_and_the_text_llamas_none() -> None:
     for model_id in ("meta.llama3-2-11b-instruct-v1:0:128k", "meta.llama3-2-90b-instruct-v1:0:128k"):
         limits = model(model_id).dataset_limits("FINE_TUNING")

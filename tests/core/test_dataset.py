@@ -526,6 +526,41 @@ def test_converse_media_formats_are_those_of_the_limits() -> None:
     assert_one_issue(report, 1, 'image.format: expected one of "png", got "webp"')
 
 
+RESERVED = DatasetLimits(
+    DataFormat.CONVERSE,
+    reserved_keywords=("User:", "Bot:", "[EOS]"),
+    reserved_keywords_reason="the model reserves it and the job fails",
+)
+
+
+def test_reserved_keywords_in_a_user_prompt_are_errors_naming_the_block_and_the_reason() -> None:
+    record = converse(("user", [text("ok"), text("User: hi\nBot: hello [EOS]")]), ("assistant", [text("a")]))
+    report = report_for([VALID_CONVERSE, record], RESERVED)
+    issue = assert_one_issue(report, 2, "messages[0].content[1].text: contains the reserved keywords")
+    assert issue.message == (
+        'messages[0].content[1].text: contains the reserved keywords "User:", "Bot:", "[EOS]": the model '
+        'reserves it and the job fails; reword the prompt without "User:", "Bot:", "[EOS]"'
+    )
+    assert str(issue).startswith("data.jsonl:2: error: ")
+
+
+def test_reserved_keywords_in_the_system_prompt_are_errors() -> None:
+    record = converse(("user", [text("q")]), ("assistant", [text("a")]), system=[text("You are Bot: nice")])
+    assert_one_issue(
+        report_for([record], RESERVED), 1, 'system[0].text: contains the reserved keyword "Bot:"'
+    )
+
+
+def test_reserved_keywords_are_only_checked_in_prompts_and_only_where_the_limits_reserve_them() -> None:
+    in_answer = converse(("user", [text("q")]), ("assistant", [text("User: said [EOS]")]))
+    assert report_for([in_answer], RESERVED).ok  # the documented rule is for user and system prompts
+    in_prompt = converse(("user", [text("User: q")]), ("assistant", [text("a")]))
+    assert report_for([in_prompt], CONVERSE).ok  # no keywords reserved for this model
+    assert report_for(
+        [converse(("user", [text("user: lower case")]), ("assistant", [text("a")]))], RESERVED
+    ).ok
+
+
 def test_converse_dataset_must_not_mix_images_and_videos() -> None:
     with_image = converse(("user", [{"image": S3_IMAGE}, text("q")]), ("assistant", [text("a")]))
     with_video = converse(("user", [{"video": S3_VIDEO}, text("q")]), ("assistant", [text("a")]))
