@@ -445,16 +445,32 @@ NOVA_LIMITS = DatasetLimits(
     reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
 )
 NOVA_MICRO_LIMITS = replace(NOVA_LIMITS, image_formats=(), video_formats=(), max_images_per_record=None)
-# Distillation data: the format is documented, its bounds are not. The Bedrock user guide ("Prepare
-# your training datasets for distillation") says the distillation models support only the
-# text-to-text modality: no media.
-CONVERSE_UNBOUNDED = DatasetLimits(DataFormat.CONVERSE)
+# Distillation data: prompts in the Converse format, from which the teacher writes the responses.
+# - Text only: the Bedrock user guide ("Prepare your training datasets for distillation") says the
+#   distillation models support only the text-to-text modality.
+# - The assistant's response is optional: "[Optional] In the messages field, include assistant role
+#   containing the desired response" (Bedrock user guide, "Option 1: Provide your own prompts for data
+#   preparation"); the Nova guide shows "Distillation using prompts with no labels".
+# - Anthropic and Meta students take single-turn prompts only ("you can only have one user prompt");
+#   Nova students take multi-turn conversations (the same page).
+# - 100 to 15,000 prompts or prompt-response pairs: the Nova guide's "Preparing data for distilling
+#   understanding models", Dataset limits table; AWS's distillation dataset validator
+#   (aws-samples/amazon-bedrock-samples, custom-models/model_distillation/dataset-validation) applies
+#   the same minimum to every student, so the bounds are applied to the Llama students too.
+SOURCE_DISTILLATION_DATA = (
+    "Bedrock user guide: Prepare your training datasets for distillation, Option 1: Provide your own "
+    "prompts for data preparation; Nova user guide: Preparing data for distilling understanding models "
+    "(Dataset limits: 100 to 15K prompts or prompt-response pairs)"
+)
+DISTILLATION_LIMITS = DatasetLimits(
+    DataFormat.CONVERSE, min_records=100, max_records=15_000, response_optional=True
+)
 NOVA_DISTILLATION_LIMITS = replace(
-    CONVERSE_UNBOUNDED,
+    DISTILLATION_LIMITS,
     reserved_keywords=NOVA_RESERVED_KEYWORDS,
     reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
 )
-LLAMA_DISTILLATION_LIMITS = CONVERSE_UNBOUNDED
+LLAMA_DISTILLATION_LIMITS = replace(DISTILLATION_LIMITS, single_user_prompt=True)
 # Input, output and input+output are each <= 16,000 tokens; a record is checked as a whole.
 LLAMA_31_LIMITS = DatasetLimits(
     DataFormat.PROMPT_COMPLETION, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
@@ -550,6 +566,7 @@ CATALOG: tuple[ModelEntry, ...] = (
                 DISTILLATION,
                 (US_EAST_1,),
                 NOVA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -574,6 +591,7 @@ CATALOG: tuple[ModelEntry, ...] = (
                 DISTILLATION,
                 (US_EAST_1,),
                 NOVA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -598,6 +616,7 @@ CATALOG: tuple[ModelEntry, ...] = (
                 DISTILLATION,
                 (US_EAST_1,),
                 NOVA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(NOVA_PREMIER_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -644,6 +663,7 @@ CATALOG: tuple[ModelEntry, ...] = (
                 DISTILLATION,
                 (US_WEST_2,),
                 LLAMA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(LLAMA_31_405B_TEACHER, LLAMA_31_70B_TEACHER, LLAMA_33_70B_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -668,6 +688,7 @@ CATALOG: tuple[ModelEntry, ...] = (
                 DISTILLATION,
                 (US_WEST_2,),
                 LLAMA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(LLAMA_31_405B_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -760,6 +781,7 @@ CATALOG: tuple[ModelEntry, ...] = (
                 DISTILLATION,
                 (US_WEST_2,),
                 LLAMA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(LLAMA_31_405B_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),

@@ -38,6 +38,11 @@ KNOWN_SCHEMA_VERSIONS = (CONVERSE_SCHEMA_VERSION, "tooluse-dataset-2024")
 # Titan Image Generator and Titan Multimodal Embeddings read PNG and JPEG images.
 IMAGE_REF_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ROLE_RULE = "(roles alternate, starting with user, ending with assistant)"
+ROLE_RULE_RESPONSE_OPTIONAL = "(roles alternate, starting with user; the assistant's response is optional)"
+SINGLE_PROMPT_RULE = (
+    'one "user" prompt, optionally followed by the "assistant" response: this student takes '
+    "single-turn prompts only"
+)
 RFT_ROLES = ("system", "user", "assistant")
 
 _MISSING: Any = object()
@@ -166,7 +171,13 @@ def _list_field(context: RecordContext, record: dict[str, Any], key: str, what: 
 
 
 def _check_role_order(context: RecordContext, roles: list[Any]) -> None:
-    """Roles alternate user/assistant, starting with user and ending with assistant (first problem only)."""
+    """Roles alternate user/assistant, starting with user and ending with assistant (first problem only).
+
+    With `limits.response_optional` (distillation prompts) the last turn may be the user's; with
+    `limits.single_user_prompt` there is one user turn at most.
+    """
+    limits = context.limits
+    rule = ROLE_RULE_RESPONSE_OPTIONAL if limits.response_optional else ROLE_RULE
     for index, role in enumerate(roles):
         expected = "assistant" if index % 2 else "user"
         if role == expected:
@@ -175,21 +186,24 @@ def _check_role_order(context: RecordContext, roles: list[Any]) -> None:
         if role is _NOT_A_MESSAGE:
             return
         if role is _MISSING:
-            context.error(f'{path}: missing (expected "{expected}") {ROLE_RULE}')
+            context.error(f'{path}: missing (expected "{expected}") {rule}')
         elif role not in ("user", "assistant"):
             hint = ' (the system prompt goes in the top-level "system" field)' if role == "system" else ""
             shown = f'"{role}"' if type(role) is str else json_type(role)
             context.error(f'{path}: expected "user" or "assistant", got {shown}{hint}')
         elif index == 0:
-            context.error(f'{path}: expected "user" first, got "{role}" {ROLE_RULE}')
+            context.error(f'{path}: expected "user" first, got "{role}" {rule}')
         else:
-            context.error(f'{path}: expected "{expected}" after "{roles[index - 1]}" {ROLE_RULE}')
+            context.error(f'{path}: expected "{expected}" after "{roles[index - 1]}" {rule}')
         return
-    if len(roles) % 2:
-        last = len(roles) - 1
+    if limits.single_user_prompt and len(roles) > 2:
         context.error(
-            f'messages[{last}].role: the last message must be from "assistant", got "user" {ROLE_RULE}'
+            f'messages[2].role: a second "user" prompt; expected {SINGLE_PROMPT_RULE} (Bedrock user '
+            'guide, "Option 1: Provide your own prompts for data preparation")'
         )
+    elif len(roles) % 2 and not limits.response_optional:
+        last = len(roles) - 1
+        context.error(f'messages[{last}].role: the last message must be from "assistant", got "user" {rule}')
 
 
 # --------------------------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ class DatasetLimits:
     image_formats: tuple[str, ...] = ()
     video_formats: tuple[str, ...] = ()
     max_images_per_record: int | None = None
+    # Converse distillation prompts: the assistant's response is optional (a record may end with the
+    # user's prompt), and some students take a single user prompt only (no multi-turn records).
+    response_optional: bool = False
+    single_user_prompt: bool = False
     # Converse: words that fail the job anywhere in a user or system prompt, and the documented reason.
     reserved_keywords: tuple[str, ...] = ()
     reserved_keywords_reason: str = ""

@@ -241,6 +241,25 @@ def test_nova_reserves_its_documented_keywords_for_fine_tuning_and_distillation(
                 assert limits.reserved_keywords == (), (entry.name, customization.type)
 
 
+@ENTRIES
+def test_distillation_takes_100_to_15000_prompts_with_optional_responses(model: ModelEntry) -> None:
+    limits = model.dataset_limits(DISTILLATION)
+    if limits is None:
+        return
+    assert (limits.min_records, limits.max_records) == (100, 15_000)
+    assert limits.response_optional and limits.data_format is DataFormat.CONVERSE
+    # Anthropic and Meta students take single-turn prompts; Nova students multi-turn conversations.
+    assert limits.single_user_prompt == (model.provider in ("Anthropic", "Meta"))
+    customization = model.customization(DISTILLATION)
+    assert customization is not None and "100 to 15K" in customization.limits_source
+
+
+def test_fine_tuning_data_still_needs_the_response() -> None:
+    for entry in CATALOG:
+        limits = entry.dataset_limits("FINE_TUNING")
+        assert limits is None or not (limits.response_optional or limits.single_user_prompt)
+
+
 def test_llama_32_vision_takes_images_and_the_text_llamas_none() -> None:
     for model_id in ("meta.llama3-2-11b-instruct-v1:0:128k", "meta.llama3-2-90b-instruct-v1:0:128k"):
         limits = model(model_id).dataset_limits("FINE_TUNING")

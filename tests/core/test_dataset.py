@@ -526,6 +526,39 @@ def test_converse_media_formats_are_those_of_the_limits() -> None:
     assert_one_issue(report, 1, 'image.format: expected one of "png", got "webp"')
 
 
+DISTILLATION_PROMPTS = DatasetLimits(DataFormat.CONVERSE, response_optional=True)
+SINGLE_TURN_PROMPTS = DatasetLimits(DataFormat.CONVERSE, response_optional=True, single_user_prompt=True)
+
+
+def test_distillation_prompts_may_leave_out_the_response() -> None:
+    prompt_only = converse(("user", [text("Why is the sky blue?")]), system=[text("be brief")])
+    multi_turn = converse(("user", [text("q")]), ("assistant", [text("a")]), ("user", [text("and?")]))
+    report = report_for([prompt_only, VALID_CONVERSE, multi_turn], DISTILLATION_PROMPTS)
+    assert report.ok and not report.warnings, report.issues()
+    # Fine-tuning data still needs the response.
+    assert_one_issue(report_for([prompt_only], CONVERSE), 1, 'the last message must be from "assistant"')
+
+
+def test_distillation_prompts_still_start_with_the_user_and_alternate() -> None:
+    record = converse(("assistant", [text("a")]), ("user", [text("q")]))
+    issue = assert_one_issue(report_for([record], DISTILLATION_PROMPTS), 1, 'expected "user" first')
+    assert "the assistant's response is optional" in issue.message
+
+
+def test_single_turn_students_take_one_user_prompt() -> None:
+    prompt_only = converse(("user", [text("q")]))
+    report = report_for([prompt_only, VALID_CONVERSE], SINGLE_TURN_PROMPTS)
+    assert report.ok, report.issues()
+    second_prompt = converse(("user", [text("q")]), ("assistant", [text("a")]), ("user", [text("q2")]))
+    multi_turn = converse(*[(role, [text(role)]) for role in ("user", "assistant") * 2])
+    report = report_for([second_prompt, multi_turn], SINGLE_TURN_PROMPTS)
+    for line_number in (1, 2):
+        issue = assert_one_issue(report, line_number, 'messages[2].role: a second "user" prompt')
+        assert "single-turn prompts only" in issue.message and "Option 1" in issue.message
+    # Multi-turn is fine where the student takes it (Nova).
+    assert report_for([second_prompt, multi_turn], DISTILLATION_PROMPTS).ok
+
+
 RESERVED = DatasetLimits(
     DataFormat.CONVERSE,
     reserved_keywords=("User:", "Bot:", "[EOS]"),
