@@ -493,8 +493,25 @@ TITAN_TEXT_LITE_LIMITS = DatasetLimits(
     max_file_bytes=1 * GB,
     validation_max_file_bytes=100 * MB,
 )
-# Continued pre-training: only the record shape is documented.
-CONTINUED_PRE_TRAINING_LIMITS = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING)
+# Continued pre-training of Titan Text: the same per-record token quotas as fine-tuning, by batch size
+# ("Character quota per sample in dataset: Token quota x 6"), a 10 GB training file and a 100 MB
+# validation file (Bedrock user guide, "Model requirements for training and validation datasets",
+# Maximum (Continued Pre-training)). Jobs over them fail: "Maximum input token count 4919 exceeds
+# limit of 4096 for train data" (amazon-bedrock-workshop issues #224, #270).
+SOURCE_CPT_DATA = (
+    "Bedrock user guide: Prepare your training datasets for fine-tuning and continued pre-training, "
+    "Model requirements for training and validation datasets (Titan Text G1 - Express and Lite, "
+    "Maximum (Continued Pre-training))"
+)
+TITAN_TEXT_EXPRESS_CPT_LIMITS = DatasetLimits(
+    DataFormat.CONTINUED_PRE_TRAINING,
+    token_limits=TITAN_TEXT_EXPRESS_LIMITS.token_limits,
+    max_file_bytes=10 * GB,
+    validation_max_file_bytes=100 * MB,
+)
+TITAN_TEXT_LITE_CPT_LIMITS = replace(
+    TITAN_TEXT_EXPRESS_CPT_LIMITS, token_limits=TITAN_TEXT_LITE_LIMITS.token_limits
+)
 PROMPT_COMPLETION_UNBOUNDED = DatasetLimits(DataFormat.PROMPT_COMPLETION)
 TITAN_IMAGE_LIMITS = DatasetLimits(
     DataFormat.IMAGE_CAPTION,
@@ -803,7 +820,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         context_window=8_000,
         customizations=(
             Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_TEXT_EXPRESS_LIMITS),
-            Customization(CONTINUED_PRE_TRAINING, (US_EAST_1, US_WEST_2), CONTINUED_PRE_TRAINING_LIMITS),
+            Customization(
+                CONTINUED_PRE_TRAINING,
+                (US_EAST_1, US_WEST_2),
+                TITAN_TEXT_EXPRESS_CPT_LIMITS,
+                limits_source=SOURCE_CPT_DATA,
+            ),
         ),
         hyperparameters=TITAN_TEXT_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
@@ -822,7 +844,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         context_window=4_000,
         customizations=(
             Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_TEXT_LITE_LIMITS),
-            Customization(CONTINUED_PRE_TRAINING, (US_EAST_1, US_WEST_2), CONTINUED_PRE_TRAINING_LIMITS),
+            Customization(
+                CONTINUED_PRE_TRAINING,
+                (US_EAST_1, US_WEST_2),
+                TITAN_TEXT_LITE_CPT_LIMITS,
+                limits_source=SOURCE_CPT_DATA,
+            ),
         ),
         hyperparameters=TITAN_TEXT_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,

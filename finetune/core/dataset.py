@@ -45,6 +45,7 @@ import json
 import json.decoder
 import json.scanner
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,7 +53,14 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from finetune.core.dataset_rules import CHECKERS, Checker, RecordContext, Severity, json_type
-from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, estimate_tokens
+from finetune.core.formats import (
+    CHARS_PER_TOKEN,
+    DENSE_CHARS_PER_TOKEN,
+    TOKEN_ESTIMATE_METHOD,
+    DatasetLimits,
+    dense_estimate_tokens,
+    estimate_tokens,
+)
 
 __all__ = [
     "DEFAULT_MAX_ERRORS",
@@ -541,7 +549,11 @@ def _scan_lines(
     problems = context.problems
     max_tokens = limits.max_tokens_for(batch_size)
     # ceil(chars / CHARS_PER_TOKEN) > max_tokens  <=>  chars > max_tokens * CHARS_PER_TOKEN
-    max_chars = max_tokens * CHARS_PER_TOKEN if max_tokens is not None else None
+    # Records longer than warn_chars are over the limit at the dense rate (2/3 of max_chars): a warning.
+    # Without a limit both are beyond any record, so the hot loop makes one comparison either way.
+    token_limit = max_tokens if max_tokens is not None else 0
+    max_chars = token_limit * CHARS_PER_TOKEN if max_tokens is not None else sys.maxsize
+    warn_chars = token_limit * DENSE_CHARS_PER_TOKEN if max_tokens is not None else sys.maxsize
     limit_for = _token_limit_text(limits, batch_size, max_tokens)
     max_records = limits.validation_max_records if validation else limits.max_records
     tracking_limit = max_records + 1 if max_records is not None else DUPLICATE_TRACKING_FALLBACK
@@ -606,12 +618,15 @@ def _scan_lines(
             if chars > largest_chars:
                 largest_chars = chars
                 largest_line = lineno
-            if max_chars is not None and chars > max_chars:
-                error(
-                    lineno,
-                    f"record is about {estimate_tokens(chars):,} tokens ({chars:,} characters); "
-                    f"at most {max_tokens:,} tokens per record are accepted{limit_for}",
-                )
+            if chars > warn_chars:
+                if chars > max_chars:
+                    error(
+                        lineno,
+                        f"record is about {estimate_tokens(chars):,} tokens ({chars:,} characters); "
+                        f"at most {token_limit:,} tokens per record are accepted{limit_for}",
+                    )
+                else:
+                    add(lineno, "warning", _near_limit_message(chars, token_limit, limit_for))
         if seen is not None:
             _find_duplicates(seen, lines, chunk_start, add)
             if len(seen) >= tracking_limit:
@@ -654,6 +669,18 @@ def _find_duplicates(
         first = remember(line_hash, line_number)
         if first != line_number:
             add(line_number, "warning", f"duplicate record: identical to line {first}")
+
+
+def _near_limit_message(chars: int, max_tokens: int, limit_for: str) -> str:
+    estimate = estimate_tokens(chars)
+    share = estimate * 100 // max_tokens
+    return (
+        f"record is about {estimate:,} tokens ({chars:,} characters), {share}% of the {max_tokens:,}-token "
+        f"limit{limit_for}: that estimate is {TOKEN_ESTIMATE_METHOD}, but technical text and code run near "
+        f"{DENSE_CHARS_PER_TOKEN} characters per token, which would make it about "
+        f"{dense_estimate_tokens(chars):,} tokens, over the limit; Bedrock counts with the model's tokenizer "
+        "and may reject the job, so shorten or split the record if it is dense text"
+    )
 
 
 def _token_limit_text(limits: DatasetLimits, batch_size: int | None, max_tokens: int | None) -> str:

@@ -311,6 +311,19 @@ def test_titan_text_token_limits_depend_on_batch_size() -> None:
     assert express.max_tokens_for(None) == 2_048, "unknown batch size: the strictest limit"
 
 
+def test_titan_continued_pre_training_has_the_titan_token_quotas_and_a_10_gb_file() -> None:
+    express = model("amazon.titan-text-express-v1:0:8k").dataset_limits("CONTINUED_PRE_TRAINING")
+    lite = model("amazon.titan-text-lite-v1:0:4k").dataset_limits("CONTINUED_PRE_TRAINING")
+    assert express is not None and lite is not None
+    assert express.data_format is DataFormat.CONTINUED_PRE_TRAINING
+    assert [express.max_tokens_for(b) for b in (1, 2, 4)] == [4_096, 2_048, 2_048]
+    assert [lite.max_tokens_for(b) for b in (1, 2, 3, 6)] == [4_096, 4_096, 2_048, 2_048]
+    for limits in (express, lite):
+        assert limits.max_file_bytes == 10 * 1000**3 and limits.validation_max_file_bytes == 100 * 1000**2
+    customization = model("amazon.titan-text-express-v1:0:8k").customization("CONTINUED_PRE_TRAINING")
+    assert customization is not None and "Maximum (Continued Pre-training)" in customization.limits_source
+
+
 def test_image_models_take_special_values_and_no_validation_set() -> None:
     image = model("amazon.titan-image-generator-v2:0")
     steps = image.hyperparameter("stepCount")

@@ -753,6 +753,35 @@ def test_token_limit_depends_on_batch_size() -> None:
     assert_one_issue(unknown, 1, "at most 5 tokens", "the batch size is not known")
 
 
+def test_a_record_near_the_token_limit_is_a_warning_that_explains_the_estimate() -> None:
+    limits = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING, token_limits=(TokenLimit(4_096),))
+    chunk = {"input": "x" * 19_800}  # 3,300 tokens at 6 characters per token, 4,950 at 4
+    report = report_for([{"input": "short"}, chunk], limits)
+    assert report.ok
+    warning = assert_one_issue(
+        report, 2, "record is about 3,300 tokens (19,800 characters)", severity="warning"
+    )
+    assert "80% of the 4,096-token limit" in warning.message
+    assert TOKEN_ESTIMATE_METHOD in warning.message
+    assert "near 4 characters per token" in warning.message and "about 4,950 tokens" in warning.message
+    assert [issue.line for issue in report.warnings] == [2]
+
+
+def test_the_warning_band_starts_where_4_characters_per_token_exceed_the_limit() -> None:
+    limits = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING, token_limits=(TokenLimit(100),))
+    assert not report_for([{"input": "a" * 400}], limits).warnings  # 100 tokens at 4 characters
+    assert_one_issue(
+        report_for([{"input": "a" * 401}], limits), 1, "67% of the 100-token", severity="warning"
+    )
+    over = report_for([{"input": "a" * 601}], limits)  # over the limit: an error, not also a warning
+    assert_one_issue(over, 1, "at most 100 tokens")
+    assert not over.warnings
+
+
+def test_no_token_limit_no_warning() -> None:
+    assert not report_for([{"input": "a" * 100_000}], CPT).warnings
+
+
 def test_token_limit_boundary_is_exact() -> None:
     limits = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING, token_limits=(TokenLimit(2),))
     assert report_for([{"input": "a" * 12}], limits).ok  # 12 characters = 2 tokens
