@@ -71,6 +71,14 @@ OVERRIDE_SOURCE = "cdk.json pricing override"
 
 LIFECYCLE_CURRENT = "current"
 LIFECYCLE_DROPPED = "dropped from the newest fine-tuning table (unconfirmed)"
+# Cohere: "deprecated" means no longer available to new customers, available to existing ones until
+# a shutdown date (Cohere documentation, Deprecations); Bedrock's own table dropped the model too.
+LIFECYCLE_COHERE_DEPRECATED = f"fine-tuning deprecated by Cohere on 2025-09-15; {LIFECYCLE_DROPPED}"
+SOURCE_COHERE_LIFECYCLE = (
+    "Cohere documentation: Fine-tuning Cohere Models on Amazon Bedrock (\"Cohere's fine-tuning feature was "
+    'deprecated on September 15, 2025"), https://docs.cohere.com/docs/fine-tuning-cohere-models-on-amazon-bedrock; '
+    f"{SOURCE_LIFECYCLE}"
+)
 
 # The customization types Bedrock knows (botocore enum CustomizationType, minus IMPORTED).
 FINE_TUNING = "FINE_TUNING"
@@ -512,7 +520,34 @@ TITAN_TEXT_EXPRESS_CPT_LIMITS = DatasetLimits(
 TITAN_TEXT_LITE_CPT_LIMITS = replace(
     TITAN_TEXT_EXPRESS_CPT_LIMITS, token_limits=TITAN_TEXT_LITE_LIMITS.token_limits
 )
-PROMPT_COMPLETION_UNBOUNDED = DatasetLimits(DataFormat.PROMPT_COMPLETION)
+# Bedrock user guide, "Prepare your training datasets for fine-tuning and continued pre-training",
+# Model requirements for training and validation datasets: Titan Text Premier takes 4,096 input and
+# output tokens at batch size 1 (its only batch size), a 1 GB training and a 100 MB validation file;
+# Cohere Command takes 4,096 input and 2,048 output tokens, 10,000 training and 1,000 validation
+# records. Cohere's own documentation ("Fine-tuning Cohere Models on Amazon Bedrock") gives the
+# prompt and completion together 4,096 tokens, drops longer examples, and needs at least 32.
+SOURCE_PREMIER_COHERE_DATA = (
+    "Bedrock user guide: Prepare your training datasets for fine-tuning and continued pre-training, "
+    "Model requirements for training and validation datasets"
+)
+SOURCE_COHERE_DATA = (
+    f"{SOURCE_PREMIER_COHERE_DATA}; Cohere documentation: Fine-tuning Cohere Models on Amazon Bedrock "
+    "(at least 32 examples; prompt and completion 4,096 tokens together)"
+)
+TITAN_TEXT_PREMIER_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION,
+    token_limits=(TokenLimit(4_096, 1, 1),),
+    max_file_bytes=1 * GB,
+    validation_max_file_bytes=100 * MB,
+)
+COHERE_COMMAND_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION,
+    min_records=32,
+    max_records=10_000,
+    token_limits=(TokenLimit(4_096),),
+    completion_max_tokens=2_048,
+    validation_max_records=1_000,
+)
 TITAN_IMAGE_LIMITS = DatasetLimits(
     DataFormat.IMAGE_CAPTION,
     min_records=5,
@@ -866,13 +901,20 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT,
         output_modalities=TEXT,
         context_window=32_000,
-        customizations=(Customization(FINE_TUNING, (US_EAST_1,), PROMPT_COMPLETION_UNBOUNDED),),
+        customizations=(
+            Customization(
+                FINE_TUNING,
+                (US_EAST_1,),
+                TITAN_TEXT_PREMIER_LIMITS,
+                limits_source=SOURCE_PREMIER_COHERE_DATA,
+            ),
+        ),
         hyperparameters=TITAN_PREMIER_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_DROPPED,
         prices=DEFAULT_PRICES,
-        notes=(TITAN_TEXT_NOTE, "No dataset limits are documented in the reference."),
+        notes=(TITAN_TEXT_NOTE,),
     ),
     ModelEntry(
         model_id="amazon.titan-image-generator-v2:0",
@@ -912,15 +954,19 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT,
         output_modalities=TEXT,
         context_window=4_000,
-        customizations=(Customization(FINE_TUNING, (US_EAST_1,), PROMPT_COMPLETION_UNBOUNDED),),
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1,), COHERE_COMMAND_LIMITS, limits_source=SOURCE_COHERE_DATA),
+        ),
         hyperparameters=COHERE_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_COHERE,
-        lifecycle=LIFECYCLE_DROPPED,
+        lifecycle=LIFECYCLE_COHERE_DEPRECATED,
+        lifecycle_source=SOURCE_COHERE_LIFECYCLE,
         prices=DEFAULT_PRICES,
         notes=(
-            "Cohere left the newest fine-tuning table; whether it still accepts jobs is unconfirmed.",
-            "No dataset limits are documented in the reference.",
+            "Cohere deprecated fine-tuning on 2025-09-15: new customers cannot start jobs, existing ones "
+            "until Cohere's shutdown date; Bedrock's newest fine-tuning table dropped the model too.",
+            "The output (completion) is limited to 2,048 tokens on its own.",
         ),
     ),
 )

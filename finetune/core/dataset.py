@@ -52,13 +52,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from finetune.core.dataset_rules import CHECKERS, Checker, RecordContext, Severity, json_type
+from finetune.core.dataset_rules import (
+    CHECKERS,
+    Checker,
+    RecordContext,
+    Severity,
+    json_type,
+    near_token_limit_message,
+)
 from finetune.core.formats import (
     CHARS_PER_TOKEN,
     DENSE_CHARS_PER_TOKEN,
     TOKEN_ESTIMATE_METHOD,
     DatasetLimits,
-    dense_estimate_tokens,
     estimate_tokens,
 )
 
@@ -626,7 +632,7 @@ def _scan_lines(
                         f"at most {token_limit:,} tokens per record are accepted{limit_for}",
                     )
                 else:
-                    add(lineno, "warning", _near_limit_message(chars, token_limit, limit_for))
+                    add(lineno, "warning", near_token_limit_message("record", chars, token_limit, limit_for))
         if seen is not None:
             _find_duplicates(seen, lines, chunk_start, add)
             if len(seen) >= tracking_limit:
@@ -669,18 +675,6 @@ def _find_duplicates(
         first = remember(line_hash, line_number)
         if first != line_number:
             add(line_number, "warning", f"duplicate record: identical to line {first}")
-
-
-def _near_limit_message(chars: int, max_tokens: int, limit_for: str) -> str:
-    estimate = estimate_tokens(chars)
-    share = estimate * 100 // max_tokens
-    return (
-        f"record is about {estimate:,} tokens ({chars:,} characters), {share}% of the {max_tokens:,}-token "
-        f"limit{limit_for}: that estimate is {TOKEN_ESTIMATE_METHOD}, but technical text and code run near "
-        f"{DENSE_CHARS_PER_TOKEN} characters per token, which would make it about "
-        f"{dense_estimate_tokens(chars):,} tokens, over the limit; Bedrock counts with the model's tokenizer "
-        "and may reject the job, so shorten or split the record if it is dense text"
-    )
 
 
 def _token_limit_text(limits: DatasetLimits, batch_size: int | None, max_tokens: int | None) -> str:

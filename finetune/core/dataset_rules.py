@@ -21,11 +21,20 @@ Unknown top-level fields, per format:
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from finetune.core.formats import DataFormat, DatasetLimits
+from finetune.core.formats import (
+    CHARS_PER_TOKEN,
+    DENSE_CHARS_PER_TOKEN,
+    TOKEN_ESTIMATE_METHOD,
+    DataFormat,
+    DatasetLimits,
+    dense_estimate_tokens,
+    estimate_tokens,
+)
 
 Severity = Literal["error", "warning"]
 Problems = list[tuple[Severity, str]]
@@ -61,8 +70,16 @@ class RecordContext:
     media_line: int = 0
     # `limits.reserved_keywords` as one pattern (None: nothing is reserved), searched once per text.
     reserved: re.Pattern[str] | None = field(init=False, default=None)
+    # `limits.completion_max_tokens` in characters, and where its warning band starts (beyond any
+    # text when there is no such limit, so the checker makes one comparison either way).
+    completion_max_chars: int = field(init=False, default=sys.maxsize)
+    completion_warn_chars: int = field(init=False, default=sys.maxsize)
 
     def __post_init__(self) -> None:
+        completion_limit = self.limits.completion_max_tokens
+        if completion_limit is not None:
+            self.completion_max_chars = completion_limit * CHARS_PER_TOKEN
+            self.completion_warn_chars = completion_limit * DENSE_CHARS_PER_TOKEN
         keywords = self.limits.reserved_keywords
         if keywords:
             self.reserved = re.compile("|".join(re.escape(keyword) for keyword in keywords))
@@ -88,6 +105,19 @@ class RecordContext:
 
 
 Checker = Callable[[dict[str, Any], RecordContext, int], int]
+
+
+def near_token_limit_message(what: str, chars: int, max_tokens: int, limit_for: str = "") -> str:
+    """The warning for a text inside a token limit by the estimate but over it at the dense rate."""
+    estimate = estimate_tokens(chars)
+    share = estimate * 100 // max_tokens
+    return (
+        f"{what} is about {estimate:,} tokens ({chars:,} characters), {share}% of the {max_tokens:,}-token "
+        f"limit{limit_for}: that estimate is {TOKEN_ESTIMATE_METHOD}, but technical text and code run near "
+        f"{DENSE_CHARS_PER_TOKEN} characters per token, which would make it about "
+        f"{dense_estimate_tokens(chars):,} tokens, over the limit; Bedrock counts with the model's tokenizer "
+        "and may reject the job, so shorten or split it if it is dense text"
+    )
 
 
 def json_type(value: object) -> str:
@@ -214,14 +244,32 @@ _PROMPT_COMPLETION_FIELDS = ("prompt", "completion")
 
 
 def check_prompt_completion(record: dict[str, Any], context: RecordContext, line: int) -> int:
-    """`{"prompt": str, "completion": str}`, both non-empty."""
+    """`{"prompt": str, "completion": str}`, both non-empty; the completion within
+    `limits.completion_max_tokens` when the model limits the output on its own."""
     prompt = record.get("prompt")
     completion = record.get("completion")
     if type(prompt) is str and type(completion) is str and prompt and completion and len(record) == 2:
+        if len(completion) > context.completion_warn_chars:
+            _check_completion_tokens(context, len(completion))
         return len(prompt) + len(completion)
-    chars = _text(context, record, "prompt", "prompt") + _text(context, record, "completion", "completion")
+    completion_chars = _text(context, record, "completion", "completion")
+    chars = _text(context, record, "prompt", "prompt") + completion_chars
+    if completion_chars > context.completion_warn_chars:
+        _check_completion_tokens(context, completion_chars)
     _unknown_fields(context, record, _PROMPT_COMPLETION_FIELDS, "", "warning")
     return chars
+
+
+def _check_completion_tokens(context: RecordContext, chars: int) -> None:
+    """Called past the warning band, which exists only with `limits.completion_max_tokens`."""
+    limit = context.limits.completion_max_tokens or 0
+    if chars > context.completion_max_chars:
+        context.error(
+            f"completion: about {estimate_tokens(chars):,} tokens ({chars:,} characters); at most "
+            f"{limit:,} output tokens are accepted for this model"
+        )
+    else:
+        context.warning(near_token_limit_message("completion", chars, limit, " for the output"))
 
 
 def check_continued_pre_training(record: dict[str, Any], context: RecordContext, line: int) -> int:

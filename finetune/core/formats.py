@@ -72,6 +72,8 @@ class DatasetLimits:
     max_records: int | None = None
     # Per-record token limits; several entries when the limit depends on the batch size.
     token_limits: tuple[TokenLimit, ...] = ()
+    # prompt/completion: a limit on the completion (the output) alone, when the model has one.
+    completion_max_tokens: int | None = None
     max_file_bytes: int | None = None
     validation_allowed: bool = True
     validation_max_records: int | None = None

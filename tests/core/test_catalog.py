@@ -12,6 +12,7 @@ from finetune.core.catalog import (
     CATALOG,
     CUSTOMIZATION_TYPES,
     DISTILLATION,
+    LIFECYCLE_COHERE_DEPRECATED,
     LIFECYCLE_CURRENT,
     LIFECYCLE_DROPPED,
     OVERRIDE_SOURCE,
@@ -141,7 +142,7 @@ def test_teachers_only_on_distillation(model: ModelEntry) -> None:
 def test_identity_serving_lifecycle_and_prices_are_sourced(model: ModelEntry) -> None:
     assert model.provider and model.name and model.license
     assert model.input_modalities and model.output_modalities
-    assert model.lifecycle in (LIFECYCLE_CURRENT, LIFECYCLE_DROPPED)
+    assert model.lifecycle in (LIFECYCLE_CURRENT, LIFECYCLE_DROPPED, LIFECYCLE_COHERE_DEPRECATED)
     assert model.serving.provisioned, "Provisioned Throughput is documented for every custom model"
     assert model.identity_source and model.hyperparameters_source and model.lifecycle_source
     for name in PRICE_FIELD_NAMES:
@@ -165,13 +166,38 @@ def test_on_demand_only_where_the_reference_documents_it() -> None:
 
 
 def test_dropped_models_are_titan_text_and_cohere() -> None:
-    dropped = {m.name for m in CATALOG if m.lifecycle == LIFECYCLE_DROPPED}
+    dropped = {m.name for m in CATALOG if LIFECYCLE_DROPPED in m.lifecycle}
     assert dropped == {
         "Titan Text G1 - Express",
         "Titan Text G1 - Lite",
         "Titan Text G1 - Premier",
         "Command Light",
     }
+
+
+def test_cohere_fine_tuning_is_deprecated_since_2025_09_15_with_cohere_as_the_source() -> None:
+    cohere = model("cohere.command-light-text-v14:7:4k")
+    assert cohere.lifecycle == LIFECYCLE_COHERE_DEPRECATED
+    assert cohere.lifecycle.startswith("fine-tuning deprecated by Cohere on 2025-09-15")
+    assert (
+        "https://docs.cohere.com/docs/fine-tuning-cohere-models-on-amazon-bedrock" in cohere.lifecycle_source
+    )
+    assert [m.name for m in CATALOG if "deprecated" in m.lifecycle] == ["Command Light"]
+
+
+def test_titan_text_premier_and_cohere_command_have_their_documented_limits() -> None:
+    premier = model("amazon.titan-text-premier-v1:0:32k").dataset_limits("FINE_TUNING")
+    assert premier is not None and premier.max_tokens_for(1) == 4_096
+    assert (premier.max_file_bytes, premier.validation_max_file_bytes) == (1000**3, 100 * 1000**2)
+    cohere_entry = model("cohere.command-light-text-v14:7:4k")
+    cohere = cohere_entry.dataset_limits("FINE_TUNING")
+    assert cohere is not None and cohere.max_tokens_for(8) == 4_096 and cohere.completion_max_tokens == 2_048
+    assert (cohere.min_records, cohere.max_records, cohere.validation_max_records) == (32, 10_000, 1_000)
+    for entry in (model("amazon.titan-text-premier-v1:0:32k"), cohere_entry):
+        customization = entry.customization("FINE_TUNING")
+        assert customization is not None
+        assert "Model requirements for training and validation datasets" in customization.limits_source
+        assert not any("No dataset limits" in note for note in entry.notes)
 
 
 def test_continued_pre_training_only_for_titan_text_express_and_lite() -> None:

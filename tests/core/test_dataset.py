@@ -289,6 +289,27 @@ def test_prompt_completion_unknown_field_is_a_warning() -> None:
     assert_one_issue(report, 1, 'unknown field "id"', '"prompt", "completion"', severity="warning")
 
 
+def test_a_completion_over_its_own_token_limit_is_an_error() -> None:
+    limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, completion_max_tokens=10)
+    report = report_for(
+        [{"prompt": "p" * 500, "completion": "c" * 60}, {"prompt": "p", "completion": "c" * 61}], limits
+    )
+    assert_one_issue(
+        report,
+        1,
+        "completion is about 10 tokens (60 characters), 100% of the 10-token limit for the output",
+        severity="warning",
+    )
+    assert_one_issue(
+        report, 2, "completion: about 11 tokens (61 characters); at most 10 output tokens are accepted"
+    )
+    assert not [issue for issue in report.errors if issue.line == 1]  # the prompt is not limited by it
+    with_extra_field = report_for([{"prompt": "p", "completion": "c" * 61, "id": 1}], limits)
+    assert_one_issue(with_extra_field, 1, "at most 10 output tokens")
+    assert report_for([{"prompt": "p", "completion": "c" * 40}], limits).ok
+    assert not report_for([{"prompt": "p", "completion": "c" * 40}], limits).warnings
+
+
 def test_continued_pre_training() -> None:
     assert report_for([{"input": "some text"}], CPT).ok
     report = report_for([{"input": ""}, {"text": "t"}, {"input": 3}], CPT)
