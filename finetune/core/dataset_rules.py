@@ -8,10 +8,13 @@ wrong: the validator calls it once per line of files with millions of lines.
 Messages name the field (`messages[2].role`), say what is wrong and what is accepted.
 
 Unknown top-level fields, per format:
-- prompt-completion, continued pre-training, image-caption, Claude messages: **warning**. The user
-  guide lists the fields a record has but does not say other fields are rejected; a stray field is
-  usually harmless metadata (an "id") or a misspelling, and a misspelled required field is already an
-  error (it is then missing).
+- prompt-completion, continued pre-training, image-caption: **warning**. The user guide lists the
+  fields a record has but does not say other fields are rejected; a stray field is usually harmless
+  metadata (an "id") or a misspelling, and a misspelled required field is already an error (it is
+  then missing).
+- Claude messages: **error**, in the record and in each message. Anthropic's guide to fine-tuning
+  Claude 3 Haiku on Bedrock says "No extraneous keys are allowed" (anthropic-cookbook,
+  finetuning/finetuning_on_bedrock.ipynb).
 - Converse (bedrock-conversation-2024): **error**. The record is a Converse API request, a closed
   schema (the API rejects unknown members), so an unknown field means a record of another format
   (e.g. "prompt", or OpenAI-style messages) or a feature the job does not take (e.g. "toolConfig").
@@ -163,6 +166,7 @@ def _unknown_fields(
     allowed: tuple[str, ...],
     where: str,
     severity: Severity,
+    reason: str = "",
 ) -> None:
     unknown = [key for key in container if key not in allowed]
     if unknown:
@@ -170,7 +174,7 @@ def _unknown_fields(
         context.problems.append(
             (
                 severity,
-                f"{where}unknown field{plural} {_quoted(unknown)}: accepted fields are {_quoted(allowed)}",
+                f"{where}unknown field{plural} {_quoted(unknown)}: accepted fields are {_quoted(allowed)}{reason}",
             )
         )
 
@@ -324,6 +328,10 @@ def check_image_caption(record: dict[str, Any], context: RecordContext, line: in
 
 _CLAUDE_FIELDS = ("system", "messages")
 _MESSAGE_FIELDS = ("role", "content")
+_CLAUDE_NO_EXTRA_KEYS = (
+    ' (Anthropic\'s guide to fine-tuning Claude 3 Haiku on Bedrock: "No extraneous keys are allowed"; '
+    "remove the field, or keep such metadata outside the training file)"
+)
 
 
 def check_claude_messages(record: dict[str, Any], context: RecordContext, line: int) -> int:
@@ -363,12 +371,14 @@ def check_claude_messages(record: dict[str, Any], context: RecordContext, line: 
                 else:
                     chars += _text(context, message, "content", path)
             if len(message) != 2:
-                _unknown_fields(context, message, _MESSAGE_FIELDS, f"messages[{index}]: ", "warning")
+                _unknown_fields(
+                    context, message, _MESSAGE_FIELDS, f"messages[{index}]: ", "error", _CLAUDE_NO_EXTRA_KEYS
+                )
         _check_role_order(context, roles)
     elif "messages" in record:
         known += 1
     if len(record) != known:
-        _unknown_fields(context, record, _CLAUDE_FIELDS, "", "warning")
+        _unknown_fields(context, record, _CLAUDE_FIELDS, "", "error", _CLAUDE_NO_EXTRA_KEYS)
     return chars
 
 

@@ -386,15 +386,18 @@ def test_claude_errors(record: dict[str, Any], keywords: list[str]) -> None:
     assert_one_issue(report, 2, *keywords)
 
 
-def test_claude_unknown_fields_are_warnings() -> None:
+def test_claude_unknown_fields_are_errors_citing_anthropic() -> None:
     record = claude(("user", "a"), ("assistant", "b"))
     record["id"] = "x"
     record["messages"][0]["name"] = "bob"
-    report = report_for([record], CLAUDE)
-    assert report.ok
-    warnings = [message for _, message in messages_of(report, "warning")]
-    assert any('unknown field "id"' in message for message in warnings)
-    assert any(message.startswith('messages[0]: unknown field "name"') for message in warnings)
+    report = report_for([claude(("user", "ok"), ("assistant", "ok")), record], CLAUDE)
+    assert not report.ok and not report.warnings
+    errors = [message for line_number, message in messages_of(report) if line_number == 2]
+    assert len(errors) == 2
+    top = next(message for message in errors if message.startswith('unknown field "id"'))
+    assert 'accepted fields are "system", "messages"' in top
+    assert '"No extraneous keys are allowed"' in top and "Claude 3 Haiku" in top
+    assert any(message.startswith('messages[0]: unknown field "name"') for message in errors)
 
 
 # --------------------------------------------------------------------------------------------------
