@@ -406,12 +406,22 @@ NOVA_2_RFT_HYPERPARAMETERS = (
 )
 
 # Dataset limits (reference section 6), per format and model.
+# Claude 3 Haiku validation sets: 32 to 1,000 records. The user guide gives only the maximum; AWS's
+# own Claude 3 Haiku dataset validator (the Bedrock fine-tuning samples' data-validation script:
+# MIN_LINES = 32, MAX_VALIDATION_LINES = 1000) fails a validation file below 32 records as it does a
+# training file. Enforced as an error, like the training minimum: AWS's tool treats it as one, and a
+# job that fails after upload costs more than 20 more held-out records.
+SOURCE_HAIKU_DATA = (
+    f"{SOURCE_DATA}; validation minimum of 32 records: AWS's Claude 3 Haiku dataset validator "
+    "(Bedrock fine-tuning samples, data validation: MIN_LINES = 32, MAX_VALIDATION_LINES = 1000)"
+)
 CLAUDE_3_HAIKU_LIMITS = DatasetLimits(
     DataFormat.CLAUDE_MESSAGES,
     min_records=32,
     max_records=10_000,
     token_limits=(TokenLimit(32_000),),
     max_file_bytes=10 * GB,
+    validation_min_records=32,
     validation_max_records=1_000,
     validation_max_file_bytes=1 * GB,
 )
@@ -596,7 +606,9 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT_IMAGE,
         output_modalities=TEXT,
         context_window=200_000,
-        customizations=(Customization(FINE_TUNING, (US_WEST_2,), CLAUDE_3_HAIKU_LIMITS),),
+        customizations=(
+            Customization(FINE_TUNING, (US_WEST_2,), CLAUDE_3_HAIKU_LIMITS, limits_source=SOURCE_HAIKU_DATA),
+        ),
         hyperparameters=CLAUDE_3_HAIKU_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_ANTHROPIC,

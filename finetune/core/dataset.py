@@ -693,8 +693,7 @@ def _check_size(log: _IssueLog, size: int, max_bytes: int | None, validation: bo
 
 def _check_record_count(log: _IssueLog, records: int, limits: DatasetLimits, validation: bool) -> None:
     kind = "validation" if validation else "training"
-    # Documented minima are for training data; validation sets only have a maximum.
-    minimum = None if validation else limits.min_records
+    minimum = limits.validation_min_records if validation else limits.min_records
     maximum = limits.validation_max_records if validation else limits.max_records
     if records == 0:
         log.error(None, f"no records: a {kind} file needs at least {minimum or 1:,} JSON object lines")

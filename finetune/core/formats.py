@@ -76,6 +76,7 @@ class DatasetLimits:
     completion_max_tokens: int | None = None
     max_file_bytes: int | None = None
     validation_allowed: bool = True
+    validation_min_records: int | None = None
     validation_max_records: int | None = None
     validation_max_file_bytes: int | None = None
     # Caption length bounds (characters) for image/caption formats.

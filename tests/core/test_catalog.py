@@ -227,6 +227,15 @@ def test_claude_3_haiku_facts() -> None:
     assert limits.max_file_bytes == 10 * 1000**3
 
 
+def test_claude_3_haiku_validation_sets_take_32_to_1000_records() -> None:
+    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    limits = haiku.dataset_limits("FINE_TUNING")
+    assert limits is not None
+    assert (limits.validation_min_records, limits.validation_max_records) == (32, 1_000)
+    customization = haiku.customization("FINE_TUNING")
+    assert customization is not None and "MIN_LINES = 32" in customization.limits_source
+
+
 def test_nova_takes_no_batch_size_and_distils_from_larger_teachers() -> None:
     micro = model("amazon.nova-micro-v1:0:128k")
     pro = model("amazon.nova-pro-v1:0:300k")

@@ -745,10 +745,38 @@ def test_record_count_bounds() -> None:
 def test_validation_set_limits() -> None:
     limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, min_records=3, validation_max_records=1)
     records = [{"prompt": str(i), "completion": "c"} for i in range(2)]
-    assert report_for(records[:1], limits, validation=True).ok  # no minimum for validation sets
+    assert report_for(records[:1], limits, validation=True).ok  # min_records is for training data
     report = report_for(records, limits, validation=True)
     assert_one_issue(report, None, "2 records; at most 1 are accepted for validation data")
     assert report.summary_lines()[0].startswith("data.jsonl: INVALID, 1 error (validation data")
+
+
+def test_validation_set_minimum() -> None:
+    limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, validation_min_records=3)
+    records = [{"prompt": str(i), "completion": "c"} for i in range(3)]
+    assert report_for(records, limits, validation=True).ok
+    report = report_for(records[:2], limits, validation=True)
+    assert_one_issue(report, None, "2 records; at least 3 are required for validation data")
+    assert report_for(records[:2], limits).ok  # a training file has its own minimum (none here)
+
+
+def test_the_sample_support_assistant_data_meets_the_claude_3_haiku_limits() -> None:
+    from finetune.core.catalog import find_model
+
+    haiku = find_model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    limits = haiku.dataset_limits("FINE_TUNING") if haiku is not None else None
+    assert limits is not None
+    folder = Path(__file__).resolve().parents[2] / "training_data" / "support-assistant"
+    train = validate_file(folder / "train.jsonl", limits=limits)
+    validation = validate_file(folder / "validation.jsonl", limits=limits, validation=True)
+    for report in (train, validation):
+        assert report.ok and not report.warnings, report.issues()
+    assert train.records == 60 and validation.records >= 32
+    train_lines = (folder / "train.jsonl").read_text().splitlines()
+    validation_lines = (folder / "validation.jsonl").read_text().splitlines()
+    first_questions = {json.loads(text)["messages"][0]["content"] for text in train_lines}
+    held_out = [json.loads(text)["messages"][0]["content"] for text in validation_lines]
+    assert len(set(held_out)) == len(held_out) and not first_questions & set(held_out)
 
 
 def test_validation_set_not_allowed_is_one_clear_error() -> None:
