@@ -22,8 +22,13 @@ Decisions:
   (unknown), never 0. An environment's `pricing` block in cdk.json replaces any figure
   (`prices_for`).
 - Hyperparameters apply to every customization type of a model (the reference documents them per
-  model). Nova 2 Lite's reinforcement fine-tuning takes typed hyperparameters under
-  `customizationConfig.rftConfig`; only their documented bounds are listed here.
+  model).
+- Reinforcement fine-tuning (REINFORCEMENT_FINE_TUNING, Nova 2 Lite and others) is not offered: the
+  customization types listed are those the configuration, the job contract and the stacks can carry
+  through to a job. RFT needs a grader (a Lambda function and its permissions) and typed
+  hyperparameters under `customizationConfig.rftConfig`, which none of them model; offering it here
+  only led to a configuration error after `models` and `validate` had listed it (review finding 54).
+  Nova 2 Lite is offered for supervised fine-tuning instead.
 """
 
 from __future__ import annotations
@@ -44,9 +49,26 @@ _REFERENCE = f"per shared/bedrock-reference.md, {AS_OF}"
 SOURCE_HYPERPARAMETERS = f"Bedrock user guide: Custom model hyperparameters ({_REFERENCE}, section 5)"
 SOURCE_REGIONS = f"Bedrock user guide: fine-tuning models and Regions table ({_REFERENCE}, section 5)"
 SOURCE_DISTILLATION = f"Bedrock user guide: Model distillation, supported models ({_REFERENCE}, section 5)"
-SOURCE_RFT = (
-    f"Bedrock user guide: Reinforcement fine-tuning ({_REFERENCE}, section 5); bounds from botocore's "
-    "Bedrock service model, shape RFTHyperParameters"
+# Nova 2 Lite supervised fine-tuning on Bedrock: AWS's sample (aws-samples/amazon-nova-samples,
+# customization/Nova_2.0/bedrock/02-e2e-multimodal-sft/03_finetune_on_bedrock.ipynb) starts a
+# FINE_TUNING job on amazon.nova-2-lite-v1:0:256k in us-east-1 with epochCount, batchSize and
+# learningRate; the Bedrock user guide's "Supervised fine-tuning on Amazon Nova 2.0" gives the data
+# format and media; AWS's Nova dataset validator gives the sample bounds.
+SOURCE_NOVA_2_LITE = (
+    "AWS sample: aws-samples/amazon-nova-samples, customization/Nova_2.0/bedrock/02-e2e-multimodal-sft/"
+    "03_finetune_on_bedrock.ipynb (FINE_TUNING on amazon.nova-2-lite-v1:0:256k, us-east-1)"
+)
+SOURCE_NOVA_2_LITE_HYPERPARAMETERS = (
+    "not documented for Bedrock: the keys are those of AWS's sample job (epochCount 2, batchSize 1, "
+    "learningRate 1e-05); the epochCount and learningRate bounds and defaults are assumed from the Nova "
+    "1.0 table (Bedrock user guide: Amazon Nova Understanding model customization hyperparameters); "
+    "batchSize is limited to the sample's value"
+)
+SOURCE_NOVA_2_LITE_DATA = (
+    "Bedrock user guide: Supervised fine-tuning on Amazon Nova 2.0 (Converse format, PNG/JPEG/GIF images, "
+    "MOV/MKV/MP4 videos, no validation set); AWS's Nova dataset validator (aws-samples/amazon-nova-samples, "
+    "nova_ft_dataset_validator.py: 200 to 20,000 samples for Nova 2.0 Lite SFT, at most 10 images); "
+    "Nova user guide: reserved keywords"
 )
 SOURCE_DATA = (
     "Bedrock user guide: Prepare data for fine-tuning; Nova user guide: Dataset constraints "
@@ -80,17 +102,18 @@ SOURCE_COHERE_LIFECYCLE = (
     f"{SOURCE_LIFECYCLE}"
 )
 
-# The customization types Bedrock knows (botocore enum CustomizationType, minus IMPORTED).
+# The customization types the catalog offers: those of botocore's enum CustomizationType that this
+# project can carry through to a job (not IMPORTED, and not REINFORCEMENT_FINE_TUNING: see the module
+# docstring). The RFT name stays defined because other modules compare against it.
 FINE_TUNING = "FINE_TUNING"
 CONTINUED_PRE_TRAINING = "CONTINUED_PRE_TRAINING"
 DISTILLATION = "DISTILLATION"
 REINFORCEMENT_FINE_TUNING = "REINFORCEMENT_FINE_TUNING"
-CUSTOMIZATION_TYPES = (FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION, REINFORCEMENT_FINE_TUNING)
+CUSTOMIZATION_TYPES = (FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION)
 TYPE_ABBREVIATIONS = {
     FINE_TUNING: "FT",
     CONTINUED_PRE_TRAINING: "CPT",
     DISTILLATION: "DIST",
-    REINFORCEMENT_FINE_TUNING: "RFT",
 }
 
 US_EAST_1 = "us-east-1"
@@ -395,14 +418,12 @@ COHERE_HYPERPARAMETERS = (
     # The reference gives 5-50 (20) without a type; the user guide's Cohere table types it Float.
     _float("evalPercentage", 5.0, 50.0, 20.0),
 )
-# botocore RFTHyperParameters: the bounded members (maxPromptLength and inferenceMaxTokens have no
-# documented bounds, reasoningEffort is an enum; they are not modelled). No defaults are documented.
-NOVA_2_RFT_HYPERPARAMETERS = (
-    _int("epochCount", 1, 50),
-    _int("batchSize", 16, 512),
-    _float("learningRate", 1e-7, 1e-3),
-    _int("trainingSamplePerPrompt", 2, 16),
-    _int("evalInterval", 1, 100),
+# Nova 2 Lite supervised fine-tuning: see SOURCE_NOVA_2_LITE_HYPERPARAMETERS (no Bedrock table found).
+# batchSize has no default: unless it is set, Bedrock chooses.
+NOVA_2_LITE_HYPERPARAMETERS = (
+    _int("epochCount", 1, 5, 2),
+    _int("batchSize", 1, 1),
+    _float("learningRate", 1e-6, 1e-4, 1e-5),
 )
 
 # Dataset limits (reference section 6), per format and model.
@@ -574,7 +595,20 @@ TITAN_EMBEDDINGS_LIMITS = DatasetLimits(
     caption_min_chars=0,
     caption_max_chars=2_560,
 )
-RFT_LIMITS = DatasetLimits(DataFormat.REINFORCEMENT, min_records=100)
+# Nova 2 Lite SFT: Converse records, Nova 1.0's rules with Nova 2.0's narrower media formats. "Providing
+# a validation set ... will not be supported during SFT training" (the Nova 2.0 guide: "it is
+# ignored"): none is accepted. The per-record token limit is not documented for Bedrock: none is set.
+NOVA_2_LITE_LIMITS = DatasetLimits(
+    DataFormat.CONVERSE,
+    min_records=200,
+    max_records=20_000,
+    validation_allowed=False,
+    image_formats=("png", "jpeg", "gif"),
+    video_formats=("mov", "mkv", "mp4"),
+    max_images_per_record=10,
+    reserved_keywords=NOVA_RESERVED_KEYWORDS,
+    reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
+)
 
 # Distillation teachers (foundation-model ids).
 NOVA_PRO_TEACHER = "amazon.nova-pro-v1:0"
@@ -692,25 +726,35 @@ CATALOG: tuple[ModelEntry, ...] = (
         prices=DEFAULT_PRICES,
     ),
     ModelEntry(
-        # The reference gives no context suffix for Nova 2 Lite: the plain id is used.
-        model_id="amazon.nova-2-lite-v1:0",
+        model_id="amazon.nova-2-lite-v1:0:256k",
+        aliases=("amazon.nova-2-lite-v1:0",),
         provider="Amazon",
         name="Nova 2 Lite",
         input_modalities=TEXT_IMAGE_VIDEO,
         output_modalities=TEXT,
-        context_window=None,
+        context_window=256_000,
         customizations=(
-            Customization(REINFORCEMENT_FINE_TUNING, (US_EAST_1,), RFT_LIMITS, source=SOURCE_RFT),
+            Customization(
+                FINE_TUNING,
+                (US_EAST_1,),
+                NOVA_2_LITE_LIMITS,
+                source=SOURCE_NOVA_2_LITE,
+                limits_source=SOURCE_NOVA_2_LITE_DATA,
+            ),
         ),
-        hyperparameters=NOVA_2_RFT_HYPERPARAMETERS,
-        hyperparameters_source=SOURCE_RFT,
+        hyperparameters=NOVA_2_LITE_HYPERPARAMETERS,
+        hyperparameters_source=SOURCE_NOVA_2_LITE_HYPERPARAMETERS,
         serving=NOVA_ON_DEMAND,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
         prices=DEFAULT_PRICES,
         notes=(
-            "Hyperparameters go in customizationConfig.rftConfig.hyperParameters (typed), with a Lambda "
-            "grader; maxPromptLength, inferenceMaxTokens and reasoningEffort are not modelled.",
+            "Not documented for Bedrock, so not enforced or assumed: the hyperparameter ranges (epochCount "
+            "and learningRate follow Nova 1.0, batchSize the one value of AWS's sample), the per-record "
+            "token limit, and the data file sizes.",
+            "Tool use in the data is not supported by Nova 2.0 SFT (the guide: it may fail the job); "
+            "reasoningContent blocks are accepted in assistant turns.",
+            "Reinforcement fine-tuning is not offered (see the catalog's docstring).",
         ),
     ),
     ModelEntry(
@@ -1002,17 +1046,30 @@ def find_model(identifier: str) -> ModelEntry | None:
     return _BY_IDENTIFIER.get(identifier)
 
 
+def _without_context_suffix(identifier: str) -> str:
+    """`amazon.nova-lite-v1:0:128k` -> `amazon.nova-lite-v1:0`; other identifiers unchanged."""
+    stem, _, suffix = identifier.rpartition(":")
+    return stem if stem and suffix[:-1].isdigit() and suffix.endswith("k") else identifier
+
+
 def suggest_models(identifier: str, n: int = 3) -> list[str]:
-    """Up to `n` canonical model ids closest to `identifier`: ids containing it first, then difflib's."""
+    """Up to `n` canonical model ids closest to `identifier`: the same model with another context
+    suffix first, then ids containing it, then difflib's."""
     ids = [entry.model_id for entry in CATALOG]
     wanted = identifier.strip().lower()
     if not wanted:
         return []
+    stem = _without_context_suffix(wanted)
+    same_model = [
+        entry.model_id
+        for entry in CATALOG
+        if stem in {_without_context_suffix(i.lower()) for i in entry.identifiers}
+    ]
     # Substrings shorter than 4 characters ("x", "v1") match almost everything: not a suggestion.
     containing = [model_id for model_id in ids if len(wanted) >= 4 and wanted in model_id.lower()]
     close = difflib.get_close_matches(wanted, [i.lower() for i in ids], n=n, cutoff=0.4)
     by_lower = {model_id.lower(): model_id for model_id in ids}
-    ranked = [*containing, *(by_lower[c] for c in close)]
+    ranked = [*same_model, *containing, *(by_lower[c] for c in close)]
     return list(dict.fromkeys(ranked))[:n]
 
 

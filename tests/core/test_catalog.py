@@ -36,7 +36,7 @@ SECTION_5_IDS = (
     "amazon.nova-micro-v1:0:128k",
     "amazon.nova-lite-v1:0:300k",
     "amazon.nova-pro-v1:0:300k",
-    "amazon.nova-2-lite-v1:0",
+    "amazon.nova-2-lite-v1:0:256k",
     "meta.llama3-1-8b-instruct-v1:0:128k",
     "meta.llama3-1-70b-instruct-v1:0:128k",
     "meta.llama3-2-1b-instruct-v1:0:128k",
@@ -227,6 +227,28 @@ def test_claude_3_haiku_facts() -> None:
     assert limits.max_file_bytes == 10 * 1000**3
 
 
+def test_nova_2_lite_is_offered_for_supervised_fine_tuning_as_aws_samples_use_it() -> None:
+    nova_2 = model("amazon.nova-2-lite-v1:0:256k")
+    assert find_model("amazon.nova-2-lite-v1:0") is nova_2
+    assert nova_2.customization_types == ("FINE_TUNING",)
+    assert nova_2.regions_for("FINE_TUNING") == ("us-east-1",) and nova_2.context_window == 256_000
+    assert nova_2.hyperparameter_keys == ("epochCount", "batchSize", "learningRate")
+    assert "not documented for Bedrock" in nova_2.hyperparameters_source
+    limits = nova_2.dataset_limits("FINE_TUNING")
+    assert limits is not None and limits.data_format is DataFormat.CONVERSE
+    assert (limits.min_records, limits.max_records, limits.validation_allowed) == (200, 20_000, False)
+    assert (limits.image_formats, limits.video_formats) == (("png", "jpeg", "gif"), ("mov", "mkv", "mp4"))
+    assert limits.token_limits == ()  # not documented for Bedrock
+    assert any("Not documented for Bedrock" in note for note in nova_2.notes)
+
+
+def test_reinforcement_fine_tuning_is_not_offered() -> None:
+    assert "REINFORCEMENT_FINE_TUNING" not in CUSTOMIZATION_TYPES
+    assert "REINFORCEMENT_FINE_TUNING" not in catalog.TYPE_ABBREVIATIONS
+    assert all("REINFORCEMENT_FINE_TUNING" not in m.customization_types for m in CATALOG)
+    assert "Reinforcement fine-tuning" in (catalog.__doc__ or "") and "finding 54" in (catalog.__doc__ or "")
+
+
 def test_claude_3_haiku_validation_sets_take_32_to_1000_records() -> None:
     haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
     limits = haiku.dataset_limits("FINE_TUNING")
@@ -397,6 +419,7 @@ def test_find_model_matches_any_identifier_exactly() -> None:
 
 def test_suggest_models_returns_the_closest_ids() -> None:
     assert suggest_models("amazon.nova-lite-v1:0:128k")[0] == "amazon.nova-lite-v1:0:300k"
+    assert suggest_models("amazon.nova-2-lite-v1:0:300k")[0] == "amazon.nova-2-lite-v1:0:256k"
     assert suggest_models("claude-3-haiku") == ["anthropic.claude-3-haiku-20240307-v1:0:200k"]
     assert len(suggest_models("meta.llama3", n=2)) == 2
     assert suggest_models("") == []
