@@ -18,7 +18,6 @@ Unknown top-level fields, per format:
 - Converse (bedrock-conversation-2024): **error**. The record is a Converse API request, a closed
   schema (the API rejects unknown members), so an unknown field means a record of another format
   (e.g. "prompt", or OpenAI-style messages) or a feature the job does not take (e.g. "toolConfig").
-- reinforcement fine-tuning: **allowed**. The guide invites extra fields for the grader Lambda.
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ SINGLE_PROMPT_RULE = (
     'one "user" prompt, optionally followed by the "assistant" response: this student takes '
     "single-turn prompts only"
 )
-RFT_ROLES = ("system", "user", "assistant")
 
 _MISSING: Any = object()
 _NOT_A_MESSAGE: Any = object()  # the role of a message that is not an object (already reported)
@@ -586,75 +584,10 @@ def _check_media_counts(context: RecordContext, images: int, videos: int, line: 
         )
 
 
-# --------------------------------------------------------------------------------------------------
-# Reinforcement fine-tuning
-# --------------------------------------------------------------------------------------------------
-
-
-def check_reinforcement(record: dict[str, Any], context: RecordContext, line: int) -> int:
-    """`{"messages": [{"role": "system"|"user"|"assistant", "content": ...}], "reference_answer": any}`.
-
-    Content is a string or an array of `{"type": "text", "text": str}` parts (OpenAI chat format); at
-    least one user message. Other top-level fields are the grader's metadata and are allowed.
-    """
-    chars = 0
-    messages = _list_field(context, record, "messages", 'an array of {"role", "content"} messages')
-    if messages is not None:
-        has_user = False
-        for index, message in enumerate(messages):
-            path = f"messages[{index}]"
-            if type(message) is not dict:
-                context.error(
-                    f'{path}: expected an object {{"role": ..., "content": ...}}, got {json_type(message)}'
-                )
-                continue
-            role = message.get("role", _MISSING)
-            if role == "user":
-                has_user = True
-            elif role not in RFT_ROLES:
-                shown = "missing" if role is _MISSING else f"got {json_type(role)}"
-                if type(role) is str:
-                    shown = f'got "{role[:40]}"'
-                context.error(f"{path}.role: expected one of {_quoted(RFT_ROLES)}, {shown}")
-            content = message.get("content", _MISSING)
-            if type(content) is str and content:
-                chars += len(content)
-            elif type(content) is list and content:
-                chars += _rft_parts(context, content, f"{path}.content")
-            else:
-                if type(content) is list:
-                    context.error(f"{path}.content: empty; expected a non-empty string or text parts")
-                else:
-                    chars += _text(context, message, "content", f"{path}.content")
-        if not has_user:
-            context.error('messages: no "user" message; the prompt needs at least one')
-    if "reference_answer" not in record:
-        context.error(
-            "reference_answer: missing (required: the expected answer or criteria the grader scores against)"
-        )
-    elif record["reference_answer"] is None:
-        context.error(
-            "reference_answer: null; give the expected answer or criteria the grader scores against"
-        )
-    return chars
-
-
-def _rft_parts(context: RecordContext, parts: list[Any], path: str) -> int:
-    chars = 0
-    for index, part in enumerate(parts):
-        text = part.get("text") if type(part) is dict else None
-        if type(text) is str and text:
-            chars += len(text)
-        else:
-            context.error(f'{path}[{index}]: expected a text part {{"type": "text", "text": "..."}}')
-    return chars
-
-
 CHECKERS: dict[DataFormat, Checker] = {
     DataFormat.PROMPT_COMPLETION: check_prompt_completion,
     DataFormat.CONTINUED_PRE_TRAINING: check_continued_pre_training,
     DataFormat.CLAUDE_MESSAGES: check_claude_messages,
     DataFormat.CONVERSE: check_converse,
     DataFormat.IMAGE_CAPTION: check_image_caption,
-    DataFormat.REINFORCEMENT: check_reinforcement,
 }

@@ -20,7 +20,6 @@ class DataFormat(StrEnum):
     CLAUDE_MESSAGES = "claude-messages"  # {"system"?: str, "messages": [{"role", "content": str}]}
     CONVERSE = "bedrock-conversation-2024"  # {"schemaVersion", "system": [...], "messages": [...]}
     IMAGE_CAPTION = "image-caption"  # {"image-ref": "s3://...", "caption": str}
-    REINFORCEMENT = "reinforcement-fine-tuning"  # {"messages": [...], "reference_answer": any}
 
 
 # The user guide sizes text at about 6 characters per token; every estimate in this project uses it

@@ -33,7 +33,6 @@ CONVERSE = DatasetLimits(
 )
 TEXT_ONLY_CONVERSE = DatasetLimits(DataFormat.CONVERSE)
 IMAGE_CAPTION = DatasetLimits(DataFormat.IMAGE_CAPTION, caption_min_chars=3, caption_max_chars=20)
-RFT = DatasetLimits(DataFormat.REINFORCEMENT)
 
 S3_IMAGE = {"format": "png", "source": {"s3Location": {"uri": "s3://data-bucket/images/cat.png"}}}
 S3_VIDEO = {"format": "mp4", "source": {"s3Location": {"uri": "s3://data-bucket/videos/cat.mp4"}}}
@@ -685,47 +684,15 @@ def test_empty_caption_allowed_when_the_minimum_is_zero() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Reinforcement fine-tuning
-# --------------------------------------------------------------------------------------------------
-
-VALID_RFT = {
-    "messages": [{"role": "system", "content": "be exact"}, {"role": "user", "content": "2+2?"}],
-    "reference_answer": {"value": 4},
-    "difficulty": "easy",  # grader metadata: allowed
-}
-
-
-def test_rft_valid() -> None:
-    parts = {
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-        "reference_answer": "x",
-    }
-    report = report_for([VALID_RFT, parts], RFT)
-    assert report.ok and not report.warnings
-    assert report.estimated_tokens == estimate_tokens(12) + estimate_tokens(2)
-
-
-@pytest.mark.parametrize(
-    ("record", "keywords"),
-    [
-        ({"messages": VALID_RFT["messages"]}, ["reference_answer: missing"]),
-        ({**VALID_RFT, "reference_answer": None}, ["reference_answer: null"]),
-        ({"reference_answer": 4}, ["messages: missing"]),
-        ({**VALID_RFT, "messages": [{"role": "system", "content": "s"}]}, ['no "user" message']),
-        (
-            {**VALID_RFT, "messages": [{"role": "tool", "content": "s"}, {"role": "user", "content": "q"}]},
-            ['messages[0].role: expected one of "system", "user", "assistant", got "tool"'],
-        ),
-        ({**VALID_RFT, "messages": [{"role": "user", "content": ""}]}, ["messages[0].content: empty"]),
-    ],
-)
-def test_rft_errors(record: dict[str, Any], keywords: list[str]) -> None:
-    assert_one_issue(report_for([VALID_RFT, record], RFT), 2, *keywords)
-
-
-# --------------------------------------------------------------------------------------------------
 # Per file: emptiness, record counts, validation sets, tokens, size, duplicates
 # --------------------------------------------------------------------------------------------------
+
+
+def test_every_data_format_has_a_checker_and_rft_is_gone() -> None:
+    from finetune.core.dataset_rules import CHECKERS
+
+    assert set(CHECKERS) == set(DataFormat)
+    assert "reinforcement-fine-tuning" not in {str(data_format) for data_format in DataFormat}
 
 
 def test_empty_file() -> None:
