@@ -3,7 +3,9 @@
 One `ModelEntry` per base model that can be customized, written as data (the table at the bottom
 of this module), with the source of every fact. Facts come from shared/bedrock-reference.md
 (2026-08), which summarises the Bedrock user guide, the Nova user guide and botocore's Bedrock
-service model; where that reference is silent, the field says "not documented" rather than guess.
+service model. Where that reference was silent or out of date (the 2026-12 review), a fact comes from
+the user-guide page, AWS sample or provider documentation that its source constant names; where no
+source documents a fact, the field or a note says "not documented" rather than guess.
 
 Decisions:
 - `model_id` is the exact `baseModelIdentifier` a customization job takes, with its context-window
