@@ -91,7 +91,7 @@ def test_the_sample_configuration_plans_every_stack_with_resolved_hyperparameter
     assert haiku.hyperparameters["batchSize"] == "8"
     assert set(haiku.hyperparameters) >= {"earlyStoppingThreshold", "earlyStoppingPatience"}
     assert by_stack["dev-support-assistant"].hyperparameters["epochCount"] == "1"
-    assert haiku.training.records == 60 and haiku.validation is not None and haiku.validation.records == 12
+    assert haiku.training.records == 60 and haiku.validation is not None and haiku.validation.records == 36
     assert by_stack["dev-sql-generator"].training.records == 120
     assert warnings == []
 

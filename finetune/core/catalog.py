@@ -3,7 +3,9 @@
 One `ModelEntry` per base model that can be customized, written as data (the table at the bottom
 of this module), with the source of every fact. Facts come from shared/bedrock-reference.md
 (2026-08), which summarises the Bedrock user guide, the Nova user guide and botocore's Bedrock
-service model; where that reference is silent, the field says "not documented" rather than guess.
+service model. Where that reference was silent or out of date (the 2026-12 review), a fact comes from
+the user-guide page, AWS sample or provider documentation that its source constant names; where no
+source documents a fact, the field or a note says "not documented" rather than guess.
 
 Decisions:
 - `model_id` is the exact `baseModelIdentifier` a customization job takes, with its context-window
@@ -22,8 +24,13 @@ Decisions:
   (unknown), never 0. An environment's `pricing` block in cdk.json replaces any figure
   (`prices_for`).
 - Hyperparameters apply to every customization type of a model (the reference documents them per
-  model). Nova 2 Lite's reinforcement fine-tuning takes typed hyperparameters under
-  `customizationConfig.rftConfig`; only their documented bounds are listed here.
+  model).
+- Reinforcement fine-tuning (REINFORCEMENT_FINE_TUNING, Nova 2 Lite and others) is not offered: the
+  customization types listed are those the configuration, the job contract and the stacks can carry
+  through to a job. RFT needs a grader (a Lambda function and its permissions) and typed
+  hyperparameters under `customizationConfig.rftConfig`, which none of them model; offering it here
+  only led to a configuration error after `models` and `validate` had listed it (review finding 54).
+  Nova 2 Lite is offered for supervised fine-tuning instead.
 """
 
 from __future__ import annotations
@@ -44,9 +51,26 @@ _REFERENCE = f"per shared/bedrock-reference.md, {AS_OF}"
 SOURCE_HYPERPARAMETERS = f"Bedrock user guide: Custom model hyperparameters ({_REFERENCE}, section 5)"
 SOURCE_REGIONS = f"Bedrock user guide: fine-tuning models and Regions table ({_REFERENCE}, section 5)"
 SOURCE_DISTILLATION = f"Bedrock user guide: Model distillation, supported models ({_REFERENCE}, section 5)"
-SOURCE_RFT = (
-    f"Bedrock user guide: Reinforcement fine-tuning ({_REFERENCE}, section 5); bounds from botocore's "
-    "Bedrock service model, shape RFTHyperParameters"
+# Nova 2 Lite supervised fine-tuning on Bedrock: AWS's sample (aws-samples/amazon-nova-samples,
+# customization/Nova_2.0/bedrock/02-e2e-multimodal-sft/03_finetune_on_bedrock.ipynb) starts a
+# FINE_TUNING job on amazon.nova-2-lite-v1:0:256k in us-east-1 with epochCount, batchSize and
+# learningRate; the Bedrock user guide's "Supervised fine-tuning on Amazon Nova 2.0" gives the data
+# format and media; AWS's Nova dataset validator gives the sample bounds.
+SOURCE_NOVA_2_LITE = (
+    "AWS sample: aws-samples/amazon-nova-samples, customization/Nova_2.0/bedrock/02-e2e-multimodal-sft/"
+    "03_finetune_on_bedrock.ipynb (FINE_TUNING on amazon.nova-2-lite-v1:0:256k, us-east-1)"
+)
+SOURCE_NOVA_2_LITE_HYPERPARAMETERS = (
+    "not documented for Bedrock: the keys are those of AWS's sample job (epochCount 2, batchSize 1, "
+    "learningRate 1e-05); the epochCount and learningRate bounds and defaults are assumed from the Nova "
+    "1.0 table (Bedrock user guide: Amazon Nova Understanding model customization hyperparameters); "
+    "batchSize is limited to the sample's value"
+)
+SOURCE_NOVA_2_LITE_DATA = (
+    "Bedrock user guide: Supervised fine-tuning on Amazon Nova 2.0 (Converse format, PNG/JPEG/GIF images, "
+    "MOV/MKV/MP4 videos, no validation set); AWS's Nova dataset validator (aws-samples/amazon-nova-samples, "
+    "nova_ft_dataset_validator.py: 200 to 20,000 samples for Nova 2.0 Lite SFT, at most 10 images); "
+    "Nova user guide: reserved keywords"
 )
 SOURCE_DATA = (
     "Bedrock user guide: Prepare data for fine-tuning; Nova user guide: Dataset constraints "
@@ -71,18 +95,27 @@ OVERRIDE_SOURCE = "cdk.json pricing override"
 
 LIFECYCLE_CURRENT = "current"
 LIFECYCLE_DROPPED = "dropped from the newest fine-tuning table (unconfirmed)"
+# Cohere: "deprecated" means no longer available to new customers, available to existing ones until
+# a shutdown date (Cohere documentation, Deprecations); Bedrock's own table dropped the model too.
+LIFECYCLE_COHERE_DEPRECATED = f"fine-tuning deprecated by Cohere on 2025-09-15; {LIFECYCLE_DROPPED}"
+SOURCE_COHERE_LIFECYCLE = (
+    "Cohere documentation: Fine-tuning Cohere Models on Amazon Bedrock (\"Cohere's fine-tuning feature was "
+    'deprecated on September 15, 2025"), https://docs.cohere.com/docs/fine-tuning-cohere-models-on-amazon-bedrock; '
+    f"{SOURCE_LIFECYCLE}"
+)
 
-# The customization types Bedrock knows (botocore enum CustomizationType, minus IMPORTED).
+# The customization types the catalog offers: those of botocore's enum CustomizationType that this
+# project can carry through to a job (not IMPORTED, and not REINFORCEMENT_FINE_TUNING: see the module
+# docstring). The RFT name stays defined because other modules compare against it.
 FINE_TUNING = "FINE_TUNING"
 CONTINUED_PRE_TRAINING = "CONTINUED_PRE_TRAINING"
 DISTILLATION = "DISTILLATION"
 REINFORCEMENT_FINE_TUNING = "REINFORCEMENT_FINE_TUNING"
-CUSTOMIZATION_TYPES = (FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION, REINFORCEMENT_FINE_TUNING)
+CUSTOMIZATION_TYPES = (FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION)
 TYPE_ABBREVIATIONS = {
     FINE_TUNING: "FT",
     CONTINUED_PRE_TRAINING: "CPT",
     DISTILLATION: "DIST",
-    REINFORCEMENT_FINE_TUNING: "RFT",
 }
 
 US_EAST_1 = "us-east-1"
@@ -387,44 +420,108 @@ COHERE_HYPERPARAMETERS = (
     # The reference gives 5-50 (20) without a type; the user guide's Cohere table types it Float.
     _float("evalPercentage", 5.0, 50.0, 20.0),
 )
-# botocore RFTHyperParameters: the bounded members (maxPromptLength and inferenceMaxTokens have no
-# documented bounds, reasoningEffort is an enum; they are not modelled). No defaults are documented.
-NOVA_2_RFT_HYPERPARAMETERS = (
-    _int("epochCount", 1, 50),
-    _int("batchSize", 16, 512),
-    _float("learningRate", 1e-7, 1e-3),
-    _int("trainingSamplePerPrompt", 2, 16),
-    _int("evalInterval", 1, 100),
+# Nova 2 Lite supervised fine-tuning: see SOURCE_NOVA_2_LITE_HYPERPARAMETERS (no Bedrock table found).
+# batchSize has no default: unless it is set, Bedrock chooses.
+NOVA_2_LITE_HYPERPARAMETERS = (
+    _int("epochCount", 1, 5, 2),
+    _int("batchSize", 1, 1),
+    _float("learningRate", 1e-6, 1e-4, 1e-5),
 )
 
 # Dataset limits (reference section 6), per format and model.
+# Claude 3 Haiku validation sets: 32 to 1,000 records. The user guide gives only the maximum; AWS's
+# own Claude 3 Haiku dataset validator (the Bedrock fine-tuning samples' data-validation script:
+# MIN_LINES = 32, MAX_VALIDATION_LINES = 1000) fails a validation file below 32 records as it does a
+# training file. Enforced as an error, like the training minimum: AWS's tool treats it as one, and a
+# job that fails after upload costs more than 20 more held-out records.
+SOURCE_HAIKU_DATA = (
+    f"{SOURCE_DATA}; validation minimum of 32 records: AWS's Claude 3 Haiku dataset validator "
+    "(Bedrock fine-tuning samples, data validation: MIN_LINES = 32, MAX_VALIDATION_LINES = 1000)"
+)
 CLAUDE_3_HAIKU_LIMITS = DatasetLimits(
     DataFormat.CLAUDE_MESSAGES,
     min_records=32,
     max_records=10_000,
     token_limits=(TokenLimit(32_000),),
     max_file_bytes=10 * GB,
+    validation_min_records=32,
     validation_max_records=1_000,
     validation_max_file_bytes=1 * GB,
 )
-# "Context 32k tokens" is read as 32,000 (the stricter reading).
+# Media `format` values for Converse data, per model (empty: no media of that kind). Nova 1.0 (Lite,
+# Pro): AWS's Nova fine-tuning dataset validator (aws-samples/amazon-nova-samples,
+# customization/bedrock-finetuning/understanding/dataset_validation/nova_ft_dataset_validator.py,
+# IMAGE_FORMATS and VIDEO_FORMATS). Llama 3.2 Vision: Bedrock user guide, "Prepare data for
+# fine-tuning image and text processing models" ("gif, jpeg, png, and webp"; no video).
+NOVA_IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+NOVA_VIDEO_FORMATS = ("mov", "mkv", "mp4", "webm")
+LLAMA_32_VISION_IMAGE_FORMATS = ("gif", "jpeg", "png", "webp")
+SOURCE_DATA_AND_MEDIA = (
+    f"{SOURCE_DATA}; media formats: Nova, AWS's Nova fine-tuning dataset validator "
+    "(aws-samples/amazon-nova-samples, nova_ft_dataset_validator.py); Llama 3.2 Vision, Bedrock user "
+    "guide: Prepare data for fine-tuning image and text processing models"
+)
+
+# Nova guide, "Preparing data for fine-tuning Understanding models" (item 12; also applied by AWS's
+# Nova dataset validator to fine-tuning and distillation data): these are reserved keywords, and a
+# user or system prompt that starts with or contains one fails the training job. Matched exactly as
+# documented (AWS's validator also refuses other capitalisations, which the guide does not list).
+NOVA_RESERVED_KEYWORDS = ("User:", "Bot:", "Assistant:", "System:", "<image>", "<video>", "[EOS]")
+NOVA_RESERVED_KEYWORDS_REASON = (
+    "Nova reserves it, and a user or system prompt that contains one fails the training job (Nova "
+    'user guide, "Preparing data for fine-tuning Understanding models")'
+)
+
+# "Context 32k tokens" is read as 32,000 (the stricter reading). Nova Micro is text only: its limits
+# take no media (the Nova guide's model table; AWS's validator rejects image or video samples for it).
 NOVA_LIMITS = DatasetLimits(
     DataFormat.CONVERSE,
     min_records=8,
     max_records=20_000,
     token_limits=(TokenLimit(32_000),),
+    image_formats=NOVA_IMAGE_FORMATS,
+    video_formats=NOVA_VIDEO_FORMATS,
     max_images_per_record=10,
+    reserved_keywords=NOVA_RESERVED_KEYWORDS,
+    reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
 )
-# Distillation data: the format is documented, its bounds are not.
-CONVERSE_UNBOUNDED = DatasetLimits(DataFormat.CONVERSE)
+NOVA_MICRO_LIMITS = replace(NOVA_LIMITS, image_formats=(), video_formats=(), max_images_per_record=None)
+# Distillation data: prompts in the Converse format, from which the teacher writes the responses.
+# - Text only: the Bedrock user guide ("Prepare your training datasets for distillation") says the
+#   distillation models support only the text-to-text modality.
+# - The assistant's response is optional: "[Optional] In the messages field, include assistant role
+#   containing the desired response" (Bedrock user guide, "Option 1: Provide your own prompts for data
+#   preparation"); the Nova guide shows "Distillation using prompts with no labels".
+# - Anthropic and Meta students take single-turn prompts only ("you can only have one user prompt");
+#   Nova students take multi-turn conversations (the same page).
+# - 100 to 15,000 prompts or prompt-response pairs: the Nova guide's "Preparing data for distilling
+#   understanding models", Dataset limits table; AWS's distillation dataset validator
+#   (aws-samples/amazon-bedrock-samples, custom-models/model_distillation/dataset-validation) applies
+#   the same minimum to every student, so the bounds are applied to the Llama students too.
+SOURCE_DISTILLATION_DATA = (
+    "Bedrock user guide: Prepare your training datasets for distillation, Option 1: Provide your own "
+    "prompts for data preparation; Nova user guide: Preparing data for distilling understanding models "
+    "(Dataset limits: 100 to 15K prompts or prompt-response pairs)"
+)
+DISTILLATION_LIMITS = DatasetLimits(
+    DataFormat.CONVERSE, min_records=100, max_records=15_000, response_optional=True
+)
+NOVA_DISTILLATION_LIMITS = replace(
+    DISTILLATION_LIMITS,
+    reserved_keywords=NOVA_RESERVED_KEYWORDS,
+    reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
+)
+LLAMA_DISTILLATION_LIMITS = replace(DISTILLATION_LIMITS, single_user_prompt=True)
 # Input, output and input+output are each <= 16,000 tokens; a record is checked as a whole.
 LLAMA_31_LIMITS = DatasetLimits(
     DataFormat.PROMPT_COMPLETION, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
 )
+# Llama 3.2 1B/3B and Llama 3.3 70B are text only; 11B and 90B Vision take images.
 LLAMA_32_LIMITS = DatasetLimits(
     DataFormat.CONVERSE, min_records=100, max_records=10_000, token_limits=(TokenLimit(16_000),)
 )
-LLAMA_32_90B_LIMITS = replace(LLAMA_32_LIMITS, token_limits=(TokenLimit(10_000),))
+LLAMA_32_VISION_LIMITS = replace(LLAMA_32_LIMITS, image_formats=LLAMA_32_VISION_IMAGE_FORMATS)
+LLAMA_32_90B_LIMITS = replace(LLAMA_32_VISION_LIMITS, token_limits=(TokenLimit(10_000),))
 TITAN_TEXT_EXPRESS_LIMITS = DatasetLimits(
     DataFormat.PROMPT_COMPLETION,
     token_limits=(TokenLimit(4_096, 1, 1), TokenLimit(2_048, 2, 4)),
@@ -437,9 +534,53 @@ TITAN_TEXT_LITE_LIMITS = DatasetLimits(
     max_file_bytes=1 * GB,
     validation_max_file_bytes=100 * MB,
 )
-# Continued pre-training: only the record shape is documented.
-CONTINUED_PRE_TRAINING_LIMITS = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING)
-PROMPT_COMPLETION_UNBOUNDED = DatasetLimits(DataFormat.PROMPT_COMPLETION)
+# Continued pre-training of Titan Text: the same per-record token quotas as fine-tuning, by batch size
+# ("Character quota per sample in dataset: Token quota x 6"), a 10 GB training file and a 100 MB
+# validation file (Bedrock user guide, "Model requirements for training and validation datasets",
+# Maximum (Continued Pre-training)). Jobs over them fail: "Maximum input token count 4919 exceeds
+# limit of 4096 for train data" (amazon-bedrock-workshop issues #224, #270).
+SOURCE_CPT_DATA = (
+    "Bedrock user guide: Prepare your training datasets for fine-tuning and continued pre-training, "
+    "Model requirements for training and validation datasets (Titan Text G1 - Express and Lite, "
+    "Maximum (Continued Pre-training))"
+)
+TITAN_TEXT_EXPRESS_CPT_LIMITS = DatasetLimits(
+    DataFormat.CONTINUED_PRE_TRAINING,
+    token_limits=TITAN_TEXT_EXPRESS_LIMITS.token_limits,
+    max_file_bytes=10 * GB,
+    validation_max_file_bytes=100 * MB,
+)
+TITAN_TEXT_LITE_CPT_LIMITS = replace(
+    TITAN_TEXT_EXPRESS_CPT_LIMITS, token_limits=TITAN_TEXT_LITE_LIMITS.token_limits
+)
+# Bedrock user guide, "Prepare your training datasets for fine-tuning and continued pre-training",
+# Model requirements for training and validation datasets: Titan Text Premier takes 4,096 input and
+# output tokens at batch size 1 (its only batch size), a 1 GB training and a 100 MB validation file;
+# Cohere Command takes 4,096 input and 2,048 output tokens, 10,000 training and 1,000 validation
+# records. Cohere's own documentation ("Fine-tuning Cohere Models on Amazon Bedrock") gives the
+# prompt and completion together 4,096 tokens, drops longer examples, and needs at least 32.
+SOURCE_PREMIER_COHERE_DATA = (
+    "Bedrock user guide: Prepare your training datasets for fine-tuning and continued pre-training, "
+    "Model requirements for training and validation datasets"
+)
+SOURCE_COHERE_DATA = (
+    f"{SOURCE_PREMIER_COHERE_DATA}; Cohere documentation: Fine-tuning Cohere Models on Amazon Bedrock "
+    "(at least 32 examples; prompt and completion 4,096 tokens together)"
+)
+TITAN_TEXT_PREMIER_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION,
+    token_limits=(TokenLimit(4_096, 1, 1),),
+    max_file_bytes=1 * GB,
+    validation_max_file_bytes=100 * MB,
+)
+COHERE_COMMAND_LIMITS = DatasetLimits(
+    DataFormat.PROMPT_COMPLETION,
+    min_records=32,
+    max_records=10_000,
+    token_limits=(TokenLimit(4_096),),
+    completion_max_tokens=2_048,
+    validation_max_records=1_000,
+)
 TITAN_IMAGE_LIMITS = DatasetLimits(
     DataFormat.IMAGE_CAPTION,
     min_records=5,
@@ -456,7 +597,20 @@ TITAN_EMBEDDINGS_LIMITS = DatasetLimits(
     caption_min_chars=0,
     caption_max_chars=2_560,
 )
-RFT_LIMITS = DatasetLimits(DataFormat.REINFORCEMENT, min_records=100)
+# Nova 2 Lite SFT: Converse records, Nova 1.0's rules with Nova 2.0's narrower media formats. "Providing
+# a validation set ... will not be supported during SFT training" (the Nova 2.0 guide: "it is
+# ignored"): none is accepted. The per-record token limit is not documented for Bedrock: none is set.
+NOVA_2_LITE_LIMITS = DatasetLimits(
+    DataFormat.CONVERSE,
+    min_records=200,
+    max_records=20_000,
+    validation_allowed=False,
+    image_formats=("png", "jpeg", "gif"),
+    video_formats=("mov", "mkv", "mp4"),
+    max_images_per_record=10,
+    reserved_keywords=NOVA_RESERVED_KEYWORDS,
+    reserved_keywords_reason=NOVA_RESERVED_KEYWORDS_REASON,
+)
 
 # Distillation teachers (foundation-model ids).
 NOVA_PRO_TEACHER = "amazon.nova-pro-v1:0"
@@ -488,7 +642,9 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT_IMAGE,
         output_modalities=TEXT,
         context_window=200_000,
-        customizations=(Customization(FINE_TUNING, (US_WEST_2,), CLAUDE_3_HAIKU_LIMITS),),
+        customizations=(
+            Customization(FINE_TUNING, (US_WEST_2,), CLAUDE_3_HAIKU_LIMITS, limits_source=SOURCE_HAIKU_DATA),
+        ),
         hyperparameters=CLAUDE_3_HAIKU_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_ANTHROPIC,
@@ -505,11 +661,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         output_modalities=TEXT,
         context_window=128_000,
         customizations=(
-            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_MICRO_LIMITS),
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
-                CONVERSE_UNBOUNDED,
+                NOVA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -529,11 +686,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         output_modalities=TEXT,
         context_window=300_000,
         customizations=(
-            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA),
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
-                CONVERSE_UNBOUNDED,
+                NOVA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(NOVA_PRO_TEACHER, NOVA_PREMIER_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -553,11 +711,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         output_modalities=TEXT,
         context_window=300_000,
         customizations=(
-            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS),
+            Customization(FINE_TUNING, (US_EAST_1,), NOVA_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA),
             Customization(
                 DISTILLATION,
                 (US_EAST_1,),
-                CONVERSE_UNBOUNDED,
+                NOVA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(NOVA_PREMIER_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -569,25 +728,35 @@ CATALOG: tuple[ModelEntry, ...] = (
         prices=DEFAULT_PRICES,
     ),
     ModelEntry(
-        # The reference gives no context suffix for Nova 2 Lite: the plain id is used.
-        model_id="amazon.nova-2-lite-v1:0",
+        model_id="amazon.nova-2-lite-v1:0:256k",
+        aliases=("amazon.nova-2-lite-v1:0",),
         provider="Amazon",
         name="Nova 2 Lite",
         input_modalities=TEXT_IMAGE_VIDEO,
         output_modalities=TEXT,
-        context_window=None,
+        context_window=256_000,
         customizations=(
-            Customization(REINFORCEMENT_FINE_TUNING, (US_EAST_1,), RFT_LIMITS, source=SOURCE_RFT),
+            Customization(
+                FINE_TUNING,
+                (US_EAST_1,),
+                NOVA_2_LITE_LIMITS,
+                source=SOURCE_NOVA_2_LITE,
+                limits_source=SOURCE_NOVA_2_LITE_DATA,
+            ),
         ),
-        hyperparameters=NOVA_2_RFT_HYPERPARAMETERS,
-        hyperparameters_source=SOURCE_RFT,
+        hyperparameters=NOVA_2_LITE_HYPERPARAMETERS,
+        hyperparameters_source=SOURCE_NOVA_2_LITE_HYPERPARAMETERS,
         serving=NOVA_ON_DEMAND,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
         prices=DEFAULT_PRICES,
         notes=(
-            "Hyperparameters go in customizationConfig.rftConfig.hyperParameters (typed), with a Lambda "
-            "grader; maxPromptLength, inferenceMaxTokens and reasoningEffort are not modelled.",
+            "Not documented for Bedrock, so not enforced or assumed: the hyperparameter ranges (epochCount "
+            "and learningRate follow Nova 1.0, batchSize the one value of AWS's sample), the per-record "
+            "token limit, and the data file sizes.",
+            "Tool use in the data is not supported by Nova 2.0 SFT (the guide: it may fail the job); "
+            "reasoningContent blocks are accepted in assistant turns.",
+            "Reinforcement fine-tuning is not offered (see the catalog's docstring).",
         ),
     ),
     ModelEntry(
@@ -603,7 +772,8 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_WEST_2,),
-                CONVERSE_UNBOUNDED,
+                LLAMA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(LLAMA_31_405B_TEACHER, LLAMA_31_70B_TEACHER, LLAMA_33_70B_TEACHER),
                 source=SOURCE_DISTILLATION,
             ),
@@ -627,7 +797,8 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_WEST_2,),
-                CONVERSE_UNBOUNDED,
+                LLAMA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(LLAMA_31_405B_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -676,7 +847,11 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT_IMAGE,
         output_modalities=TEXT,
         context_window=128_000,
-        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_LIMITS),),
+        customizations=(
+            Customization(
+                FINE_TUNING, (US_WEST_2,), LLAMA_32_VISION_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA
+            ),
+        ),
         hyperparameters=LLAMA_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
@@ -691,7 +866,11 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT_IMAGE,
         output_modalities=TEXT,
         context_window=128_000,
-        customizations=(Customization(FINE_TUNING, (US_WEST_2,), LLAMA_32_90B_LIMITS),),
+        customizations=(
+            Customization(
+                FINE_TUNING, (US_WEST_2,), LLAMA_32_90B_LIMITS, limits_source=SOURCE_DATA_AND_MEDIA
+            ),
+        ),
         hyperparameters=LLAMA_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
@@ -711,7 +890,8 @@ CATALOG: tuple[ModelEntry, ...] = (
             Customization(
                 DISTILLATION,
                 (US_WEST_2,),
-                CONVERSE_UNBOUNDED,
+                LLAMA_DISTILLATION_LIMITS,
+                limits_source=SOURCE_DISTILLATION_DATA,
                 teachers=(LLAMA_31_405B_TEACHER,),
                 source=SOURCE_DISTILLATION,
             ),
@@ -733,7 +913,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         context_window=8_000,
         customizations=(
             Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_TEXT_EXPRESS_LIMITS),
-            Customization(CONTINUED_PRE_TRAINING, (US_EAST_1, US_WEST_2), CONTINUED_PRE_TRAINING_LIMITS),
+            Customization(
+                CONTINUED_PRE_TRAINING,
+                (US_EAST_1, US_WEST_2),
+                TITAN_TEXT_EXPRESS_CPT_LIMITS,
+                limits_source=SOURCE_CPT_DATA,
+            ),
         ),
         hyperparameters=TITAN_TEXT_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
@@ -752,7 +937,12 @@ CATALOG: tuple[ModelEntry, ...] = (
         context_window=4_000,
         customizations=(
             Customization(FINE_TUNING, (US_EAST_1, US_WEST_2), TITAN_TEXT_LITE_LIMITS),
-            Customization(CONTINUED_PRE_TRAINING, (US_EAST_1, US_WEST_2), CONTINUED_PRE_TRAINING_LIMITS),
+            Customization(
+                CONTINUED_PRE_TRAINING,
+                (US_EAST_1, US_WEST_2),
+                TITAN_TEXT_LITE_CPT_LIMITS,
+                limits_source=SOURCE_CPT_DATA,
+            ),
         ),
         hyperparameters=TITAN_TEXT_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
@@ -769,13 +959,20 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT,
         output_modalities=TEXT,
         context_window=32_000,
-        customizations=(Customization(FINE_TUNING, (US_EAST_1,), PROMPT_COMPLETION_UNBOUNDED),),
+        customizations=(
+            Customization(
+                FINE_TUNING,
+                (US_EAST_1,),
+                TITAN_TEXT_PREMIER_LIMITS,
+                limits_source=SOURCE_PREMIER_COHERE_DATA,
+            ),
+        ),
         hyperparameters=TITAN_PREMIER_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_DROPPED,
         prices=DEFAULT_PRICES,
-        notes=(TITAN_TEXT_NOTE, "No dataset limits are documented in the reference."),
+        notes=(TITAN_TEXT_NOTE,),
     ),
     ModelEntry(
         model_id="amazon.titan-image-generator-v2:0",
@@ -815,15 +1012,19 @@ CATALOG: tuple[ModelEntry, ...] = (
         input_modalities=TEXT,
         output_modalities=TEXT,
         context_window=4_000,
-        customizations=(Customization(FINE_TUNING, (US_EAST_1,), PROMPT_COMPLETION_UNBOUNDED),),
+        customizations=(
+            Customization(FINE_TUNING, (US_EAST_1,), COHERE_COMMAND_LIMITS, limits_source=SOURCE_COHERE_DATA),
+        ),
         hyperparameters=COHERE_HYPERPARAMETERS,
         serving=PROVISIONED_ONLY,
         license=LICENSE_COHERE,
-        lifecycle=LIFECYCLE_DROPPED,
+        lifecycle=LIFECYCLE_COHERE_DEPRECATED,
+        lifecycle_source=SOURCE_COHERE_LIFECYCLE,
         prices=DEFAULT_PRICES,
         notes=(
-            "Cohere left the newest fine-tuning table; whether it still accepts jobs is unconfirmed.",
-            "No dataset limits are documented in the reference.",
+            "Cohere deprecated fine-tuning on 2025-09-15: new customers cannot start jobs, existing ones "
+            "until Cohere's shutdown date; Bedrock's newest fine-tuning table dropped the model too.",
+            "The output (completion) is limited to 2,048 tokens on its own.",
         ),
     ),
 )
@@ -847,17 +1048,30 @@ def find_model(identifier: str) -> ModelEntry | None:
     return _BY_IDENTIFIER.get(identifier)
 
 
+def _without_context_suffix(identifier: str) -> str:
+    """`amazon.nova-lite-v1:0:128k` -> `amazon.nova-lite-v1:0`; other identifiers unchanged."""
+    stem, _, suffix = identifier.rpartition(":")
+    return stem if stem and suffix[:-1].isdigit() and suffix.endswith("k") else identifier
+
+
 def suggest_models(identifier: str, n: int = 3) -> list[str]:
-    """Up to `n` canonical model ids closest to `identifier`: ids containing it first, then difflib's."""
+    """Up to `n` canonical model ids closest to `identifier`: the same model with another context
+    suffix first, then ids containing it, then difflib's."""
     ids = [entry.model_id for entry in CATALOG]
     wanted = identifier.strip().lower()
     if not wanted:
         return []
+    stem = _without_context_suffix(wanted)
+    same_model = [
+        entry.model_id
+        for entry in CATALOG
+        if stem in {_without_context_suffix(i.lower()) for i in entry.identifiers}
+    ]
     # Substrings shorter than 4 characters ("x", "v1") match almost everything: not a suggestion.
     containing = [model_id for model_id in ids if len(wanted) >= 4 and wanted in model_id.lower()]
     close = difflib.get_close_matches(wanted, [i.lower() for i in ids], n=n, cutoff=0.4)
     by_lower = {model_id.lower(): model_id for model_id in ids}
-    ranked = [*containing, *(by_lower[c] for c in close)]
+    ranked = [*same_model, *containing, *(by_lower[c] for c in close)]
     return list(dict.fromkeys(ranked))[:n]
 
 

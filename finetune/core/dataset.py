@@ -26,6 +26,10 @@ Decisions:
   when the limits set no maximum, in which case a warning says duplicates were looked for among the
   first records only. So memory is bounded by the model's limits, never by the file's size. A false
   "duplicate" needs a 64-bit collision: below 1 in a billion for 100,000 records.
+- **A cause named once.** A file written the wrong way fails on every line: a trailing comma after
+  each object, or a JSON array or pretty-printed JSON (one problem per line, 101 for a short file).
+  The first such line names the likely cause; the later ones are counted in one file-level error,
+  and the objects before trailing commas are still checked (`_RepeatedCauses`).
 - **Error cap.** At most `max_errors` errors (and as many warnings) are kept per file; the file is still
   read to the end (record count, tokens), and a final note says how many more were suppressed.
 
@@ -41,14 +45,28 @@ import json
 import json.decoder
 import json.scanner
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from finetune.core.dataset_rules import CHECKERS, Checker, RecordContext, Severity, json_type
-from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, estimate_tokens
+from finetune.core.dataset_rules import (
+    CHECKERS,
+    Checker,
+    RecordContext,
+    Severity,
+    json_type,
+    near_token_limit_message,
+)
+from finetune.core.formats import (
+    CHARS_PER_TOKEN,
+    DENSE_CHARS_PER_TOKEN,
+    TOKEN_ESTIMATE_METHOD,
+    DatasetLimits,
+    estimate_tokens,
+)
 
 __all__ = [
     "DEFAULT_MAX_ERRORS",
@@ -112,6 +130,16 @@ class DatasetReport:
         """True when the file has no errors (warnings are allowed)."""
         return not self.errors
 
+    @property
+    def error_count(self) -> int:
+        """Every error found, the ones past the cap included (the "more not shown" note is not one)."""
+        return _total(self.errors, self.suppressed_errors)
+
+    @property
+    def warning_count(self) -> int:
+        """Every warning found, the ones past the cap included (the "more not shown" note is not one)."""
+        return _total(self.warnings, self.suppressed_warnings)
+
     def issues(self) -> list[DataIssue]:
         """Errors and warnings in reading order: file-level first, then by line, the notes last."""
         errors, error_note = _split_note(self.errors, self.suppressed_errors)
@@ -126,10 +154,10 @@ class DatasetReport:
         """
         kind = "validation" if self.validation else "training"
         if self.ok:
-            status = "valid" if not self.warnings else f"valid, {_count(len(self.warnings), 'warning')}"
+            warnings = self.warning_count
+            status = "valid" if not warnings else f"valid, {_count(warnings, 'warning')}"
         else:
-            total = len(self.errors) - (1 if self.capped else 0) + self.suppressed_errors
-            status = f"INVALID, {_count(total, 'error')}"
+            status = f"INVALID, {_count(self.error_count, 'error')}"
         lines = [
             f"{self.file}: {status} ({kind} data, {_count(self.records, 'record')}, {self.size_bytes:,} bytes)",
             f"{self.file}: estimated tokens: {self.estimated_tokens:,}, estimated as {TOKEN_ESTIMATE_METHOD}",
@@ -140,6 +168,11 @@ class DatasetReport:
                 f"about {self.largest_record_tokens:,} tokens"
             )
         return lines
+
+
+def _total(kept: list[DataIssue], suppressed: int) -> int:
+    """The issues kept plus those past the cap; a kept list ends in a note when some were suppressed."""
+    return len(kept) - 1 + suppressed if suppressed else len(kept)
 
 
 def _count(number: int, noun: str) -> str:
@@ -312,28 +345,132 @@ def _binary_signature(head: bytes) -> str | None:
     return None
 
 
-def _json_error(text: str) -> str:
-    """Why `text` (a line that failed the fast parse) is not one JSON object; empty if it is fine."""
+# The causes of an unreadable line that repeat on every line of a file written the wrong way. The first
+# line with each is reported in full; the others are counted and summed up once (`_RepeatedCauses`).
+TRAILING_COMMA = "trailing comma"
+JSON_DOCUMENT = "JSON document"
+OTHER_SYNTAX = "syntax"
+REPEATED_CAUSES = (TRAILING_COMMA, JSON_DOCUMENT)
+_NOT_A_RECORD: Any = object()
+# Line numbers named in the summary of a repeated cause.
+REPEAT_SAMPLE_LINES = 5
+
+
+@dataclass(frozen=True)
+class _JsonProblem:
+    """Why a line is not one JSON object: its cause, the message, and the object it still holds, if any
+    (the object before a trailing comma is checked like any record)."""
+
+    cause: str
+    message: str
+    record: Any = _NOT_A_RECORD
+
+
+_ARRAY_MESSAGE = (
+    "the file looks like a JSON array (or pretty-printed JSON), not JSON Lines: write one JSON object "
+    "per line, with no enclosing [ ] and no commas between the records"
+)
+_PRETTY_MESSAGE = (
+    "the object does not end on this line: the file looks like pretty-printed JSON (or a JSON array), "
+    "not JSON Lines, which needs each record as one JSON object on one line"
+)
+
+
+def _json_problem(text: str) -> _JsonProblem | None:
+    """Why `text` (a line that failed the fast parse) is not one JSON object; None if it is one after all."""
     try:
         json.loads(text)
     except json.JSONDecodeError as error:
-        stripped = text.strip()
-        if stripped in ("{", "[", "[{"):
-            return (
-                f"invalid JSON: {error.msg} (column {error.colno}): the file looks like pretty-printed "
-                "JSON or a JSON array; JSON Lines needs each record as one JSON object on one line"
-            )
-        if error.msg == "Extra data":
-            return (
-                f"invalid JSON: more than one JSON value on the line (column {error.colno}): "
-                "put each record on its own line"
-            )
-        return f"invalid JSON: {error.msg} (column {error.colno}): expected one JSON object per line"
+        return _explain(text, error)
     except RecursionError:
-        return "invalid JSON: nested too deeply to parse: expected one JSON object per line"
+        return _JsonProblem(
+            OTHER_SYNTAX, "invalid JSON: nested too deeply to parse: expected one JSON object per line"
+        )
     except ValueError as error:
-        return f"invalid JSON: {error}: expected one JSON object per line"
-    return ""
+        return _JsonProblem(OTHER_SYNTAX, f"invalid JSON: {error}: expected one JSON object per line")
+    return None
+
+
+def _explain(text: str, error: json.JSONDecodeError) -> _JsonProblem:
+    stripped = text.strip()
+    if error.msg == "Extra data":
+        start = len(text) - len(text.lstrip())
+        value, end = _decoder.raw_decode(text, start)
+        rest = text[end:].strip()
+        if rest == ",":
+            column = text.index(",", end) + 1
+            what = "object" if type(value) is dict else "value"
+            return _JsonProblem(
+                TRAILING_COMMA,
+                f"a trailing comma after the {what} (column {column}): JSON Lines has nothing between "
+                "records but the newline; remove the comma",
+                value if type(value) is dict else _NOT_A_RECORD,
+            )
+        if rest.startswith("]") or rest.startswith(":"):
+            # "...}]" ends a JSON array; '"prompt": ...' is a member of a pretty-printed object.
+            return _JsonProblem(JSON_DOCUMENT, _ARRAY_MESSAGE if rest.startswith("]") else _PRETTY_MESSAGE)
+        return _JsonProblem(
+            OTHER_SYNTAX,
+            f"invalid JSON: more than one JSON value on the line (column {error.colno}): "
+            "put each record on its own line",
+        )
+    if stripped.startswith("["):
+        return _JsonProblem(JSON_DOCUMENT, _ARRAY_MESSAGE)
+    if stripped.startswith("{") and error.pos >= len(text.rstrip()) and stripped[-1] in "{[,:":
+        # The object goes on past the end of the line, the way a pretty-printer breaks it ("{", or a
+        # member followed by a comma); a line cut short after a value is an ordinary syntax error.
+        return _JsonProblem(JSON_DOCUMENT, _PRETTY_MESSAGE)
+    return _JsonProblem(
+        OTHER_SYNTAX, f"invalid JSON: {error.msg} (column {error.colno}): expected one JSON object per line"
+    )
+
+
+class _RepeatedCauses:
+    """Names the likely cause of unreadable lines once, instead of once per line.
+
+    The first line with a trailing comma, and the first line that shows the file is one JSON document
+    (an array or pretty-printed JSON), are reported in full. Later lines with the same cause are
+    counted and summed up in one file-level error at the end. Once the file is known to be a JSON
+    document, every later line that is not one JSON object has that cause.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, int] = {}
+        self.more: dict[str, list[int]] = {}
+        self.counts: dict[str, int] = {}
+
+    @property
+    def in_document(self) -> bool:
+        return JSON_DOCUMENT in self.first
+
+    def report(self, log: _IssueLog, lineno: int, cause: str, message: str) -> None:
+        if self.in_document:
+            cause = JSON_DOCUMENT
+        if cause not in REPEATED_CAUSES:
+            log.error(lineno, message)
+        elif cause not in self.first:
+            self.first[cause] = lineno
+            log.error(lineno, message)
+        else:
+            self.counts[cause] = self.counts.get(cause, 0) + 1
+            sample = self.more.setdefault(cause, [])
+            if len(sample) < REPEAT_SAMPLE_LINES:
+                sample.append(lineno)
+
+    def finish(self, log: _IssueLog) -> None:
+        for cause, count in self.counts.items():
+            lines = ", ".join(str(n) for n in self.more[cause]) + (
+                ", ..." if count > REPEAT_SAMPLE_LINES else ""
+            )
+            one = count == 1
+            noun = "line" if one else "lines"
+            if cause == TRAILING_COMMA:
+                verb = "ends" if one else "end"
+                what = f"{count:,} more {noun} {verb} in a trailing comma ({lines}); remove the comma on each"
+            else:
+                verb = "is not one JSON object" if one else "are not one JSON object each"
+                what = f"{count:,} more {noun} {verb} ({lines})"
+            log.error(None, f"{what}: the same cause as line {self.first[cause]}, not listed one by one")
 
 
 def validate_stream(
@@ -418,7 +555,11 @@ def _scan_lines(
     problems = context.problems
     max_tokens = limits.max_tokens_for(batch_size)
     # ceil(chars / CHARS_PER_TOKEN) > max_tokens  <=>  chars > max_tokens * CHARS_PER_TOKEN
-    max_chars = max_tokens * CHARS_PER_TOKEN if max_tokens is not None else None
+    # Records longer than warn_chars are over the limit at the dense rate (2/3 of max_chars): a warning.
+    # Without a limit both are beyond any record, so the hot loop makes one comparison either way.
+    token_limit = max_tokens if max_tokens is not None else 0
+    max_chars = token_limit * CHARS_PER_TOKEN if max_tokens is not None else sys.maxsize
+    warn_chars = token_limit * DENSE_CHARS_PER_TOKEN if max_tokens is not None else sys.maxsize
     limit_for = _token_limit_text(limits, batch_size, max_tokens)
     max_records = limits.validation_max_records if validation else limits.max_records
     tracking_limit = max_records + 1 if max_records is not None else DUPLICATE_TRACKING_FALLBACK
@@ -428,6 +569,7 @@ def _scan_lines(
     add = log.add
     rejected = chunks.rejected.popleft
     error = log.error
+    causes = _RepeatedCauses()
     records = 0
     total_tokens = 0
     largest_chars = -1
@@ -454,15 +596,23 @@ def _scan_lines(
                     )
                     continue
                 records += 1
-                message = _json_error(text)
-                if message:
-                    error(lineno, message)
-                    continue
-                record = json.loads(text)  # valid after all (e.g. leading whitespace)
+                problem = _json_problem(text)
+                if problem is None:
+                    record = json.loads(text)  # valid after all (e.g. leading whitespace)
+                else:
+                    causes.report(log, lineno, problem.cause, problem.message)
+                    if problem.record is _NOT_A_RECORD:
+                        continue
+                    record = problem.record  # the object before a trailing comma: check it too
             else:
                 records += 1
             if record.__class__ is not dict:
-                error(lineno, f"expected a JSON object ({{...}}) per line, got {json_type(record)}")
+                causes.report(
+                    log,
+                    lineno,
+                    OTHER_SYNTAX,
+                    f"expected a JSON object ({{...}}) per line, got {json_type(record)}",
+                )
                 continue
 
             chars = check(record, context, lineno)
@@ -474,12 +624,15 @@ def _scan_lines(
             if chars > largest_chars:
                 largest_chars = chars
                 largest_line = lineno
-            if max_chars is not None and chars > max_chars:
-                error(
-                    lineno,
-                    f"record is about {estimate_tokens(chars):,} tokens ({chars:,} characters); "
-                    f"at most {max_tokens:,} tokens per record are accepted{limit_for}",
-                )
+            if chars > warn_chars:
+                if chars > max_chars:
+                    error(
+                        lineno,
+                        f"record is about {estimate_tokens(chars):,} tokens ({chars:,} characters); "
+                        f"at most {token_limit:,} tokens per record are accepted{limit_for}",
+                    )
+                else:
+                    add(lineno, "warning", near_token_limit_message("record", chars, token_limit, limit_for))
         if seen is not None:
             _find_duplicates(seen, lines, chunk_start, add)
             if len(seen) >= tracking_limit:
@@ -494,6 +647,7 @@ def _scan_lines(
                         f"(at most {DUPLICATE_TRACKING_FALLBACK:,} records are tracked, to bound memory)",
                     )
 
+    causes.finish(log)
     report.records = records
     report.estimated_tokens = total_tokens
     if largest_chars >= 0:
@@ -539,8 +693,7 @@ def _check_size(log: _IssueLog, size: int, max_bytes: int | None, validation: bo
 
 def _check_record_count(log: _IssueLog, records: int, limits: DatasetLimits, validation: bool) -> None:
     kind = "validation" if validation else "training"
-    # Documented minima are for training data; validation sets only have a maximum.
-    minimum = None if validation else limits.min_records
+    minimum = limits.validation_min_records if validation else limits.min_records
     maximum = limits.validation_max_records if validation else limits.max_records
     if records == 0:
         log.error(None, f"no records: a {kind} file needs at least {minimum or 1:,} JSON object lines")

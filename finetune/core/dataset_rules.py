@@ -8,35 +8,52 @@ wrong: the validator calls it once per line of files with millions of lines.
 Messages name the field (`messages[2].role`), say what is wrong and what is accepted.
 
 Unknown top-level fields, per format:
-- prompt-completion, continued pre-training, image-caption, Claude messages: **warning**. The user
-  guide lists the fields a record has but does not say other fields are rejected; a stray field is
-  usually harmless metadata (an "id") or a misspelling, and a misspelled required field is already an
-  error (it is then missing).
+- prompt-completion, continued pre-training, image-caption: **warning**. The user guide lists the
+  fields a record has but does not say other fields are rejected; a stray field is usually harmless
+  metadata (an "id") or a misspelling, and a misspelled required field is already an error (it is
+  then missing).
+- Claude messages: **error**, in the record and in each message. Anthropic's guide to fine-tuning
+  Claude 3 Haiku on Bedrock says "No extraneous keys are allowed" (anthropic-cookbook,
+  finetuning/finetuning_on_bedrock.ipynb).
 - Converse (bedrock-conversation-2024): **error**. The record is a Converse API request, a closed
   schema (the API rejects unknown members), so an unknown field means a record of another format
   (e.g. "prompt", or OpenAI-style messages) or a feature the job does not take (e.g. "toolConfig").
-- reinforcement fine-tuning: **allowed**. The guide invites extra fields for the grader Lambda.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from finetune.core.formats import DataFormat, DatasetLimits
+from finetune.core.formats import (
+    CHARS_PER_TOKEN,
+    DENSE_CHARS_PER_TOKEN,
+    TOKEN_ESTIMATE_METHOD,
+    DataFormat,
+    DatasetLimits,
+    dense_estimate_tokens,
+    estimate_tokens,
+)
 
 Severity = Literal["error", "warning"]
 Problems = list[tuple[Severity, str]]
 
 CONVERSE_SCHEMA_VERSION = "bedrock-conversation-2024"
-# Nova guide "Supported media formats" (Converse `format` values).
-IMAGE_FORMATS = ("png", "jpeg", "gif")
-VIDEO_FORMATS = ("mov", "mkv", "mp4")
+# The schemaVersion values the guides show: the Bedrock user guide's, and the Nova guide's for tool-use
+# fine-tuning data. The Nova guide ("Preparing data for fine-tuning Understanding models") says
+# schemaVersion may be any string, so another value is only a warning (most likely a typo).
+KNOWN_SCHEMA_VERSIONS = (CONVERSE_SCHEMA_VERSION, "tooluse-dataset-2024")
 # Titan Image Generator and Titan Multimodal Embeddings read PNG and JPEG images.
 IMAGE_REF_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ROLE_RULE = "(roles alternate, starting with user, ending with assistant)"
-RFT_ROLES = ("system", "user", "assistant")
+ROLE_RULE_RESPONSE_OPTIONAL = "(roles alternate, starting with user; the assistant's response is optional)"
+SINGLE_PROMPT_RULE = (
+    'one "user" prompt, optionally followed by the "assistant" response: this student takes '
+    "single-turn prompts only"
+)
 
 _MISSING: Any = object()
 _NOT_A_MESSAGE: Any = object()  # the role of a message that is not an object (already reported)
@@ -52,6 +69,34 @@ class RecordContext:
     # First Converse record with media, to tell a dataset that mixes images and videos.
     media_kind: str | None = None
     media_line: int = 0
+    # `limits.reserved_keywords` as one pattern (None: nothing is reserved), searched once per text.
+    reserved: re.Pattern[str] | None = field(init=False, default=None)
+    # `limits.completion_max_tokens` in characters, and where its warning band starts (beyond any
+    # text when there is no such limit, so the checker makes one comparison either way).
+    completion_max_chars: int = field(init=False, default=sys.maxsize)
+    completion_warn_chars: int = field(init=False, default=sys.maxsize)
+
+    def __post_init__(self) -> None:
+        completion_limit = self.limits.completion_max_tokens
+        if completion_limit is not None:
+            self.completion_max_chars = completion_limit * CHARS_PER_TOKEN
+            self.completion_warn_chars = completion_limit * DENSE_CHARS_PER_TOKEN
+        keywords = self.limits.reserved_keywords
+        if keywords:
+            self.reserved = re.compile("|".join(re.escape(keyword) for keyword in keywords))
+
+    def check_reserved(self, text: str, path: str) -> None:
+        """An error for each reserved keyword in a prompt's `text` at `path` (first occurrence each)."""
+        if self.reserved is None:
+            return
+        found = list(dict.fromkeys(match.group() for match in self.reserved.finditer(text)))
+        if found:
+            plural = "s" if len(found) > 1 else ""
+            self.error(
+                f"{path}: contains the reserved keyword{plural} {_quoted(found)}: "
+                f"{self.limits.reserved_keywords_reason}; reword the prompt without "
+                f"{_quoted(self.limits.reserved_keywords)}"
+            )
 
     def error(self, message: str) -> None:
         self.problems.append(("error", message))
@@ -61,6 +106,19 @@ class RecordContext:
 
 
 Checker = Callable[[dict[str, Any], RecordContext, int], int]
+
+
+def near_token_limit_message(what: str, chars: int, max_tokens: int, limit_for: str = "") -> str:
+    """The warning for a text inside a token limit by the estimate but over it at the dense rate."""
+    estimate = estimate_tokens(chars)
+    share = estimate * 100 // max_tokens
+    return (
+        f"{what} is about {estimate:,} tokens ({chars:,} characters), {share}% of the {max_tokens:,}-token "
+        f"limit{limit_for}: that estimate is {TOKEN_ESTIMATE_METHOD}, but technical text and code run near "
+        f"{DENSE_CHARS_PER_TOKEN} characters per token, which would make it about "
+        f"{dense_estimate_tokens(chars):,} tokens, over the limit; Bedrock counts with the model's tokenizer "
+        "and may reject the job, so shorten or split it if it is dense text"
+    )
 
 
 def json_type(value: object) -> str:
@@ -106,6 +164,7 @@ def _unknown_fields(
     allowed: tuple[str, ...],
     where: str,
     severity: Severity,
+    reason: str = "",
 ) -> None:
     unknown = [key for key in container if key not in allowed]
     if unknown:
@@ -113,7 +172,7 @@ def _unknown_fields(
         context.problems.append(
             (
                 severity,
-                f"{where}unknown field{plural} {_quoted(unknown)}: accepted fields are {_quoted(allowed)}",
+                f"{where}unknown field{plural} {_quoted(unknown)}: accepted fields are {_quoted(allowed)}{reason}",
             )
         )
 
@@ -144,7 +203,13 @@ def _list_field(context: RecordContext, record: dict[str, Any], key: str, what: 
 
 
 def _check_role_order(context: RecordContext, roles: list[Any]) -> None:
-    """Roles alternate user/assistant, starting with user and ending with assistant (first problem only)."""
+    """Roles alternate user/assistant, starting with user and ending with assistant (first problem only).
+
+    With `limits.response_optional` (distillation prompts) the last turn may be the user's; with
+    `limits.single_user_prompt` there is one user turn at most.
+    """
+    limits = context.limits
+    rule = ROLE_RULE_RESPONSE_OPTIONAL if limits.response_optional else ROLE_RULE
     for index, role in enumerate(roles):
         expected = "assistant" if index % 2 else "user"
         if role == expected:
@@ -153,21 +218,24 @@ def _check_role_order(context: RecordContext, roles: list[Any]) -> None:
         if role is _NOT_A_MESSAGE:
             return
         if role is _MISSING:
-            context.error(f'{path}: missing (expected "{expected}") {ROLE_RULE}')
+            context.error(f'{path}: missing (expected "{expected}") {rule}')
         elif role not in ("user", "assistant"):
             hint = ' (the system prompt goes in the top-level "system" field)' if role == "system" else ""
             shown = f'"{role}"' if type(role) is str else json_type(role)
             context.error(f'{path}: expected "user" or "assistant", got {shown}{hint}')
         elif index == 0:
-            context.error(f'{path}: expected "user" first, got "{role}" {ROLE_RULE}')
+            context.error(f'{path}: expected "user" first, got "{role}" {rule}')
         else:
-            context.error(f'{path}: expected "{expected}" after "{roles[index - 1]}" {ROLE_RULE}')
+            context.error(f'{path}: expected "{expected}" after "{roles[index - 1]}" {rule}')
         return
-    if len(roles) % 2:
-        last = len(roles) - 1
+    if limits.single_user_prompt and len(roles) > 2:
         context.error(
-            f'messages[{last}].role: the last message must be from "assistant", got "user" {ROLE_RULE}'
+            f'messages[2].role: a second "user" prompt; expected {SINGLE_PROMPT_RULE} (Bedrock user '
+            'guide, "Option 1: Provide your own prompts for data preparation")'
         )
+    elif len(roles) % 2 and not limits.response_optional:
+        last = len(roles) - 1
+        context.error(f'messages[{last}].role: the last message must be from "assistant", got "user" {rule}')
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,14 +246,32 @@ _PROMPT_COMPLETION_FIELDS = ("prompt", "completion")
 
 
 def check_prompt_completion(record: dict[str, Any], context: RecordContext, line: int) -> int:
-    """`{"prompt": str, "completion": str}`, both non-empty."""
+    """`{"prompt": str, "completion": str}`, both non-empty; the completion within
+    `limits.completion_max_tokens` when the model limits the output on its own."""
     prompt = record.get("prompt")
     completion = record.get("completion")
     if type(prompt) is str and type(completion) is str and prompt and completion and len(record) == 2:
+        if len(completion) > context.completion_warn_chars:
+            _check_completion_tokens(context, len(completion))
         return len(prompt) + len(completion)
-    chars = _text(context, record, "prompt", "prompt") + _text(context, record, "completion", "completion")
+    completion_chars = _text(context, record, "completion", "completion")
+    chars = _text(context, record, "prompt", "prompt") + completion_chars
+    if completion_chars > context.completion_warn_chars:
+        _check_completion_tokens(context, completion_chars)
     _unknown_fields(context, record, _PROMPT_COMPLETION_FIELDS, "", "warning")
     return chars
+
+
+def _check_completion_tokens(context: RecordContext, chars: int) -> None:
+    """Called past the warning band, which exists only with `limits.completion_max_tokens`."""
+    limit = context.limits.completion_max_tokens or 0
+    if chars > context.completion_max_chars:
+        context.error(
+            f"completion: about {estimate_tokens(chars):,} tokens ({chars:,} characters); at most "
+            f"{limit:,} output tokens are accepted for this model"
+        )
+    else:
+        context.warning(near_token_limit_message("completion", chars, limit, " for the output"))
 
 
 def check_continued_pre_training(record: dict[str, Any], context: RecordContext, line: int) -> int:
@@ -240,6 +326,10 @@ def check_image_caption(record: dict[str, Any], context: RecordContext, line: in
 
 _CLAUDE_FIELDS = ("system", "messages")
 _MESSAGE_FIELDS = ("role", "content")
+_CLAUDE_NO_EXTRA_KEYS = (
+    ' (Anthropic\'s guide to fine-tuning Claude 3 Haiku on Bedrock: "No extraneous keys are allowed"; '
+    "remove the field, or keep such metadata outside the training file)"
+)
 
 
 def check_claude_messages(record: dict[str, Any], context: RecordContext, line: int) -> int:
@@ -279,12 +369,14 @@ def check_claude_messages(record: dict[str, Any], context: RecordContext, line: 
                 else:
                     chars += _text(context, message, "content", path)
             if len(message) != 2:
-                _unknown_fields(context, message, _MESSAGE_FIELDS, f"messages[{index}]: ", "warning")
+                _unknown_fields(
+                    context, message, _MESSAGE_FIELDS, f"messages[{index}]: ", "error", _CLAUDE_NO_EXTRA_KEYS
+                )
         _check_role_order(context, roles)
     elif "messages" in record:
         known += 1
     if len(record) != known:
-        _unknown_fields(context, record, _CLAUDE_FIELDS, "", "warning")
+        _unknown_fields(context, record, _CLAUDE_FIELDS, "", "error", _CLAUDE_NO_EXTRA_KEYS)
     return chars
 
 
@@ -300,22 +392,22 @@ def check_converse(record: dict[str, Any], context: RecordContext, line: int) ->
     """`{"schemaVersion": "bedrock-conversation-2024", "system"?: [{"text"}], "messages": [...]}`.
 
     Messages alternate user/assistant (first user, last assistant); content is a list of blocks:
-    `{"text"}`, `{"image"}`/`{"video"}` (user turns; `source.s3Location.uri` an S3 URI) or
-    `{"reasoningContent"}` (assistant turns, Nova 2). Per record at most
+    `{"text"}`, `{"image"}`/`{"video"}` (user turns; `source.s3Location.uri` an S3 URI; only the
+    kinds and `format` values in `limits.image_formats`/`video_formats`, which follow the model's
+    input modalities) or `{"reasoningContent"}` (assistant turns, Nova 2). Per record at most
     `limits.max_images_per_record` images, at most one video, not both; a dataset does not mix images
     and videos (Nova guide, "Dataset constraints").
     """
     chars = 0
     version = record.get("schemaVersion", _MISSING)
-    if version != CONVERSE_SCHEMA_VERSION:
+    if version != CONVERSE_SCHEMA_VERSION and version not in KNOWN_SCHEMA_VERSIONS:
         if version is _MISSING:
             context.error(f'schemaVersion: missing (required: "{CONVERSE_SCHEMA_VERSION}")')
         elif type(version) is not str:
             context.error(f'schemaVersion: expected "{CONVERSE_SCHEMA_VERSION}", got {json_type(version)}')
         else:
-            # The Bedrock user guide shows only this value; the Nova guide says any string is accepted.
             context.warning(
-                f'schemaVersion: "{version[:60]}"; the documented value is "{CONVERSE_SCHEMA_VERSION}"'
+                f'schemaVersion: "{version[:60]}"; the documented values are {_quoted(KNOWN_SCHEMA_VERSIONS)}'
             )
     system = record.get("system", _MISSING)
     if system is not _MISSING:
@@ -326,6 +418,8 @@ def check_converse(record: dict[str, Any], context: RecordContext, line: int) ->
                 text = block.get("text") if type(block) is dict else None
                 if type(text) is str and text and len(block) == 1:
                     chars += len(text)
+                    if context.reserved is not None:
+                        context.check_reserved(text, f"system[{index}].text")
                 elif type(block) is not dict:
                     context.error(
                         f'system[{index}]: expected an object {{"text": "..."}}, got {json_type(block)}'
@@ -376,6 +470,8 @@ def _converse_messages(context: RecordContext, messages: list[Any], line: int) -
                     text = block.get("text")
                     if type(text) is str and text:
                         chars += len(text)
+                        if context.reserved is not None and role == "user":
+                            context.check_reserved(text, f"{path}[{block_index}].text")
                         continue
                 block_chars, kind = _converse_block(context, block, f"{path}[{block_index}]", role)
                 chars += block_chars
@@ -407,9 +503,13 @@ def _converse_block(context: RecordContext, block: Any, path: str, role: Any) ->
     if kind == "text":
         return _text(context, block, "text", f"{path}.text"), None
     if kind in ("image", "video"):
+        formats = context.limits.image_formats if kind == "image" else context.limits.video_formats
+        if not formats:
+            context.error(f"{path}: {kind} blocks are not accepted: {_media_accepted(context.limits)}")
+            return 0, None
         if role != "user":
             context.error(f'{path}: {kind} blocks are accepted in "user" turns only')
-        _converse_media(context, block[kind], f"{path}.{kind}", kind)
+        _converse_media(context, block[kind], f"{path}.{kind}", kind, formats)
         return 0, kind
     if kind == "reasoningContent":
         if role != "assistant":
@@ -424,8 +524,18 @@ def _converse_block(context: RecordContext, block: Any, path: str, role: Any) ->
     return 0, None
 
 
-def _converse_media(context: RecordContext, media: Any, path: str, kind: str) -> None:
-    formats = IMAGE_FORMATS if kind == "image" else VIDEO_FORMATS
+def _media_accepted(limits: DatasetLimits) -> str:
+    """What media the model and customization type take, for the message that refuses the others."""
+    if limits.image_formats:
+        return "this model and customization type take images, not videos"
+    if limits.video_formats:
+        return "this model and customization type take videos, not images"
+    return "this model and customization type take text only"
+
+
+def _converse_media(
+    context: RecordContext, media: Any, path: str, kind: str, formats: tuple[str, ...]
+) -> None:
     shape = f'{{"format": {" | ".join(formats)}, "source": {{"s3Location": {{"uri": "s3://..."}}}}}}'
     if type(media) is not dict:
         context.error(f"{path}: expected {shape}, got {json_type(media)}")
@@ -474,75 +584,10 @@ def _check_media_counts(context: RecordContext, images: int, videos: int, line: 
         )
 
 
-# --------------------------------------------------------------------------------------------------
-# Reinforcement fine-tuning
-# --------------------------------------------------------------------------------------------------
-
-
-def check_reinforcement(record: dict[str, Any], context: RecordContext, line: int) -> int:
-    """`{"messages": [{"role": "system"|"user"|"assistant", "content": ...}], "reference_answer": any}`.
-
-    Content is a string or an array of `{"type": "text", "text": str}` parts (OpenAI chat format); at
-    least one user message. Other top-level fields are the grader's metadata and are allowed.
-    """
-    chars = 0
-    messages = _list_field(context, record, "messages", 'an array of {"role", "content"} messages')
-    if messages is not None:
-        has_user = False
-        for index, message in enumerate(messages):
-            path = f"messages[{index}]"
-            if type(message) is not dict:
-                context.error(
-                    f'{path}: expected an object {{"role": ..., "content": ...}}, got {json_type(message)}'
-                )
-                continue
-            role = message.get("role", _MISSING)
-            if role == "user":
-                has_user = True
-            elif role not in RFT_ROLES:
-                shown = "missing" if role is _MISSING else f"got {json_type(role)}"
-                if type(role) is str:
-                    shown = f'got "{role[:40]}"'
-                context.error(f"{path}.role: expected one of {_quoted(RFT_ROLES)}, {shown}")
-            content = message.get("content", _MISSING)
-            if type(content) is str and content:
-                chars += len(content)
-            elif type(content) is list and content:
-                chars += _rft_parts(context, content, f"{path}.content")
-            else:
-                if type(content) is list:
-                    context.error(f"{path}.content: empty; expected a non-empty string or text parts")
-                else:
-                    chars += _text(context, message, "content", f"{path}.content")
-        if not has_user:
-            context.error('messages: no "user" message; the prompt needs at least one')
-    if "reference_answer" not in record:
-        context.error(
-            "reference_answer: missing (required: the expected answer or criteria the grader scores against)"
-        )
-    elif record["reference_answer"] is None:
-        context.error(
-            "reference_answer: null; give the expected answer or criteria the grader scores against"
-        )
-    return chars
-
-
-def _rft_parts(context: RecordContext, parts: list[Any], path: str) -> int:
-    chars = 0
-    for index, part in enumerate(parts):
-        text = part.get("text") if type(part) is dict else None
-        if type(text) is str and text:
-            chars += len(text)
-        else:
-            context.error(f'{path}[{index}]: expected a text part {{"type": "text", "text": "..."}}')
-    return chars
-
-
 CHECKERS: dict[DataFormat, Checker] = {
     DataFormat.PROMPT_COMPLETION: check_prompt_completion,
     DataFormat.CONTINUED_PRE_TRAINING: check_continued_pre_training,
     DataFormat.CLAUDE_MESSAGES: check_claude_messages,
     DataFormat.CONVERSE: check_converse,
     DataFormat.IMAGE_CAPTION: check_image_caption,
-    DataFormat.REINFORCEMENT: check_reinforcement,
 }

@@ -95,7 +95,7 @@ def test_filter_by_modality(capsys: pytest.CaptureFixture[str]) -> None:
     assert table_ids(out) == [
         "amazon.nova-lite-v1:0:300k",
         "amazon.nova-pro-v1:0:300k",
-        "amazon.nova-2-lite-v1:0",
+        "amazon.nova-2-lite-v1:0:256k",
     ]
     _, out, _ = run(capsys, "--modality", "embedding")
     assert table_ids(out) == ["amazon.titan-embed-image-v1:0"]

@@ -28,9 +28,11 @@ from finetune.core.formats import (
 PROMPT_COMPLETION = DatasetLimits(DataFormat.PROMPT_COMPLETION)
 CPT = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING)
 CLAUDE = DatasetLimits(DataFormat.CLAUDE_MESSAGES)
-CONVERSE = DatasetLimits(DataFormat.CONVERSE, max_images_per_record=2)
+CONVERSE = DatasetLimits(
+    DataFormat.CONVERSE, image_formats=("png", "jpeg"), video_formats=("mp4",), max_images_per_record=2
+)
+TEXT_ONLY_CONVERSE = DatasetLimits(DataFormat.CONVERSE)
 IMAGE_CAPTION = DatasetLimits(DataFormat.IMAGE_CAPTION, caption_min_chars=3, caption_max_chars=20)
-RFT = DatasetLimits(DataFormat.REINFORCEMENT)
 
 S3_IMAGE = {"format": "png", "source": {"s3Location": {"uri": "s3://data-bucket/images/cat.png"}}}
 S3_VIDEO = {"format": "mp4", "source": {"s3Location": {"uri": "s3://data-bucket/videos/cat.mp4"}}}
@@ -144,9 +146,70 @@ def test_two_objects_on_one_line() -> None:
     assert_one_issue(report, 1, "more than one JSON value", "own line")
 
 
-def test_pretty_printed_json_is_explained() -> None:
+def test_pretty_printed_json_is_explained_once() -> None:
     report = report_for(["{", '  "prompt": "p",', '  "completion": "c"', "}"], PROMPT_COMPLETION)
     assert_one_issue(report, 1, "pretty-printed JSON", "one line")
+    assert [issue.line for issue in report.errors] == [1, None]
+    assert_one_issue(report, None, "3 more lines are not one JSON object each (2, 3, 4)", "as line 1")
+
+
+def test_a_pretty_printed_json_array_is_one_problem_not_one_per_line() -> None:
+    record = {"prompt": "p", "completion": "c"}
+    pretty = json.dumps([{**record, "prompt": str(i)} for i in range(20)], indent=2).splitlines()
+    assert len(pretty) == 82
+    report = report_for(pretty, PROMPT_COMPLETION)
+    assert_one_issue(report, 1, "looks like a JSON array", "no enclosing [ ]")
+    note = assert_one_issue(report, None, "81 more lines are not one JSON object each (2, 3, 4, 5, 6, ...)")
+    assert "the same cause as line 1, not listed one by one" in note.message
+    assert len(report.errors) == 2 and report.error_count == 2
+
+
+def test_a_json_array_of_one_line_objects_is_named_once_and_its_records_still_checked() -> None:
+    lines = [
+        "[",
+        '{"prompt": "a", "completion": "b"},',
+        '{"prompt": "c"},',
+        '{"prompt": "d", "completion": "e"}',
+        "]",
+    ]
+    report = report_for(lines, PROMPT_COMPLETION)
+    assert_one_issue(report, 1, "looks like a JSON array")
+    assert_one_issue(report, 3, "completion: missing")  # the record before the comma is checked
+    assert_one_issue(report, None, "3 more lines are not one JSON object each (2, 3, 5)")
+
+
+def test_a_trailing_comma_is_named_as_such_once() -> None:
+    lines = ['{"prompt": "a", "completion": "b"},', '{"prompt": "c", "completion": "d"} ,', VALID_PC]
+    report = report_for(lines, PROMPT_COMPLETION)
+    first = assert_one_issue(report, 1, "a trailing comma after the object (column 35)", "remove the comma")
+    assert "more than one JSON value" not in first.message
+    assert_one_issue(report, None, "1 more line ends in a trailing comma (2); remove the comma on each")
+    assert not [issue for issue in report.errors if issue.line == 2]
+    assert report.records == 3
+
+
+def test_a_trailing_comma_after_a_record_with_problems_reports_both() -> None:
+    report = report_for(['{"prompt": "a"},'], PROMPT_COMPLETION)
+    assert {message for _, message in messages_of(report)} >= {
+        "a trailing comma after the object (column 16): JSON Lines has nothing between records but "
+        "the newline; remove the comma",
+        "completion: missing (required: a non-empty string)",
+    }
+
+
+def test_other_syntax_errors_are_each_reported() -> None:
+    lines = ['{"prompt": "p" "completion": "c"}', "{'prompt': 'p'}", '{"prompt": "q", "completion": ""']
+    report = report_for(lines, PROMPT_COMPLETION)
+    assert_one_issue(report, 1, "invalid JSON", "Expecting ',' delimiter")
+    assert_one_issue(report, 2, "invalid JSON", "double quotes")
+    cut_short = assert_one_issue(report, 3, "invalid JSON", "Expecting ',' delimiter")
+    assert "pretty-printed" not in cut_short.message
+
+
+def test_an_object_broken_after_a_member_is_taken_for_pretty_printed_json() -> None:
+    report = report_for([VALID_PC, '{"prompt": "p",', '"completion": "c"}'], PROMPT_COMPLETION)
+    assert_one_issue(report, 2, "the object does not end on this line", "pretty-printed JSON")
+    assert_one_issue(report, None, "1 more line is not one JSON object (3)")
 
 
 @pytest.mark.parametrize(
@@ -225,6 +288,27 @@ def test_prompt_completion_unknown_field_is_a_warning() -> None:
     assert_one_issue(report, 1, 'unknown field "id"', '"prompt", "completion"', severity="warning")
 
 
+def test_a_completion_over_its_own_token_limit_is_an_error() -> None:
+    limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, completion_max_tokens=10)
+    report = report_for(
+        [{"prompt": "p" * 500, "completion": "c" * 60}, {"prompt": "p", "completion": "c" * 61}], limits
+    )
+    assert_one_issue(
+        report,
+        1,
+        "completion is about 10 tokens (60 characters), 100% of the 10-token limit for the output",
+        severity="warning",
+    )
+    assert_one_issue(
+        report, 2, "completion: about 11 tokens (61 characters); at most 10 output tokens are accepted"
+    )
+    assert not [issue for issue in report.errors if issue.line == 1]  # the prompt is not limited by it
+    with_extra_field = report_for([{"prompt": "p", "completion": "c" * 61, "id": 1}], limits)
+    assert_one_issue(with_extra_field, 1, "at most 10 output tokens")
+    assert report_for([{"prompt": "p", "completion": "c" * 40}], limits).ok
+    assert not report_for([{"prompt": "p", "completion": "c" * 40}], limits).warnings
+
+
 def test_continued_pre_training() -> None:
     assert report_for([{"input": "some text"}], CPT).ok
     report = report_for([{"input": ""}, {"text": "t"}, {"input": 3}], CPT)
@@ -301,15 +385,18 @@ def test_claude_errors(record: dict[str, Any], keywords: list[str]) -> None:
     assert_one_issue(report, 2, *keywords)
 
 
-def test_claude_unknown_fields_are_warnings() -> None:
+def test_claude_unknown_fields_are_errors_citing_anthropic() -> None:
     record = claude(("user", "a"), ("assistant", "b"))
     record["id"] = "x"
     record["messages"][0]["name"] = "bob"
-    report = report_for([record], CLAUDE)
-    assert report.ok
-    warnings = [message for _, message in messages_of(report, "warning")]
-    assert any('unknown field "id"' in message for message in warnings)
-    assert any(message.startswith('messages[0]: unknown field "name"') for message in warnings)
+    report = report_for([claude(("user", "ok"), ("assistant", "ok")), record], CLAUDE)
+    assert not report.ok and not report.warnings
+    errors = [message for line_number, message in messages_of(report) if line_number == 2]
+    assert len(errors) == 2
+    top = next(message for message in errors if message.startswith('unknown field "id"'))
+    assert 'accepted fields are "system", "messages"' in top
+    assert '"No extraneous keys are allowed"' in top and "Claude 3 Haiku" in top
+    assert any(message.startswith('messages[0]: unknown field "name"') for message in errors)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,7 +462,7 @@ def test_converse_valid_text_and_media() -> None:
         ),
         (
             converse(("user", [{"image": {**S3_IMAGE, "format": "bmp"}}]), ("assistant", [text("b")])),
-            ['messages[0].content[0].image.format: expected one of "png", "jpeg", "gif", got "bmp"'],
+            ['messages[0].content[0].image.format: expected one of "png", "jpeg", got "bmp"'],
         ),
         (
             converse(
@@ -420,7 +507,114 @@ def test_converse_errors(record: dict[str, Any], keywords: list[str]) -> None:
 def test_converse_other_schema_version_is_a_warning() -> None:
     report = report_for([{**VALID_CONVERSE, "schemaVersion": "v2"}], CONVERSE)
     assert report.ok
-    assert_one_issue(report, 1, 'schemaVersion: "v2"', "bedrock-conversation-2024", severity="warning")
+    assert_one_issue(
+        report,
+        1,
+        'schemaVersion: "v2"',
+        'documented values are "bedrock-conversation-2024", "tooluse-dataset-2024"',
+        severity="warning",
+    )
+
+
+def test_converse_tool_use_schema_version_of_the_nova_guide_is_accepted() -> None:
+    report = report_for([{**VALID_CONVERSE, "schemaVersion": "tooluse-dataset-2024"}], CONVERSE)
+    assert report.ok and not report.warnings, report.issues()
+
+
+@pytest.mark.parametrize(
+    ("limits", "kind", "accepted"),
+    [
+        (TEXT_ONLY_CONVERSE, "image", "take text only"),
+        (TEXT_ONLY_CONVERSE, "video", "take text only"),
+        (DatasetLimits(DataFormat.CONVERSE, image_formats=("png",)), "video", "take images, not videos"),
+        (DatasetLimits(DataFormat.CONVERSE, video_formats=("mp4",)), "image", "take videos, not images"),
+    ],
+)
+def test_converse_media_the_model_does_not_take_is_an_error(
+    limits: DatasetLimits, kind: str, accepted: str
+) -> None:
+    media = S3_IMAGE if kind == "image" else S3_VIDEO
+    record = converse(("user", [{kind: media}, text("q")]), ("assistant", [text("a")]))
+    report = report_for([record], limits)
+    issue = assert_one_issue(report, 1, f"messages[0].content[0]: {kind} blocks are not accepted", accepted)
+    assert len(report.errors) == 1, report.errors  # no follow-on error about its format or counts
+    assert issue.severity == "error"
+
+
+def test_converse_media_formats_are_those_of_the_limits() -> None:
+    webp = {**S3_IMAGE, "format": "webp"}
+    record = converse(("user", [{"image": webp}, text("q")]), ("assistant", [text("a")]))
+    assert report_for([record], DatasetLimits(DataFormat.CONVERSE, image_formats=("png", "webp"))).ok
+    report = report_for([record], DatasetLimits(DataFormat.CONVERSE, image_formats=("png",)))
+    assert_one_issue(report, 1, 'image.format: expected one of "png", got "webp"')
+
+
+DISTILLATION_PROMPTS = DatasetLimits(DataFormat.CONVERSE, response_optional=True)
+SINGLE_TURN_PROMPTS = DatasetLimits(DataFormat.CONVERSE, response_optional=True, single_user_prompt=True)
+
+
+def test_distillation_prompts_may_leave_out_the_response() -> None:
+    prompt_only = converse(("user", [text("Why is the sky blue?")]), system=[text("be brief")])
+    multi_turn = converse(("user", [text("q")]), ("assistant", [text("a")]), ("user", [text("and?")]))
+    report = report_for([prompt_only, VALID_CONVERSE, multi_turn], DISTILLATION_PROMPTS)
+    assert report.ok and not report.warnings, report.issues()
+    # Fine-tuning data still needs the response.
+    assert_one_issue(report_for([prompt_only], CONVERSE), 1, 'the last message must be from "assistant"')
+
+
+def test_distillation_prompts_still_start_with_the_user_and_alternate() -> None:
+    record = converse(("assistant", [text("a")]), ("user", [text("q")]))
+    issue = assert_one_issue(report_for([record], DISTILLATION_PROMPTS), 1, 'expected "user" first')
+    assert "the assistant's response is optional" in issue.message
+
+
+def test_single_turn_students_take_one_user_prompt() -> None:
+    prompt_only = converse(("user", [text("q")]))
+    report = report_for([prompt_only, VALID_CONVERSE], SINGLE_TURN_PROMPTS)
+    assert report.ok, report.issues()
+    second_prompt = converse(("user", [text("q")]), ("assistant", [text("a")]), ("user", [text("q2")]))
+    multi_turn = converse(*[(role, [text(role)]) for role in ("user", "assistant") * 2])
+    report = report_for([second_prompt, multi_turn], SINGLE_TURN_PROMPTS)
+    for line_number in (1, 2):
+        issue = assert_one_issue(report, line_number, 'messages[2].role: a second "user" prompt')
+        assert "single-turn prompts only" in issue.message and "Option 1" in issue.message
+    # Multi-turn is fine where the student takes it (Nova).
+    assert report_for([second_prompt, multi_turn], DISTILLATION_PROMPTS).ok
+
+
+RESERVED = DatasetLimits(
+    DataFormat.CONVERSE,
+    reserved_keywords=("User:", "Bot:", "[EOS]"),
+    reserved_keywords_reason="the model reserves it and the job fails",
+)
+
+
+def test_reserved_keywords_in_a_user_prompt_are_errors_naming_the_block_and_the_reason() -> None:
+    record = converse(("user", [text("ok"), text("User: hi\nBot: hello [EOS]")]), ("assistant", [text("a")]))
+    report = report_for([VALID_CONVERSE, record], RESERVED)
+    issue = assert_one_issue(report, 2, "messages[0].content[1].text: contains the reserved keywords")
+    assert issue.message == (
+        'messages[0].content[1].text: contains the reserved keywords "User:", "Bot:", "[EOS]": the model '
+        'reserves it and the job fails; reword the prompt without "User:", "Bot:", "[EOS]"'
+    )
+    assert str(issue).startswith("data.jsonl:2: error: ")
+
+
+def test_reserved_keywords_in_the_system_prompt_are_errors() -> None:
+    record = converse(("user", [text("q")]), ("assistant", [text("a")]), system=[text("You are Bot: nice")])
+    assert_one_issue(
+        report_for([record], RESERVED), 1, 'system[0].text: contains the reserved keyword "Bot:"'
+    )
+
+
+def test_reserved_keywords_are_only_checked_in_prompts_and_only_where_the_limits_reserve_them() -> None:
+    in_answer = converse(("user", [text("q")]), ("assistant", [text("User: said [EOS]")]))
+    assert report_for([in_answer], RESERVED).ok  # the documented rule is for user and system prompts
+    in_prompt = converse(("user", [text("User: q")]), ("assistant", [text("a")]))
+    assert report_for([in_prompt], CONVERSE).ok  # no keywords reserved for this model
+    assert report_for(
+        [converse(("user", [text("user: lower case")]), ("assistant", [text("a")]))], RESERVED
+    ).ok
 
 
 def test_converse_dataset_must_not_mix_images_and_videos() -> None:
@@ -490,47 +684,15 @@ def test_empty_caption_allowed_when_the_minimum_is_zero() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Reinforcement fine-tuning
-# --------------------------------------------------------------------------------------------------
-
-VALID_RFT = {
-    "messages": [{"role": "system", "content": "be exact"}, {"role": "user", "content": "2+2?"}],
-    "reference_answer": {"value": 4},
-    "difficulty": "easy",  # grader metadata: allowed
-}
-
-
-def test_rft_valid() -> None:
-    parts = {
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-        "reference_answer": "x",
-    }
-    report = report_for([VALID_RFT, parts], RFT)
-    assert report.ok and not report.warnings
-    assert report.estimated_tokens == estimate_tokens(12) + estimate_tokens(2)
-
-
-@pytest.mark.parametrize(
-    ("record", "keywords"),
-    [
-        ({"messages": VALID_RFT["messages"]}, ["reference_answer: missing"]),
-        ({**VALID_RFT, "reference_answer": None}, ["reference_answer: null"]),
-        ({"reference_answer": 4}, ["messages: missing"]),
-        ({**VALID_RFT, "messages": [{"role": "system", "content": "s"}]}, ['no "user" message']),
-        (
-            {**VALID_RFT, "messages": [{"role": "tool", "content": "s"}, {"role": "user", "content": "q"}]},
-            ['messages[0].role: expected one of "system", "user", "assistant", got "tool"'],
-        ),
-        ({**VALID_RFT, "messages": [{"role": "user", "content": ""}]}, ["messages[0].content: empty"]),
-    ],
-)
-def test_rft_errors(record: dict[str, Any], keywords: list[str]) -> None:
-    assert_one_issue(report_for([VALID_RFT, record], RFT), 2, *keywords)
-
-
-# --------------------------------------------------------------------------------------------------
 # Per file: emptiness, record counts, validation sets, tokens, size, duplicates
 # --------------------------------------------------------------------------------------------------
+
+
+def test_every_data_format_has_a_checker_and_rft_is_gone() -> None:
+    from finetune.core.dataset_rules import CHECKERS
+
+    assert set(CHECKERS) == set(DataFormat)
+    assert "reinforcement-fine-tuning" not in {str(data_format) for data_format in DataFormat}
 
 
 def test_empty_file() -> None:
@@ -550,10 +712,38 @@ def test_record_count_bounds() -> None:
 def test_validation_set_limits() -> None:
     limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, min_records=3, validation_max_records=1)
     records = [{"prompt": str(i), "completion": "c"} for i in range(2)]
-    assert report_for(records[:1], limits, validation=True).ok  # no minimum for validation sets
+    assert report_for(records[:1], limits, validation=True).ok  # min_records is for training data
     report = report_for(records, limits, validation=True)
     assert_one_issue(report, None, "2 records; at most 1 are accepted for validation data")
     assert report.summary_lines()[0].startswith("data.jsonl: INVALID, 1 error (validation data")
+
+
+def test_validation_set_minimum() -> None:
+    limits = DatasetLimits(DataFormat.PROMPT_COMPLETION, validation_min_records=3)
+    records = [{"prompt": str(i), "completion": "c"} for i in range(3)]
+    assert report_for(records, limits, validation=True).ok
+    report = report_for(records[:2], limits, validation=True)
+    assert_one_issue(report, None, "2 records; at least 3 are required for validation data")
+    assert report_for(records[:2], limits).ok  # a training file has its own minimum (none here)
+
+
+def test_the_sample_support_assistant_data_meets_the_claude_3_haiku_limits() -> None:
+    from finetune.core.catalog import find_model
+
+    haiku = find_model("anthropic.claude-3-haiku-20240307-v1:0:200k")
+    limits = haiku.dataset_limits("FINE_TUNING") if haiku is not None else None
+    assert limits is not None
+    folder = Path(__file__).resolve().parents[2] / "training_data" / "support-assistant"
+    train = validate_file(folder / "train.jsonl", limits=limits)
+    validation = validate_file(folder / "validation.jsonl", limits=limits, validation=True)
+    for report in (train, validation):
+        assert report.ok and not report.warnings, report.issues()
+    assert train.records == 60 and validation.records >= 32
+    train_lines = (folder / "train.jsonl").read_text().splitlines()
+    validation_lines = (folder / "validation.jsonl").read_text().splitlines()
+    first_questions = {json.loads(text)["messages"][0]["content"] for text in train_lines}
+    held_out = [json.loads(text)["messages"][0]["content"] for text in validation_lines]
+    assert len(set(held_out)) == len(held_out) and not first_questions & set(held_out)
 
 
 def test_validation_set_not_allowed_is_one_clear_error() -> None:
@@ -580,6 +770,35 @@ def test_token_limit_depends_on_batch_size() -> None:
     )
     unknown = report_for([record], limits)
     assert_one_issue(unknown, 1, "at most 5 tokens", "the batch size is not known")
+
+
+def test_a_record_near_the_token_limit_is_a_warning_that_explains_the_estimate() -> None:
+    limits = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING, token_limits=(TokenLimit(4_096),))
+    chunk = {"input": "x" * 19_800}  # 3,300 tokens at 6 characters per token, 4,950 at 4
+    report = report_for([{"input": "short"}, chunk], limits)
+    assert report.ok
+    warning = assert_one_issue(
+        report, 2, "record is about 3,300 tokens (19,800 characters)", severity="warning"
+    )
+    assert "80% of the 4,096-token limit" in warning.message
+    assert TOKEN_ESTIMATE_METHOD in warning.message
+    assert "near 4 characters per token" in warning.message and "about 4,950 tokens" in warning.message
+    assert [issue.line for issue in report.warnings] == [2]
+
+
+def test_the_warning_band_starts_where_4_characters_per_token_exceed_the_limit() -> None:
+    limits = DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING, token_limits=(TokenLimit(100),))
+    assert not report_for([{"input": "a" * 400}], limits).warnings  # 100 tokens at 4 characters
+    assert_one_issue(
+        report_for([{"input": "a" * 401}], limits), 1, "67% of the 100-token", severity="warning"
+    )
+    over = report_for([{"input": "a" * 601}], limits)  # over the limit: an error, not also a warning
+    assert_one_issue(over, 1, "at most 100 tokens")
+    assert not over.warnings
+
+
+def test_no_token_limit_no_warning() -> None:
+    assert not report_for([{"input": "a" * 100_000}], CPT).warnings
 
 
 def test_token_limit_boundary_is_exact() -> None:
@@ -697,12 +916,27 @@ def test_garbage_without_nul_is_capped_not_hung() -> None:
     assert report.issues()[-1] == report.errors[-1]
 
 
+def test_summary_counts_every_warning_past_the_cap() -> None:
+    report = report_for([VALID_PC] * 561, PROMPT_COMPLETION)  # 560 duplicates of line 1
+    assert report.ok and report.suppressed_warnings == 460
+    assert len(report.warnings) == 101  # 100 listed plus the "more not shown" note
+    assert report.warning_count == 560
+    assert report.summary_lines()[0].startswith("data.jsonl: valid, 560 warnings (training data")
+
+
+def test_summary_counts_warnings_exactly_at_the_cap() -> None:
+    report = report_for([VALID_PC] * 101, PROMPT_COMPLETION)
+    assert report.suppressed_warnings == 0 and report.warning_count == 100
+    assert report.summary_lines()[0].startswith("data.jsonl: valid, 100 warnings")
+
+
 def test_error_cap_counts_what_it_suppresses() -> None:
     report = report_for([{"prompt": "p"}] * 25, PROMPT_COMPLETION, max_errors=5)
     assert report.capped and report.suppressed_errors == 20
     assert [issue.line for issue in report.errors[:5]] == [1, 2, 3, 4, 5]
     assert "20 more errors not shown" in report.errors[5].message
     assert report.summary_lines()[0].startswith("data.jsonl: INVALID, 25 errors")
+    assert report.error_count == 25
     assert report.records == 25  # the file is still read to the end
 
 

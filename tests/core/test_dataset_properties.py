@@ -19,11 +19,12 @@ LIMITS = {
     DataFormat.PROMPT_COMPLETION: DatasetLimits(DataFormat.PROMPT_COMPLETION),
     DataFormat.CONTINUED_PRE_TRAINING: DatasetLimits(DataFormat.CONTINUED_PRE_TRAINING),
     DataFormat.CLAUDE_MESSAGES: DatasetLimits(DataFormat.CLAUDE_MESSAGES),
-    DataFormat.CONVERSE: DatasetLimits(DataFormat.CONVERSE, max_images_per_record=10),
+    DataFormat.CONVERSE: DatasetLimits(
+        DataFormat.CONVERSE, image_formats=("png",), video_formats=("mp4",), max_images_per_record=10
+    ),
     DataFormat.IMAGE_CAPTION: DatasetLimits(
         DataFormat.IMAGE_CAPTION, caption_min_chars=3, caption_max_chars=1024
     ),
-    DataFormat.REINFORCEMENT: DatasetLimits(DataFormat.REINFORCEMENT),
 }
 
 # Any text but blank-free of nothing in particular: unicode, quotes, newlines (JSON escapes them).
@@ -97,31 +98,12 @@ def image_caption(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
     return {"image-ref": f"s3://bucket/{key}", "caption": caption}, len(caption)
 
 
-@st.composite
-def reinforcement(draw: st.DrawFn) -> tuple[dict[str, Any], int]:
-    question = draw(texts)
-    messages = [{"role": "user", "content": question}]
-    chars = len(question)
-    if draw(st.booleans()):
-        system = draw(texts)
-        messages.insert(0, {"role": "system", "content": system})
-        chars += len(system)
-    answer = draw(
-        st.one_of(texts, st.integers(), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
-    )
-    record: dict[str, Any] = {"messages": messages, "reference_answer": answer}
-    if draw(st.booleans()):
-        record["metadata"] = {"difficulty": draw(st.integers())}
-    return record, chars
-
-
 RECORDS: dict[DataFormat, Callable[[], st.SearchStrategy[tuple[dict[str, Any], int]]]] = {
     DataFormat.PROMPT_COMPLETION: prompt_completion,
     DataFormat.CONTINUED_PRE_TRAINING: continued_pre_training,
     DataFormat.CLAUDE_MESSAGES: claude_messages,
     DataFormat.CONVERSE: converse,
     DataFormat.IMAGE_CAPTION: image_caption,
-    DataFormat.REINFORCEMENT: reinforcement,
 }
 
 formats = st.sampled_from(list(RECORDS))
@@ -183,17 +165,6 @@ def mutated(draw: st.DrawFn, data_format: DataFormat) -> Mutation:
                     _set(record, "caption", wrong, "expected a string"),
                     _set(record, "caption", "ab", "2 characters; at least 3"),
                     _set(record, "image-ref", "https://host/a.png", "expected an S3 URI"),
-                ]
-            )
-        )
-    if data_format == DataFormat.REINFORCEMENT:
-        return draw(
-            st.sampled_from(
-                [
-                    _drop(record, "reference_answer"),
-                    _drop(record, "messages"),
-                    _set(record, "reference_answer", None, "null"),
-                    _set(record, "messages", [], "empty"),
                 ]
             )
         )
