@@ -9,7 +9,6 @@ the process environment.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -18,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from finetune.core.config import ConfigError, parse_config
 from finetune.core.plan import FineTuningPlan, plan_app, plans_by_environment
-from finetune.core.project import DATA_FOLDER, load_context
+from finetune.core.project import (
+    DATA_FOLDER,
+    ProjectFileError,
+    load_context,
+    parse_json_object,
+    read_json_object,
+)
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -34,12 +39,14 @@ CLOUDFORMATION_VALIDATION = "finetune:cloudformation-validation"
 
 
 def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The context the CDK CLI hands the app, or cdk.json's (+ cdk.context.json) when run directly."""
+    """The context the CDK CLI hands the app, or cdk.json's (+ cdk.context.json) when run directly.
+
+    Raises ProjectFileError (`SOURCE:LINE:COLUMN: ...`) when the context is not a JSON object.
+    """
     if "CDK_CONTEXT_JSON" in environ:
-        context: dict[str, Any] = json.loads(environ["CDK_CONTEXT_JSON"])
-        return context
+        return parse_json_object(environ["CDK_CONTEXT_JSON"], "CDK_CONTEXT_JSON")
     if "CONTEXT_OVERFLOW_LOCATION_ENV" in environ:  # the CLI's file for contexts too big for a variable
-        return dict(json.loads(Path(environ["CONTEXT_OVERFLOW_LOCATION_ENV"]).read_text()))
+        return read_json_object(Path(environ["CONTEXT_OVERFLOW_LOCATION_ENV"]))
     return load_context(PROJECT_ROOT)
 
 
@@ -105,7 +112,11 @@ def create_app(
 
 
 def main() -> int:
-    context = read_context()
+    try:
+        context = read_context()
+    except (ProjectFileError, FileNotFoundError) as error:
+        print(error, file=sys.stderr)
+        return 1
     try:
         plans, warnings = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
     except ConfigError as error:

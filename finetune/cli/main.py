@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from finetune.core.config import ConfigError
+from finetune.core.project import ProjectFileError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -35,11 +36,14 @@ Loaded = TypeVar("Loaded")
 
 
 def project_input(load: Callable[[Path], Loaded], project: Path) -> Loaded:
-    """The project's configuration for a command: no cdk.json is a usage error, a bad one invalid input."""
+    """The project's configuration for a command: no cdk.json is a usage error; one that is not
+    valid JSON (`cdk.json:LINE:COLUMN: ...`) or not a valid configuration is invalid input."""
     try:
         return load(project)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from error
+    except ProjectFileError as error:
+        raise InvalidInput(str(error)) from error
     except ConfigError as error:
         raise InvalidInput(error.report()) from error
 
