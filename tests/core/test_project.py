@@ -88,6 +88,7 @@ def test_a_valid_object_is_returned_as_parsed() -> None:
         ["cost", "dev", "support-assistant"],
         ["status", "dev"],
         ["rehearse", "dev", "support-assistant"],
+        ["validate", "dev", "support-assistant"],
     ],
 )
 def test_every_command_reading_cdk_json_exits_1_with_the_location(
