@@ -36,6 +36,10 @@ DATA_ROOT = PROJECT_ROOT / DATA_FOLDER
 # configuration change only changes values, which finetune/ has already checked. So everyday
 # synth runs without it; `-c finetune:cloudformation-validation=true` turns it on.
 CLOUDFORMATION_VALIDATION = "finetune:cloudformation-validation"
+# The CDK CLI runs this app for every command (synth, diff, deploy, destroy) and does not say which.
+# The stack table is for synth only, so `make synth` sets this variable and nothing else does:
+# `FINETUNE_STACK_TABLE=1 cdk synth` prints it too.
+STACK_TABLE = "FINETUNE_STACK_TABLE"
 
 
 def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -53,6 +57,11 @@ def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 def cloudformation_validation(context: Mapping[str, Any]) -> bool:
     """Whether CDK's built-in CloudFormation validation runs (`-c` passes "true" as a string)."""
     return str(context.get(CLOUDFORMATION_VALIDATION, False)).lower() == "true"
+
+
+def prints_stack_table(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this run prints the stack table: only when STACK_TABLE is set (by `make synth`)."""
+    return environ.get(STACK_TABLE, "").strip().lower() not in ("", "0", "false")
 
 
 def summary_table(plans: tuple[FineTuningPlan, ...]) -> str:
@@ -124,7 +133,8 @@ def main() -> int:
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(summary_table(plans), file=sys.stderr)
+    if prints_stack_table():
+        print(summary_table(plans), file=sys.stderr)
     create_app(plans, context=context, default_account=os.environ.get("CDK_DEFAULT_ACCOUNT")).synth()
     return 0
 
