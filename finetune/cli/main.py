@@ -21,7 +21,16 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("validate", "models", "cost", "status", "report", "rehearse", "whoami")
+COMMAND_MODULES: tuple[str, ...] = (
+    "validate",
+    "models",
+    "cost",
+    "status",
+    "report",
+    "rehearse",
+    "retry",
+    "whoami",
+)
 
 
 class UsageError(Exception):
