@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 ENV ?= dev
 CDK := cdk
 
-.PHONY: setup synth test lint typecheck unit diff deploy destroy bench rehearse clean
+.PHONY: setup synth test lint typecheck unit credentials diff deploy destroy bench rehearse clean
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -25,8 +25,10 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 ## Synthesize every environment into cdk.out (no AWS account needed) and print the stacks.
+## The CDK CLI runs app.py for every command; FINETUNE_STACK_TABLE tells it to print the table, so it
+## is printed once, here, and not on diff, deploy or destroy.
 synth: setup
-	$(CDK) synth --quiet '**'
+	FINETUNE_STACK_TABLE=1 $(CDK) synth --quiet '**'
 
 ## ruff, mypy, pytest.
 test: setup lint typecheck unit
@@ -41,14 +43,19 @@ typecheck: setup
 unit: setup
 	pytest -q
 
+## diff, deploy and destroy need AWS credentials (synth needs none): they are checked first, so that
+## their absence gives one hint instead of the CDK CLI's "Unable to resolve AWS account" per stack.
+credentials: setup
+	@python -m finetune whoami $(ENV)
+
 ## Per environment: make diff ENV=prod, make deploy ENV=dev, make destroy ENV=dev.
-diff: setup
+diff: credentials
 	$(CDK) diff '$(ENV)/*'
 
-deploy: setup
+deploy: credentials
 	$(CDK) deploy '$(ENV)/*'
 
-destroy: setup
+destroy: credentials
 	$(CDK) destroy '$(ENV)/*'
 
 ## The whole lifecycle locally against moto's server (no AWS account): see README.md, "Rehearsal".

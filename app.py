@@ -9,7 +9,6 @@ the process environment.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -18,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from finetune.core.config import ConfigError, parse_config
 from finetune.core.plan import FineTuningPlan, plan_app, plans_by_environment
-from finetune.core.project import DATA_FOLDER, load_context
+from finetune.core.project import (
+    DATA_FOLDER,
+    ProjectFileError,
+    load_context,
+    parse_json_object,
+    read_json_object,
+)
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -31,21 +36,32 @@ DATA_ROOT = PROJECT_ROOT / DATA_FOLDER
 # configuration change only changes values, which finetune/ has already checked. So everyday
 # synth runs without it; `-c finetune:cloudformation-validation=true` turns it on.
 CLOUDFORMATION_VALIDATION = "finetune:cloudformation-validation"
+# The CDK CLI runs this app for every command (synth, diff, deploy, destroy) and does not say which.
+# The stack table is for synth only, so `make synth` sets this variable and nothing else does:
+# `FINETUNE_STACK_TABLE=1 cdk synth` prints it too.
+STACK_TABLE = "FINETUNE_STACK_TABLE"
 
 
 def read_context(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The context the CDK CLI hands the app, or cdk.json's (+ cdk.context.json) when run directly."""
+    """The context the CDK CLI hands the app, or cdk.json's (+ cdk.context.json) when run directly.
+
+    Raises ProjectFileError (`SOURCE:LINE:COLUMN: ...`) when the context is not a JSON object.
+    """
     if "CDK_CONTEXT_JSON" in environ:
-        context: dict[str, Any] = json.loads(environ["CDK_CONTEXT_JSON"])
-        return context
+        return parse_json_object(environ["CDK_CONTEXT_JSON"], "CDK_CONTEXT_JSON")
     if "CONTEXT_OVERFLOW_LOCATION_ENV" in environ:  # the CLI's file for contexts too big for a variable
-        return dict(json.loads(Path(environ["CONTEXT_OVERFLOW_LOCATION_ENV"]).read_text()))
+        return read_json_object(Path(environ["CONTEXT_OVERFLOW_LOCATION_ENV"]))
     return load_context(PROJECT_ROOT)
 
 
 def cloudformation_validation(context: Mapping[str, Any]) -> bool:
     """Whether CDK's built-in CloudFormation validation runs (`-c` passes "true" as a string)."""
     return str(context.get(CLOUDFORMATION_VALIDATION, False)).lower() == "true"
+
+
+def prints_stack_table(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this run prints the stack table: only when STACK_TABLE is set (by `make synth`)."""
+    return environ.get(STACK_TABLE, "").strip().lower() not in ("", "0", "false")
 
 
 def summary_table(plans: tuple[FineTuningPlan, ...]) -> str:
@@ -104,7 +120,11 @@ def create_app(
 
 
 def main() -> int:
-    context = read_context()
+    try:
+        context = read_context()
+    except (ProjectFileError, FileNotFoundError) as error:
+        print(error, file=sys.stderr)
+        return 1
     try:
         plans, warnings = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
     except ConfigError as error:
@@ -112,7 +132,8 @@ def main() -> int:
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(summary_table(plans), file=sys.stderr)
+    if prints_stack_table():
+        print(summary_table(plans), file=sys.stderr)
     create_app(plans, context=context, default_account=os.environ.get("CDK_DEFAULT_ACCOUNT")).synth()
     return 0
 

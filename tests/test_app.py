@@ -126,3 +126,23 @@ def test_the_projects_own_configuration_is_valid_whatever_it_holds() -> None:
     )
     configured = {(env, ft) for env in context["environments"] for ft in context["fine_tunings"]}
     assert {(plan.config.environment.name, plan.config.name) for plan in plans} == configured
+
+
+class _SynthesizedNothing:
+    def synth(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("value", "printed"), [(None, False), ("", False), ("0", False), ("1", True)])
+def test_the_stack_table_is_printed_only_when_make_synth_asks_for_it(
+    value: str | None, printed: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("CDK_CONTEXT_JSON", "CONTEXT_OVERFLOW_LOCATION_ENV", app_module.STACK_TABLE):
+        monkeypatch.delenv(name, raising=False)
+    if value is not None:
+        monkeypatch.setenv(app_module.STACK_TABLE, value)
+    monkeypatch.setattr(app_module, "create_app", lambda *args, **kwargs: _SynthesizedNothing())
+    assert app_module.main() == 0
+    err = capsys.readouterr().err
+    assert ("stage  stack" in err) is printed
+    assert ("dev    dev-support-assistant" in err) is printed

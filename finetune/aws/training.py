@@ -374,3 +374,169 @@ def _tag(s3: Any, bucket: str, key: str, tags: Mapping[str, str]) -> None:
         s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
     except ClientError as error:
         log_error("tag-failed", uri=names.s3_uri(bucket, key), tags=dict(tags), error=str(error))
+
+
+# --------------------------------------------------------------------------------------------------
+# Retrying a job that trained nothing (`python -m finetune retry`)
+# --------------------------------------------------------------------------------------------------
+
+# The event `python -m finetune retry` invokes the trigger function with: {"finetune": "retry", "job": NAME}.
+EVENT_KEY = "finetune"
+RETRY_EVENT = "retry"
+RETRYABLE_STATES = ("Failed", "Stopped")
+NOT_RETRYABLE = {
+    jobs.COMPLETED: "it Completed: there is nothing to retry (a Completed job is never trained again)",
+    jobs.RUNNING: "it is still InProgress: there is nothing to retry; wait until it ends "
+    "(python -m finetune status {environment} {fine_tuning} --watch)",
+    "Stopping": "it is Stopping: wait until it is Stopped, then retry it",
+}
+
+
+def retry_event(job_name: str) -> dict[str, str]:
+    return {EVENT_KEY: RETRY_EVENT, "job": job_name}
+
+
+def is_retry_event(event: Mapping[str, Any]) -> bool:
+    return event.get(EVENT_KEY) == RETRY_EVENT
+
+
+class RetryRefused(Exception):  # noqa: N818 (an answer to the caller, not a fault)
+    """Why a job is not retried: the message says what is wrong and what to do instead."""
+
+
+def retry_job(
+    clients: TrainingClients, settings: TriggerEnvironment, event: Mapping[str, Any], deadline: Deadline
+) -> dict[str, Any]:
+    """Train a Failed or Stopped job of this fine-tuning again, as its next generation.
+
+    The job must be one of the deployed configuration's (the function's template: model, type,
+    hyperparameters, validation data) and, when a deployed job is recorded, on the deployed job's
+    data: a retry trains what was deployed, never something older. Its data is validated again
+    (`ensure_job`), the new generation becomes the deployed job (keeping the record's source) and
+    the topic is told. Returns {"outcome": "started" | "exists" | "refused" | "rejected", ...}:
+    refusals and Bedrock's or the validator's rejections are answers, not errors.
+    """
+    job_name = event.get("job")
+    template = settings.template
+    try:
+        if not isinstance(job_name, str) or not job_name:
+            raise RetryRefused(
+                f'the event names no job: expected {{"{EVENT_KEY}": "{RETRY_EVENT}", "job": "<job name>"}}'
+            )
+        request = _retry_request(clients, settings, job_name)
+        deployed = jobs.read_deployed_job(clients.ssm, template.environment, template.fine_tuning)
+        if deployed is not None and deployed.digest != request.spec.digest:
+            raise RetryRefused(
+                f"{job_name} trained other data than the deployed job {deployed.job_name} (recorded by "
+                f"the last {deployed.source}); retrying it would replace what is served with it. Deploy, or "
+                f"upload that data under {settings.incoming_prefix}, to train it."
+            )
+        state = ensure_job(clients, request, deadline)
+    except RetryRefused as refused:
+        log("retry-refused", job=job_name, reason=str(refused))
+        return {"outcome": "refused", "job": str(job_name), "reason": str(refused)}
+    except (jobs.DataRejected, jobs.JobRejected) as rejected:
+        log_error("retry-rejected", job=job_name, error=str(rejected))
+        return {"outcome": "rejected", "job": job_name, "reason": str(rejected)}
+    source = deployed.source if deployed is not None else jobs.DEPLOY
+    if deployed is None or deployed.job_name != state.job_name:
+        record = jobs.DeployedJob(state.job_name, request.spec.digest, source)
+        jobs.record_deployed_job(clients.ssm, template.environment, template.fine_tuning, record)
+        log("deployed-job", job=state.job_name, previous=deployed.job_name if deployed else None)
+    _log_job("retried" if state.started else "exists", request, state)
+    if state.started:
+        publish(
+            clients.sns,
+            settings.topic_arn,
+            f"Customization job retried: {template.label}",
+            f"Customization job {state.job_name} started for {template.label}: the next generation of "
+            f"{job_name}, which trained nothing, on the same configuration and data.\n\n"
+            f"Training data: {request.training_s3_uri} (sha256 {request.spec.training_sha256})\n"
+            f"Base model: {request.spec.base_model} ({request.spec.customization_type})\n"
+            f"Job ARN: {state.job_arn}\n"
+            f"Custom model: {state.custom_model_name}\n\n"
+            "It is the deployed job now: its model is served once it completes.\n"
+            f"Follow it with: python -m finetune status {template.environment} {template.fine_tuning} --watch",
+        )
+    return {
+        "outcome": "started" if state.started else "exists",
+        "job": job_name,
+        "newJob": state.job_name,
+        "jobArn": state.job_arn,
+        "status": state.status,
+        "customModelName": state.custom_model_name,
+    }
+
+
+def _retry_request(clients: TrainingClients, settings: TriggerEnvironment, job_name: str) -> JobRequest:
+    """The request of the job's configuration and data, or RetryRefused saying why it is not retried."""
+    template = settings.template
+    prefix = names.job_name_prefix(template.environment, template.fine_tuning)
+    if not names.owns_job(template.environment, template.fine_tuning, job_name):
+        raise RetryRefused(
+            f"{job_name} is not a job of {template.label}: its jobs are named {prefix}<12 hex> (retries "
+            f"{prefix}<9 hex>r<N>)"
+        )
+    try:
+        job = clients.bedrock.get_model_customization_job(jobIdentifier=job_name)
+    except ClientError as error:
+        if is_not_found(error):
+            raise RetryRefused(
+                f"Bedrock knows no customization job {job_name} in this account and region"
+            ) from None
+        raise
+    status = str(job.get("status", ""))
+    if status not in RETRYABLE_STATES:
+        reason = NOT_RETRYABLE.get(
+            status, f"its status is {status!r}; only a Failed or Stopped job is retried"
+        )
+        raise RetryRefused(
+            f"{job_name} is not retried: "
+            + reason.format(environment=template.environment, fine_tuning=template.fine_tuning)
+        )
+    uri = str((job.get("trainingDataConfig") or {}).get("s3Uri", ""))
+    sha256 = _trained_sha256(clients.bedrock, settings, job, uri)
+    try:
+        request = template.request(training_s3_uri=uri, training_sha256=sha256)
+    except ValueError as error:
+        raise RetryRefused(f"{job_name}'s training data {uri!r} cannot be trained again: {error}") from None
+    spec = request.spec
+    suffix = job_name[len(prefix) :]
+    if suffix != spec.digest[: names.SHORT_DIGEST] and not suffix.startswith(
+        f"{spec.digest[: names.RETRY_DIGEST]}r"
+    ):
+        raise RetryRefused(
+            f"{job_name} was started with another configuration than the deployed one (the model, "
+            "customization type, hyperparameters or validation data changed since), so retrying it would "
+            "train what is no longer deployed. To train a configuration, deploy it."
+        )
+    return request
+
+
+def _trained_sha256(bedrock: Any, settings: TriggerEnvironment, job: Mapping[str, Any], uri: str) -> str:
+    """The sha256 of the data the job trained on: from its staged key `training/<ft>/<sha256>/<file>`,
+    else from its `finetune:data-sha256` tag."""
+    template = settings.template
+    try:
+        _bucket, key = names.parse_s3_object_uri(uri)
+    except ValueError:
+        key = ""
+    staged = f"{settings.training_prefix}{template.fine_tuning}/"
+    digest, _, file_name = key.removeprefix(staged).partition("/") if key.startswith(staged) else ("", "", "")
+    if names.is_sha256(digest) and file_name:
+        return digest
+    try:
+        tags = bedrock.list_tags_for_resource(resourceARN=str(job.get("jobArn", ""))).get("tags", [])
+    except ClientError as error:
+        raise RetryRefused(
+            f"{job.get('jobName')}'s training data {uri} is not staged under {staged}<sha256>/ and its "
+            f"{names.DATA_SHA256_TAG} tag cannot be read ({error_code(error)}): which data it trained on is "
+            "unknown"
+        ) from None
+    tagged = next((str(tag.get("value")) for tag in tags if tag.get("key") == names.DATA_SHA256_TAG), "")
+    if not names.is_sha256(tagged):
+        raise RetryRefused(
+            f"{job.get('jobName')}'s training data {uri} is not staged under {staged}<sha256>/ and it has no "
+            f"{names.DATA_SHA256_TAG} tag: which data it trained on is unknown"
+        )
+    return tagged

@@ -13,14 +13,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from finetune.core.config import ConfigError
+from finetune.core.config import AppConfig, ConfigError, FineTuningConfig
+from finetune.core.project import ProjectFileError
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
 
 # Command modules, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("validate", "models", "cost", "status", "report", "rehearse")
+COMMAND_MODULES: tuple[str, ...] = (
+    "validate",
+    "models",
+    "cost",
+    "status",
+    "report",
+    "rehearse",
+    "retry",
+    "whoami",
+)
 
 
 class UsageError(Exception):
@@ -35,13 +45,29 @@ Loaded = TypeVar("Loaded")
 
 
 def project_input(load: Callable[[Path], Loaded], project: Path) -> Loaded:
-    """The project's configuration for a command: no cdk.json is a usage error, a bad one invalid input."""
+    """The project's configuration for a command: no cdk.json is a usage error; one that is not
+    valid JSON (`cdk.json:LINE:COLUMN: ...`) or not a valid configuration is invalid input."""
     try:
         return load(project)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from error
+    except ProjectFileError as error:
+        raise InvalidInput(str(error)) from error
     except ConfigError as error:
         raise InvalidInput(error.report()) from error
+
+
+def find_fine_tuning(config: AppConfig, environment: str, fine_tuning: str) -> FineTuningConfig:
+    """The fine-tuning of cdk.json in `environment`; a UsageError naming the known ones otherwise."""
+    environments = [item.name for item in config.environments]
+    if environment not in environments:
+        raise UsageError(f"no environment {environment!r} in cdk.json; known: {', '.join(environments)}")
+    names = [item.name for item in config.fine_tunings_of(environment)]
+    if fine_tuning not in names:
+        raise UsageError(
+            f"no fine-tuning {fine_tuning!r} in environment {environment!r}; known: {', '.join(names)}"
+        )
+    return config.get(environment, fine_tuning)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,9 @@ bedrock-reference.md section 1): under the job's output S3 prefix,
 was given, `.../validation_artifacts/post_fine_tuning_validation/validation/validation_metrics.csv`
 with `validation_loss` instead of `training_loss`.
 
+The same files can be read from a local folder (downloaded with `aws s3 sync`, say): `local_job_files`
+finds them in that layout, or beside each other.
+
 Parsing is strict: a missing column, a short row or a value that is not a number is an error that
 names `FILE:LINE` (line numbers count from 1, the header is line 1). Extra columns are ignored, and
 `perplexity` may be absent or empty. Blank lines are skipped. No plotting here: the `report` command
@@ -18,8 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 TRAINING_LOSS = "training_loss"
 VALIDATION_LOSS = "validation_loss"
@@ -28,6 +32,8 @@ EPOCH = "epoch_number"
 PERPLEXITY = "perplexity"
 TRAINING_FILE = "training_artifacts/step_wise_training_metrics.csv"
 VALIDATION_FILE = "validation_artifacts/post_fine_tuning_validation/validation/validation_metrics.csv"
+TRAINING_FILE_NAME = TRAINING_FILE.rsplit("/", 1)[-1]
+VALIDATION_FILE_NAME = VALIDATION_FILE.rsplit("/", 1)[-1]
 
 
 class MetricsError(ValueError):
@@ -58,12 +64,13 @@ class LossPoint:
 
 @dataclass(frozen=True)
 class JobMetrics:
-    """One job's metrics as read from its output."""
+    """One job's metrics as read from its output (or a local copy: `job_name` is then its path)."""
 
     job_name: str
     training: tuple[MetricRow, ...]
     validation: tuple[MetricRow, ...] | None = None  # None: no validation file
     tokens_billed: int | None = None  # None: the job does not report it
+    hyperparameters: Mapping[str, str] | None = None  # the job's hyperParameters; None: not known
 
 
 @dataclass(frozen=True)
@@ -78,10 +85,13 @@ class MetricsSummary:
     final_validation: LossPoint | None
     best_validation: LossPoint | None
     tokens_billed: int | None
+    hyperparameters: Mapping[str, str] | None = None
 
     def lines(self) -> list[str]:
-        lines = [
-            f"{self.job_name}:",
+        lines = [f"{self.job_name}:"]
+        if self.hyperparameters is not None:
+            lines.append(f"  hyperparameters: {describe_hyperparameters(self.hyperparameters) or 'none'}")
+        lines += [
             f"  steps: {self.steps}, epochs: {self.epochs}",
             f"  training loss: final {self.final_training.describe()}, best {self.best_training.describe()}",
         ]
@@ -196,7 +206,86 @@ def summarize(metrics: JobMetrics) -> MetricsSummary:
         final_validation=final_validation,
         best_validation=best_validation,
         tokens_billed=metrics.tokens_billed,
+        hyperparameters=metrics.hyperparameters,
     )
+
+
+def describe_hyperparameters(values: Mapping[str, str], keys: Sequence[str] | None = None) -> str:
+    """`epochCount=3, learningRate=1e-05`: the given keys (default: all) in key order."""
+    chosen = sorted(values) if keys is None else [key for key in keys if key in values]
+    return ", ".join(f"{key}={values[key]}" for key in chosen)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How a plot tells the jobs apart: a legend label per job, and what every job shares."""
+
+    labels: tuple[str, ...]
+    shared: str  # "batchSize=8, epochCount=2", or "" when nothing is shared (or known)
+
+
+def compare(jobs: Sequence[JobMetrics]) -> Comparison:
+    """Label each job by the hyperparameters that differ between the jobs whose values are known.
+
+    A job whose hyperparameters are unknown (local files), or that differs in none of them (the same
+    settings on other data), keeps its name; labels stay unique (the name is added to a repeated one).
+    The keys every known job sets to the same value are the `shared` text.
+    """
+    known = [job.hyperparameters for job in jobs if job.hyperparameters is not None]
+    keys = sorted({key for values in known for key in values})
+    differing = [key for key in keys if len({values.get(key) for values in known}) > 1]
+    shared = [key for key in keys if key not in differing] if len(known) > 1 else []
+    labels = [
+        describe_hyperparameters(job.hyperparameters, differing)
+        if job.hyperparameters is not None and differing
+        else job.job_name
+        for job in jobs
+    ]
+    unique = [
+        f"{label} ({job.job_name})" if labels.count(label) > 1 and label != job.job_name else label
+        for label, job in zip(labels, jobs, strict=True)
+    ]
+    return Comparison(
+        labels=tuple(unique), shared=describe_hyperparameters(known[0], shared) if shared else ""
+    )
+
+
+def loss_column(text: str) -> str | None:
+    """Which loss a metrics CSV holds, from its header: TRAINING_LOSS, VALIDATION_LOSS or None."""
+    for row in csv.reader(io.StringIO(text)):
+        if any(cell.strip() for cell in row):
+            header = {cell.strip() for cell in row}
+            if VALIDATION_LOSS in header:
+                return VALIDATION_LOSS
+            if TRAINING_LOSS in header:
+                return TRAINING_LOSS
+            return None
+    return None
+
+
+def local_job_files(folder: Path) -> list[tuple[Path, Path | None]]:
+    """(training file, validation file or None) of every job under `folder`, in path order.
+
+    A job is a `step_wise_training_metrics.csv`. Its validation metrics are where Bedrock writes them
+    relative to its job folder (`<job folder>/training_artifacts/...` and
+    `<job folder>/validation_artifacts/.../validation_metrics.csv`), or else beside it.
+    """
+    return [(training, validation_file_of(training)) for training in sorted(folder.rglob(TRAINING_FILE_NAME))]
+
+
+def validation_file_of(training: Path) -> Path | None:
+    """The validation metrics file that belongs to a local training metrics file, if there is one."""
+    candidates = [training.parent / VALIDATION_FILE_NAME]
+    if training.parent.name == TRAINING_FILE.split("/", 1)[0]:
+        candidates.insert(0, training.parent.parent / VALIDATION_FILE)
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
+
+
+def local_job_name(training: Path) -> str:
+    """What names a local job: its job folder (Bedrock's layout), or the training file itself."""
+    if training.name == TRAINING_FILE_NAME and training.parent.name == TRAINING_FILE.split("/", 1)[0]:
+        return str(training.parent.parent)
+    return str(training)
 
 
 def artifact_key(output_s3_uri: str, job_arn: str, relative: str) -> tuple[str, str]:

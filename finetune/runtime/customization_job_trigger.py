@@ -1,7 +1,7 @@
-"""The `CustomizationJobTrigger` function: `Custom::CustomizationJob` requests and uploads under
-incoming/ (S3 event notifications, or S3 events from EventBridge). The operations are
-`finetune.aws.training`'s; the contracts `finetune.core.contracts.JobResource` and
-`TriggerEnvironment`."""
+"""The `CustomizationJobTrigger` function: `Custom::CustomizationJob` requests, uploads under
+incoming/ (S3 event notifications, or S3 events from EventBridge), and `{"finetune": "retry", "job":
+NAME}` from `python -m finetune retry`. The operations are `finetune.aws.training`'s; the contracts
+`finetune.core.contracts.JobResource` and `TriggerEnvironment`."""
 
 from __future__ import annotations
 
@@ -26,12 +26,16 @@ def clients() -> training.TrainingClients:
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     if "RequestType" in event:
         return responder.respond(event, customization_job, context=context)
+    if training.is_retry_event(event):
+        settings = TriggerEnvironment.from_environment(os.environ)
+        return training.retry_job(clients(), settings, event, Deadline.from_context(context))
     uploads = ObjectUpload.from_event(event)
     if uploads is not None:
         return training.handle_uploads(clients(), TriggerEnvironment.from_environment(os.environ), uploads)
     raise ValueError(
         f"unrecognised event (keys {sorted(event)}): expected a CloudFormation custom resource request "
-        f"({JobResource.RESOURCE_TYPE}), an S3 event notification or an S3 event from EventBridge"
+        f"({JobResource.RESOURCE_TYPE}), an S3 event notification, an S3 event from EventBridge or "
+        f'{{"{training.EVENT_KEY}": "{training.RETRY_EVENT}", "job": "<job name>"}}'
     )
 
 

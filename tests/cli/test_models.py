@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from finetune.cli import main as cli
-from finetune.core.catalog import CATALOG
+from finetune.cli.record_formats import RECORD_FORMATS
+from finetune.core.catalog import CATALOG, TYPE_ABBREVIATIONS, ModelEntry
+from finetune.core.dataset import validate_file
+from finetune.core.formats import DataFormat, batch_size_of
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 NOVA_MICRO = "amazon.nova-micro-v1:0:128k"
@@ -153,3 +159,94 @@ def test_compare_needs_two_ids(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "compare", HAIKU)
     assert code == cli.EXIT_USAGE
     assert "at least two model ids" in err
+
+
+# -- models show ------------------------------------------------------------------------------------
+
+
+def example_records(out: str) -> list[str]:
+    """The line after each "example record:" heading, as printed."""
+    lines = out.splitlines()
+    return [lines[index + 1].strip() for index, line in enumerate(lines) if line.strip() == "example record:"]
+
+
+@pytest.mark.parametrize("model", CATALOG, ids=lambda model: model.model_id)
+def test_show_prints_an_example_record_the_validator_accepts_for_each_type(
+    model: ModelEntry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = run(capsys, "show", model.model_id)
+    assert code == cli.EXIT_OK and err == ""
+    examples = example_records(out)
+    assert len(examples) == len(model.customizations)
+    for customization, example in zip(model.customizations, examples, strict=True):
+        record = json.loads(example)  # one line of valid JSON
+        assert isinstance(record, dict)
+        limits = customization.limits
+        # A file of the example alone, as often as the type's minimum asks: no error, no warning on it.
+        path = tmp_path / f"{customization.type}.jsonl"
+        path.write_text((example + "\n") * (limits.min_records or 1), encoding="utf-8")
+        report = validate_file(
+            path,
+            limits=limits,
+            batch_size=batch_size_of(
+                {spec.key: str(spec.default) for spec in model.hyperparameters if spec.default is not None}
+            ),
+        )
+        assert report.ok, [str(issue) for issue in report.errors]
+        assert [str(issue) for issue in report.warnings if issue.line == 1] == []  # the rest: duplicates
+        assert f"{customization.type} ({TYPE_ABBREVIATIONS[customization.type]}) in " in out
+
+
+def test_show_lists_types_regions_limits_hyperparameters_and_serving(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "show", NOVA_MICRO)
+    assert code == cli.EXIT_OK
+    lines = out.splitlines()
+    assert lines[0] == f"{NOVA_MICRO}: Nova Micro (Amazon)"
+    assert "FINE_TUNING (FT) in us-east-1" in lines and "DISTILLATION (DIST) in us-east-1" in lines
+    assert "  data format: bedrock-conversation-2024" in lines
+    assert "  training records: 8..20,000" in lines
+    assert any(
+        line.startswith("  tokens per record: <=32,000, estimated as characters / 6") for line in lines
+    )
+    assert "  images per record: at most 10" in lines
+    assert "  teacher models: amazon.nova-pro-v1:0, amazon.nova-premier-v1:0" in lines
+    assert any(
+        line.startswith('    {"schemaVersion": "bedrock-conversation-2024", "system"?:') for line in lines
+    )
+    assert any(line.split() == ["epochCount", "int", "1..5,", "default", "2"] for line in lines)
+    assert any(line.split()[:2] == ["learningRate", "float"] for line in lines)
+    assert "  on_demand: in us-east-1 (custom model deployment)" in lines
+    assert (
+        f"  check a file: python -m finetune validate --model {NOVA_MICRO} --customization-type DIST FILE"
+        in lines
+    )
+
+
+def test_show_names_caption_bounds_and_a_missing_validation_set(capsys: pytest.CaptureFixture[str]) -> None:
+    _code, out, _ = run(capsys, "show", "amazon.titan-image-generator-v2:0")
+    assert "  caption length: 3..1,024 characters" in out.splitlines()
+    assert "  validation set: not allowed" in out.splitlines()
+    assert "  on_demand: no (custom model deployment)" in out.splitlines()
+
+
+def test_show_of_an_alias_shows_the_model_and_says_which_id_a_job_takes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "show", "anthropic.claude-3-haiku-20240307-v1:0")
+    assert code == cli.EXIT_OK
+    assert out.splitlines()[0] == f"{HAIKU}: Claude 3 Haiku (Anthropic)"
+    assert "a job's base model takes the id above" in out.splitlines()[1]
+
+
+def test_show_of_an_unknown_id_is_a_usage_error_with_suggestions(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "show", "amazon.nova-lite")
+    assert code == cli.EXIT_USAGE and out == ""
+    assert "unknown model id 'amazon.nova-lite'; closest: amazon.nova-lite-v1:0:300k" in err
+
+
+def test_every_format_has_rules_and_an_example() -> None:
+    assert set(RECORD_FORMATS) == set(DataFormat)
+    for record_format in RECORD_FORMATS.values():
+        assert record_format.rules and "\n" not in record_format.example_line()

@@ -217,3 +217,121 @@ def test_training_data_summary_ends_with_an_estimated_training_cost(
     assert cli.main(["validate", "--model", "meta.llama3-1-8b-instruct-v1:0:128k", str(path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert "train.jsonl: estimated training cost: unknown for" in last and "x 5 epochs" in last
+
+
+# -- validate ENV FINE_TUNING -----------------------------------------------------------------------
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project(tmp_path: Path, fine_tuning: dict[str, Any], files: dict[str, str]) -> Path:
+    """A project with one environment and the fine-tuning `ft`, its data files written under training_data/."""
+    context = {"environments": {"dev": {"region": "us-west-2"}}, "fine_tunings": {"ft": fine_tuning}}
+    (tmp_path / "cdk.json").write_text(json.dumps({"app": "unused", "context": context}))
+    for name, text in files.items():
+        path = tmp_path / "training_data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_a_fine_tuning_is_checked_with_its_model_its_epochs_and_both_files(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["dev", "support-assistant", "--project", str(PROJECT_ROOT)], capsys)
+    assert code == 0 and err == ""
+    assert out[0] == f"dev/support-assistant: FINE_TUNING of {CLAUDE}, batchSize 8 (from cdk.json)"
+    assert (
+        "training_data/support-assistant/train.jsonl: valid (training data, 60 records, 47,853 bytes)" in out
+    )
+    assert any(
+        line.startswith("training_data/support-assistant/validation.jsonl: valid (validation data, 12")
+        for line in out
+    )
+    cost = next(line for line in out if "estimated training cost" in line)
+    assert "x 1 epochs (epochCount from the configuration)" in cost  # dev trains one epoch less
+
+
+def test_a_fine_tuning_is_checked_with_its_resolved_batch_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Titan Text Express: 4,096 tokens per record at batchSize 1, 2,048 at 2 to 4.
+    record = {"prompt": "p" * 15_000, "completion": "c"}  # about 2,500 tokens
+    root = project(
+        tmp_path,
+        {"base_model": TITAN_TEXT, "training_data": "ft/train.jsonl", "hyperparameters": {"batchSize": 2}},
+        {"ft/train.jsonl": json.dumps(record) + "\n"},
+    )
+    code, out, _ = run(["dev", "ft", "--project", str(root)], capsys)
+    assert code == 1
+    assert out[0] == f"dev/ft: FINE_TUNING of {TITAN_TEXT}, batchSize 2 (from cdk.json)"
+    assert out[2].startswith("training_data/ft/train.jsonl:1: error: ") and "2,048" in out[2]
+    assert out[-1] == "(token limits checked for batchSize 2)"
+    # The same file against the model's default batch size (1) is valid.
+    code, _, _ = run(["--model", TITAN_TEXT, str(root / "training_data/ft/train.jsonl")], capsys)
+    assert code == 0
+
+
+def test_invalid_data_of_a_fine_tuning_exits_1_naming_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = claude_records(32)
+    records[2]["messages"][1]["content"] = ""
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    root = project(
+        tmp_path, {"base_model": CLAUDE, "training_data": "ft/train.jsonl"}, {"ft/train.jsonl": text}
+    )
+    code, out, _ = run(["dev", "ft", "--project", str(root)], capsys)
+    assert code == 1
+    assert (
+        out[2]
+        == "training_data/ft/train.jsonl:3: error: messages[1].content: empty; a non-empty string is required"
+    )
+
+
+def test_a_fine_tuning_the_catalog_rejects_exits_1_with_the_config_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(
+        tmp_path,
+        {"base_model": CLAUDE, "training_data": "ft/train.jsonl", "hyperparameters": {"epochCount": 99}},
+        {"ft/train.jsonl": "".join(json.dumps(r) + "\n" for r in claude_records(32))},
+    )
+    code, out, err = run(["dev", "ft", "--project", str(root)], capsys)
+    assert code == 1 and out == []
+    assert err.startswith("cdk.json: invalid configuration (1 problems):")
+    assert "fine_tunings.ft.hyperparameters.epochCount: 99 is out of range" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["dev", "nope"],
+            "no fine-tuning 'nope' in environment 'dev'; known: support-assistant, sql-generator",
+        ),
+        (["qa", "support-assistant"], "no environment 'qa' in cdk.json; known: dev, prod"),
+        (["--batch-size", "4", "dev", "support-assistant"], "--batch-size: not with ENV FINE_TUNING"),
+        (["--validation", "dev", "support-assistant"], "--validation: not with ENV FINE_TUNING"),
+    ],
+)
+def test_fine_tuning_form_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run([*argv, "--project", str(PROJECT_ROOT)], capsys)
+    assert code == 2 and out == []
+    assert message in err
+
+
+def test_project_is_refused_with_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["--model", CLAUDE, "--project", ".", "f.jsonl"], capsys)
+    assert code == 2 and "--project: only with ENV FINE_TUNING" in err
+
+
+def test_neither_model_nor_two_names_shows_both_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["validate", "a.jsonl", "b.jsonl", "c.jsonl"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "validate ENV FINE_TUNING [--project DIR]" in err
+    assert "give --model MODEL_ID and the FILEs to check, or ENV FINE_TUNING" in err

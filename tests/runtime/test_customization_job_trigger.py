@@ -1083,3 +1083,185 @@ def test_an_upload_overwritten_between_validation_and_copy_stages_the_validated_
     assert result["results"][0]["outcome"] == "started"
     staged = aws.s3.get_object(Bucket=BUCKET, Key=f"training/sql-generator/{sha(training)}/train.jsonl")
     assert staged["Body"].read() == training  # the validated version, not the overwrite
+
+
+# --------------------------------------------------------------------------------------------------
+# Retry ({"finetune": "retry", "job": NAME}, from `python -m finetune retry`)
+# --------------------------------------------------------------------------------------------------
+
+
+def retry(name: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = trigger_job.handler({"finetune": "retry", "job": name}, None)
+    return answer
+
+
+def deploy_and_end(aws: Aws, training: bytes, status: str) -> str:
+    """Deploy a job on `training`, then let it end with `status`; its name."""
+    upload_training(aws.s3, training)
+    name = str(aws.cloudformation.send("Create", properties(training))["PhysicalResourceId"])
+    set_status(name, status)
+    return name
+
+
+@pytest.mark.parametrize("ended", ["Failed", "Stopped"])
+def test_a_retry_trains_a_dead_deployed_job_as_its_next_generation(aws: Aws, ended: str) -> None:
+    training = dataset()
+    spec = spec_for(training)
+    name = deploy_and_end(aws, training, ended)
+
+    answer = retry(name)
+
+    second = spec.generation_name(2)
+    assert answer["outcome"] == "started" and answer["newJob"] == second and answer["job"] == name
+    assert answer["status"] == "InProgress" and answer["customModelName"] == second
+    assert aws.job_names() == sorted([name, second])
+    job = aws.bedrock.get_model_customization_job(jobIdentifier=second)
+    assert job["clientRequestToken"] == spec.client_request_token(2)
+    assert job["trainingDataConfig"]["s3Uri"] == properties(training)["TrainingDataS3Uri"]
+    assert job["hyperParameters"] == HYPERPARAMETERS
+    assert deployed_job(aws) == {"jobName": second, "digest": spec.digest, "source": "deploy"}
+    [(subject, message)] = aws.notifications()
+    assert subject == "Customization job retried: dev/sql-generator"
+    assert f"Customization job {second} started" in message and f"the next generation of {name}" in message
+    assert "python -m finetune status dev sql-generator --watch" in message
+
+    # Asked again (the CLI retried the invocation), the running generation is found: nothing new.
+    again = retry(name)
+    assert again["outcome"] == "exists" and again["newJob"] == second
+    assert len(aws.job_names()) == 2 and len(aws.notifications()) == 1
+    # Once that generation fails too, a retry of it starts the third.
+    set_status(second, "Failed")
+    assert retry(second)["newJob"] == spec.generation_name(3)
+
+
+def test_a_retry_keeps_the_source_of_an_uploads_job(aws: Aws) -> None:
+    training = dataset(tag="upload-")
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/train.jsonl", Body=training)
+    trigger_job.handler(s3_event("incoming/train.jsonl"), None)
+    set_status(spec_for(training).job_name, "Failed")
+
+    answer = retry(spec_for(training).job_name)
+
+    assert answer["outcome"] == "started"
+    assert deployed_job(aws) == {
+        "jobName": spec_for(training).generation_name(2),
+        "digest": spec_for(training).digest,
+        "source": "upload",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        ("Completed", "it Completed: there is nothing to retry (a Completed job is never trained again)"),
+        (
+            "InProgress",
+            "it is still InProgress: there is nothing to retry; wait until it ends "
+            "(python -m finetune status dev sql-generator --watch)",
+        ),
+        ("Stopping", "it is Stopping: wait until it is Stopped, then retry it"),
+    ],
+)
+def test_a_job_that_is_not_dead_is_not_retried(aws: Aws, status: str, reason: str) -> None:
+    name = deploy_and_end(aws, dataset(), status)
+
+    answer = retry(name)
+
+    assert answer == {"outcome": "refused", "job": name, "reason": f"{name} is not retried: {reason}"}
+    assert aws.job_names() == [name] and aws.notifications() == []
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        (
+            "dev-support-assistant-0123456789ab",
+            "is not a job of dev/sql-generator: its jobs are named dev-sql-generator-<12 hex>",
+        ),
+        (
+            "dev-sql-generator-0123456789ab",
+            "Bedrock knows no customization job dev-sql-generator-0123456789ab",
+        ),
+        ("", "the event names no job"),
+        (None, "the event names no job"),
+    ],
+)
+def test_a_job_that_is_not_this_fine_tunings_is_refused(aws: Aws, job: Any, reason: str) -> None:
+    answer = retry(job)
+    assert answer["outcome"] == "refused" and reason in answer["reason"]
+    assert aws.job_names() == []
+
+
+def test_a_job_of_a_configuration_no_longer_deployed_is_refused(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = deploy_and_end(aws, dataset(), "Failed")
+    # A later deploy changed the hyperparameters: the function's template is the new configuration.
+    monkeypatch.setenv(
+        "FINETUNE_JOB_TEMPLATE",
+        json.dumps({**TEMPLATE, "Hyperparameters": json.dumps({**HYPERPARAMETERS, "epochCount": "3"})}),
+    )
+
+    answer = retry(name)
+
+    assert answer["outcome"] == "refused"
+    assert "was started with another configuration than the deployed one" in answer["reason"]
+    assert "To train a configuration, deploy it." in answer["reason"]
+    assert aws.job_names() == [name]
+
+
+def test_a_job_on_other_data_than_the_deployed_job_is_refused(aws: Aws) -> None:
+    old = deploy_and_end(aws, dataset(), "Failed")
+    newer = dataset(tag="newer-")
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/train.jsonl", Body=newer)
+    trigger_job.handler(s3_event("incoming/train.jsonl"), None)  # the upload's job is deployed now
+
+    answer = retry(old)
+
+    assert answer["outcome"] == "refused"
+    assert (
+        f"trained other data than the deployed job {spec_for(newer).job_name} (recorded by the last upload)"
+        in answer["reason"]
+    )
+    assert len(aws.job_names()) == 2
+
+
+def test_a_retry_validates_the_data_again_and_starts_nothing_on_bad_data(aws: Aws) -> None:
+    training = dataset()
+    name = deploy_and_end(aws, training, "Failed")
+    key = properties(training)["TrainingDataS3Uri"].removeprefix(f"s3://{BUCKET}/")
+    lines = training.splitlines(keepends=True)
+    lines[6] = b'{"prompt": "q"}\n'
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=b"".join(lines))  # the staged copy was overwritten
+
+    answer = retry(name)
+
+    assert answer["outcome"] == "rejected"
+    assert f"s3://{BUCKET}/{key}:7: completion: missing" in answer["reason"]
+    assert aws.job_names() == [name] and aws.notifications() == []
+
+
+def test_the_data_digest_comes_from_the_jobs_tag_when_its_data_is_not_staged_by_digest(aws: Aws) -> None:
+    training = dataset()
+    spec = spec_for(training)
+    aws.s3.put_object(Bucket=BUCKET, Key="elsewhere/train.jsonl", Body=training)
+    request_kwargs = (
+        JobResource.from_properties(
+            properties(training, TrainingDataS3Uri=f"s3://{BUCKET}/elsewhere/train.jsonl")
+        )
+        .request()
+        .create_job_kwargs()
+    )
+    aws.bedrock.create_model_customization_job(**request_kwargs)  # tagged finetune:data-sha256
+    set_status(spec.job_name, "Stopped")
+
+    answer = retry(spec.job_name)
+
+    assert answer["outcome"] == "started" and answer["newJob"] == spec.generation_name(2)
+    job = aws.bedrock.get_model_customization_job(jobIdentifier=spec.generation_name(2))
+    assert job["trainingDataConfig"]["s3Uri"] == f"s3://{BUCKET}/elsewhere/train.jsonl"
+    assert deployed_job(aws) == {
+        "jobName": spec.generation_name(2),
+        "digest": spec.digest,
+        "source": "deploy",
+    }

@@ -530,6 +530,75 @@ def test_calls_on_paths_the_rehearsal_does_not_take_are_allowed(
     }
 
 
+def retry_calls(run: Recorded) -> tuple[list[Call], str]:
+    """The calls `finetune.aws.training.retry_job` makes for the run's job, Failed: it is read, the
+    deployed job too, its next generation's name looked up, its data read again, that generation
+    started (the run's own create call, renamed), recorded and announced. And the failed job's ARN."""
+    from finetune.core.names import DEPLOYED_JOB_PARAMETER, ssm_parameter_name
+
+    names = run.names
+    create = next(call for call in run.calls if call.name == "bedrock:CreateModelCustomizationJob")
+    failed = str(create.params["jobName"])
+    retried = f"{failed[:-12]}{failed[-12:-3]}r2"
+    parameter = ssm_parameter_name(ENVIRONMENT, FINE_TUNING, DEPLOYED_JOB_PARAMETER)
+    trigger = "customization_job_trigger"
+    calls = [
+        Call(trigger, "bedrock", "GetModelCustomizationJob", {"jobIdentifier": failed}),
+        Call(trigger, "ssm", "GetParameter", {"Name": parameter}),
+        Call(
+            trigger,
+            "bedrock",
+            "GetModelCustomizationJob",
+            {"jobIdentifier": retried},
+            error="ResourceNotFoundException",
+        ),
+        Call(
+            trigger,
+            "s3",
+            "GetObject",
+            {"Bucket": names.bucket, "Key": names.staged["training"][0].split("/", 3)[3]},
+        ),
+        Call(
+            trigger,
+            "bedrock",
+            "CreateModelCustomizationJob",
+            {**create.params, "jobName": retried, "customModelName": retried, "clientRequestToken": "0" * 64},
+        ),
+        Call(trigger, "ssm", "PutParameter", {"Name": parameter, "Value": "{}", "Overwrite": True}),
+        Call(trigger, "sns", "Publish", {"TopicArn": names.topic_arn, "Message": "retried"}),
+    ]
+    job_arn = f"arn:aws:bedrock:{names.region}:{names.account}:model-customization-job/{failed}"
+    return calls, job_arn
+
+
+def test_a_retry_of_a_failed_job_is_allowed_by_the_triggers_policy(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    """`python -m finetune retry` invokes the trigger function, which needs nothing new for it."""
+    names = recorded["none"].names
+    calls, _job_arn = retry_calls(recorded["none"])
+    checked, problems = decide_all(deployment_of(sample_app, names), calls)
+    assert not problems, problems
+    denied = [item for item in checked if not item.decision.allowed]
+    assert not denied, report(denied)
+
+
+def test_the_retrys_tag_fallback_needs_list_tags_which_the_trigger_lacks(
+    sample_app: SynthesizedApp, recorded: dict[str, Recorded]
+) -> None:
+    """A job whose data is not staged by digest (none this project starts) is retried only when its
+    finetune:data-sha256 tag is readable: bedrock:ListTagsForResource, which the trigger's policy does
+    not grant. The retry then refuses, naming the tag. Granting it turns this test around."""
+    names = recorded["none"].names
+    _calls, job_arn = retry_calls(recorded["none"])
+    call = Call("customization_job_trigger", "bedrock", "ListTagsForResource", {"resourceARN": job_arn})
+    checked, problems = decide_all(deployment_of(sample_app, names), [call])
+    assert not problems, problems
+    assert [item.decision.request.action for item in checked if not item.decision.allowed] == [
+        "bedrock:ListTagsForResource"
+    ]
+
+
 def test_serving_cannot_claim_or_change_another_stacks_serving(
     sample_app: SynthesizedApp, recorded: dict[str, Recorded]
 ) -> None:

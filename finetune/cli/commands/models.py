@@ -1,11 +1,14 @@
-"""`python -m finetune models`: list the customizable base models, or compare some side by side.
+"""`python -m finetune models`: list the customizable base models, show one, or compare some.
 
     models [--customization-type T] [--region R] [--modality M]
+    models show ID
     models compare ID ID [ID ...]
 
 Output is plain text in aligned columns. Filters that match nothing print a message and exit 0
-(an empty answer is an answer); an unknown id in `compare` is a usage error (exit 2) with the
-closest ids suggested.
+(an empty answer is an answer); an unknown id in `show` or `compare` is a usage error (exit 2) with
+the closest ids suggested. `show` is the one place a user reads what a training record of the model
+looks like: per customization type its regions, data limits, record format and an example record
+(`finetune.cli.record_formats`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import argparse
 from collections.abc import Sequence
 
 from finetune.cli.main import EXIT_OK, UsageError
+from finetune.cli.record_formats import RECORD_FORMATS
 from finetune.core.catalog import (
     CATALOG,
     CUSTOMIZATION_TYPES,
+    FINE_TUNING,
     PRICE_FIELD_NAMES,
     TYPE_ABBREVIATIONS,
     ModelEntry,
@@ -25,7 +30,7 @@ from finetune.core.catalog import (
     format_number,
     suggest_models,
 )
-from finetune.core.formats import DatasetLimits
+from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits
 
 PRICE_LABELS = {
     "training_per_1k_tokens": "price: training / 1k tokens",
@@ -56,7 +61,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--modality", metavar="M", help="only models taking or producing this modality (text, image, ...)"
     )
     parser.set_defaults(handler=list_models)
-    actions = parser.add_subparsers(dest="models_action", metavar="{compare}")
+    actions = parser.add_subparsers(dest="models_action", metavar="{show,compare}")
+    show = actions.add_parser(
+        "show",
+        help="everything about one model, with the record format and an example record",
+        description="One model: customization types and their regions, data limits, the record format "
+        "of each type with an example record, hyperparameters (ranges and defaults) and serving options.",
+    )
+    show.add_argument("id", metavar="ID", help="a model id, e.g. amazon.nova-lite-v1:0:300k")
+    show.set_defaults(handler=show_model)
     compare = actions.add_parser(
         "compare",
         help="compare models side by side",
@@ -139,25 +152,100 @@ def list_models(args: argparse.Namespace) -> int:
     for line in format_table(header, rows):
         print(line)
     print()
-    print(f"{len(selected)} models. {TYPE_LEGEND}. Details: python -m finetune models compare ID ID")
+    print(
+        f"{len(selected)} models. {TYPE_LEGEND}. One model, with its record format and an example record: "
+        "python -m finetune models show ID; side by side: python -m finetune models compare ID ID"
+    )
     return EXIT_OK
+
+
+def known_model(identifier: str) -> ModelEntry:
+    """The catalog entry of `identifier`, or a UsageError naming the closest ids."""
+    model = find_model(identifier)
+    if model is None:
+        close = suggest_models(identifier)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise UsageError(f"unknown model id {identifier!r}{hint} (`python -m finetune models` lists all)")
+    return model
 
 
 def compare_models(args: argparse.Namespace) -> int:
     ids: list[str] = args.ids
     if len(ids) < 2:
         raise UsageError("compare needs at least two model ids")
-    models: list[ModelEntry] = []
-    for identifier in ids:
-        model = find_model(identifier)
-        if model is None:
-            close = suggest_models(identifier)
-            hint = f"; closest: {', '.join(close)}" if close else ""
-            raise UsageError(f"unknown model id {identifier!r}{hint} (`python -m finetune models` lists all)")
-        models.append(model)
+    models = [known_model(identifier) for identifier in ids]
     for line in compare_lines(models):
         print(line)
     return EXIT_OK
+
+
+def show_model(args: argparse.Namespace) -> int:
+    for line in show_lines(known_model(args.id)):
+        print(line)
+    return EXIT_OK
+
+
+def show_lines(model: ModelEntry) -> list[str]:
+    """One model, top to bottom: identity, each customization type with its data, hyperparameters,
+    serving, notes and the sources of these facts."""
+    lines = [f"{model.model_id}: {model.name} ({model.provider})"]
+    if model.aliases:
+        lines.append(f"  also written: {', '.join(model.aliases)} (a job's base model takes the id above)")
+    lines += [
+        f"  lifecycle: {model.lifecycle}",
+        f"  context window: {_context(model).replace('-', 'not documented')}, modalities: {_modalities(model)}",
+        f"  languages: {', '.join(model.languages) or 'not in the reference'}",
+        f"  license: {model.license}",
+    ]
+    for customization in model.customizations:
+        limits = customization.limits
+        record_format = RECORD_FORMATS[limits.data_format]
+        short = TYPE_ABBREVIATIONS[customization.type]
+        lines += [
+            "",
+            f"{customization.type} ({short}) in {', '.join(customization.regions)}",
+            f"  data format: {limits.data_format}",
+            f"  training records: {_records(limits)}",
+            f"  tokens per record: {_tokens(limits)}"
+            + (f", estimated as {TOKEN_ESTIMATE_METHOD}" if limits.token_limits else ""),
+            f"  max file size: {_bytes(limits.max_file_bytes)}",
+            f"  validation set: {_validation(limits)}",
+        ]
+        if limits.caption_min_chars is not None or limits.caption_max_chars is not None:
+            lines.append(
+                f"  caption length: {_range(limits.caption_min_chars, limits.caption_max_chars)} characters"
+            )
+        if limits.max_images_per_record is not None:
+            lines.append(f"  images per record: at most {limits.max_images_per_record}")
+        if customization.teachers:
+            lines.append(f"  teacher models: {', '.join(customization.teachers)}")
+        lines += [
+            "  record format (one JSON object per line of a .jsonl file):",
+            f"    {record_format.shape}",
+            *(f"    - {rule}" for rule in record_format.rules),
+            "  example record:",
+            f"    {record_format.example_line()}",
+            f"  sources: {customization.source}; {customization.limits_source}",
+            f"  check a file: python -m finetune validate --model {model.model_id}"
+            + (f" --customization-type {short}" if customization.type != FINE_TUNING else "")
+            + " FILE",
+        ]
+    rows = [(spec.key, spec.describe()) for spec in model.hyperparameters]
+    lines += ["", "Hyperparameters (cdk.json fine_tunings.<name>.hyperparameters):"]
+    lines += [f"  {line}" for line in format_table(("KEY", "TYPE, RANGE (INCLUSIVE), DEFAULT"), rows)]
+    lines.append(f"  source: {model.hyperparameters_source}")
+    on_demand = model.serving.on_demand_regions
+    lines += [
+        "",
+        "Serving (cdk.json serving.mode):",
+        f"  provisioned: {'yes' if model.serving.provisioned else 'no'} (provisioned throughput, billed per "
+        "model unit and hour)",
+        f"  on_demand: {'in ' + ', '.join(on_demand) if on_demand else 'no'} (custom model deployment)",
+        f"  source: {model.serving.source}",
+    ]
+    if model.notes:
+        lines += ["", "Notes:", *(f"  {note}" for note in model.notes)]
+    return lines
 
 
 def compare_lines(models: Sequence[ModelEntry]) -> list[str]:

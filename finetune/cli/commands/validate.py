@@ -1,20 +1,27 @@
 """`python -m finetune validate`: check JSONL training (or validation) data against a model's rules.
 
     validate --model MODEL_ID [--customization-type T] [--validation] [--batch-size N] FILE [FILE ...]
+    validate ENV FINE_TUNING [--project DIR]
+
+The first form checks any files against a model. The second checks the training and validation
+files a fine-tuning of cdk.json names, as synth would: with its model, customization type and
+resolved batch size (the configured one or the model's default), training and validation rules each.
 
 Prints each problem on its own line, compiler style (`FILE:LINE: error: message`), then a summary per
 file (records, estimated tokens and how they are estimated, largest record). Exit codes: 0 every file
-is valid (warnings allowed), 1 some file is invalid, 2 usage error (unknown model, a customization
-type the model does not support, a batch size outside the model's range, an unreadable file).
+is valid (warnings allowed), 1 some file is invalid (or, second form, cdk.json is), 2 usage error
+(unknown model, a customization type the model does not support, a batch size outside the model's
+range, an unreadable file, an unknown environment or fine-tuning).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError
+from finetune.cli.main import EXIT_INVALID, EXIT_OK, InvalidInput, UsageError, find_fine_tuning, project_input
 from finetune.core.catalog import (
     CUSTOMIZATION_TYPES,
     FINE_TUNING,
@@ -24,25 +31,38 @@ from finetune.core.catalog import (
     format_number,
     suggest_models,
 )
-from finetune.core.cost import training_cost_line
+from finetune.core.config import ConfigError, FineTuningConfig
+from finetune.core.cost import estimate_cost, training_cost_line
 from finetune.core.dataset import DatasetReport, validate_file
-from finetune.core.formats import DatasetLimits
+from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 
 BATCH_SIZE_KEY = "batchSize"
+
+
+USAGE = (
+    "%(prog)s --model MODEL_ID [--customization-type T] [--validation] [--batch-size N] FILE [FILE ...]\n"
+    "       %(prog)s ENV FINE_TUNING [--project DIR]"
+)
+FILE_FORM_OPTIONS = ("--customization-type", "--validation", "--batch-size")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check JSONL training data against a model's format and limits",
+        usage=USAGE,
         description="Check JSONL training (or validation) data against a base model's record format "
-        "and dataset limits, before a customization job is paid for.",
+        "and dataset limits, before a customization job is paid for: any FILE against --model, or the "
+        "training and validation files of a fine-tuning of cdk.json (ENV FINE_TUNING) with its model, "
+        "customization type and resolved batch size.",
     )
-    parser.add_argument("--model", required=True, metavar="MODEL_ID", help="the base model identifier")
+    parser.add_argument(
+        "--model", metavar="MODEL_ID", help="the base model identifier (checks the FILEs given)"
+    )
     parser.add_argument(
         "--customization-type",
         type=_customization_type,
-        default=FINE_TUNING,
+        default=None,
         metavar="T",
         help=f"one of {', '.join(CUSTOMIZATION_TYPES)} (or FT, CPT, DIST, RFT); default {FINE_TUNING}",
     )
@@ -55,8 +75,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="the job's batchSize, when token limits depend on it (default: the model's default)",
     )
-    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="JSONL files to check")
-    parser.set_defaults(handler=run)
+    parser.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the project folder, for ENV FINE_TUNING (default: here)",
+    )
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="FILE | ENV FINE_TUNING",
+        help="JSONL files to check (with --model), or an environment and a fine-tuning of cdk.json",
+    )
+    parser.set_defaults(handler=run, parser=parser)
 
 
 def _customization_type(value: str) -> str:
@@ -124,35 +156,114 @@ def _check_readable(path: Path) -> None:
         raise UsageError(f"{path}: not readable (permission denied)")
 
 
-def summary_lines(report: DatasetReport, model: ModelEntry) -> list[str]:
-    """The summary printed after a file's problems: counts, tokens, and for training data its cost."""
+CostLine = Callable[[int], str]
+
+
+def summary_lines(report: DatasetReport, cost_line: CostLine) -> list[str]:
+    """The summary printed after a file's problems: counts, tokens, and for training data its cost
+    (`cost_line` of its estimated tokens)."""
     lines = report.summary_lines()
     if not report.validation:
-        lines.append(f"{report.file}: {training_cost_line(model, report.estimated_tokens)}")
+        lines.append(f"{report.file}: {cost_line(report.estimated_tokens)}")
     return lines
 
 
+def configured_cost_line(config: FineTuningConfig, model: ModelEntry) -> CostLine:
+    """The training cost line of a fine-tuning: its epochs and its environment's prices."""
+
+    def line(tokens: int) -> str:
+        estimate = estimate_cost(config, model, tokens, TOKEN_ESTIMATE_METHOD)
+        epochs = estimate.epochs if estimate.epochs is not None else "unknown"
+        price = estimate.training_price
+        return (
+            f"estimated training cost: {estimate.training.render()} for {tokens:,} tokens x {epochs} epochs "
+            f"({estimate.epochs_note}); price per 1k tokens {price.render()}  [source: {price.source}]"
+        )
+
+    return line
+
+
 def run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.parser
+    targets: list[str] = args.targets
+    if args.model is None:
+        if len(targets) != 2:
+            parser.error(
+                "give --model MODEL_ID and the FILEs to check, or ENV FINE_TUNING to check the data of a "
+                "fine-tuning of cdk.json"
+            )
+        given = [
+            option
+            for option, value in zip(
+                FILE_FORM_OPTIONS, (args.customization_type, args.validation, args.batch_size), strict=True
+            )
+            if value not in (None, False)
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: not with ENV FINE_TUNING, which takes the model, customization type "
+                "and batch size from cdk.json (use --model MODEL_ID FILE... to choose them)"
+            )
+        return run_fine_tuning(targets[0], targets[1], args.project or Path.cwd())
+    if args.project is not None:
+        raise UsageError("--project: only with ENV FINE_TUNING (with --model, give the FILEs' paths)")
     model = resolve_model(args.model)
-    limits = resolve_limits(model, args.customization_type)
+    customization_type = args.customization_type or FINE_TUNING
+    limits = resolve_limits(model, customization_type)
     batch_size = resolve_batch_size(model, args.batch_size)
-    paths: list[Path] = args.files
+    paths = [Path(target) for target in targets]
     for path in paths:  # every usage problem before any output
         _check_readable(path)
+    checks = [(path, str(path), args.validation) for path in paths]
+    return check_files(checks, limits, batch_size, lambda tokens: training_cost_line(model, tokens))
 
+
+def check_files(
+    files: list[tuple[Path, str, bool]], limits: DatasetLimits, batch_size: int | None, cost_line: CostLine
+) -> int:
+    """Validate each (path, name to show, as validation data), print problems and summaries."""
     all_ok = True
-    for index, path in enumerate(paths):
+    for index, (path, name, validation) in enumerate(files):
         try:
-            report = validate_file(path, limits=limits, validation=args.validation, batch_size=batch_size)
+            report = validate_file(
+                path, display_name=name, limits=limits, validation=validation, batch_size=batch_size
+            )
         except OSError as error:
-            raise UsageError(f"{path}: cannot read: {error.strerror or error}") from error
+            raise UsageError(f"{name}: cannot read: {error.strerror or error}") from error
         if index:
             print()
         for issue in report.issues():
             print(issue)
-        for line in summary_lines(report, model):
+        for line in summary_lines(report, cost_line):
             print(line)
         all_ok = all_ok and report.ok
     if batch_size is not None and len(limits.token_limits) > 1:
         print(f"(token limits checked for {BATCH_SIZE_KEY} {format_number(batch_size)})")
     return EXIT_OK if all_ok else EXIT_INVALID
+
+
+def run_fine_tuning(environment: str, fine_tuning: str, project: Path) -> int:
+    """The second form: the fine-tuning's files with its model's rules and its resolved batch size."""
+    from finetune.core import checks
+    from finetune.core.project import DATA_FOLDER, load_config
+
+    config: FineTuningConfig = find_fine_tuning(project_input(load_config, project), environment, fine_tuning)
+    problems = checks.check_fine_tuning(config)
+    model = find_model(config.base_model)
+    limits = model.dataset_limits(config.customization_type) if model is not None else None
+    if problems or model is None or limits is None:
+        raise InvalidInput(ConfigError(problems).report())
+    hyperparameters = checks.resolve_hyperparameters(config, model)
+    batch_size = batch_size_of(hyperparameters)
+    batch = f", {BATCH_SIZE_KEY} {batch_size}" if batch_size is not None else ""
+    print(
+        f"{environment}/{fine_tuning}: {config.customization_type} of {config.base_model}{batch} "
+        f"(from cdk.json)"
+    )
+    print()
+    files = [(config.training_data.path, f"{DATA_FOLDER}/{config.training_data.relative_path}", False)]
+    if config.validation_data is not None:
+        files.append(
+            (config.validation_data.path, f"{DATA_FOLDER}/{config.validation_data.relative_path}", True)
+        )
+    return check_files(files, limits, batch_size, configured_cost_line(config, model))
