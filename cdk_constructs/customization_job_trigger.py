@@ -25,7 +25,7 @@ from cdk_constructs.training_data_bucket import TrainingDataBucket
 from cdk_constructs.training_data_upload import TrainingDataUpload
 from finetune.core import names
 from finetune.core.checks import check_job_spec
-from finetune.core.contracts import JobResource, JobTemplate, TriggerEnvironment
+from finetune.core.contracts import JobResource, JobTemplate, TrainingBudget, TriggerEnvironment
 from finetune.core.names import JobSpec
 
 
@@ -43,6 +43,8 @@ class CustomizationJobTrigger(Construct):
     stack; `stop_superseded` (default False) stops a job still running when a newer deploy or upload
     replaces it (it would never be served). Uploads of `.jsonl` objects under `incoming/` start a job
     on that data (validated first; rejected uploads are tagged and reported to `topic`).
+    `training_budget` (default None): no job starts, at deploy or on an upload, whose data's
+    estimated training cost exceeds it (the upload is tagged rejected and `topic` told why).
 
     Permissions, each scoped to this account and region: create, read, stop and tag customization
     jobs and custom models (`bedrock:*` on job and model ARNs: their ids are chosen by Bedrock);
@@ -69,6 +71,7 @@ class CustomizationJobTrigger(Construct):
         encryption_key: kms.IKey | None = None,
         stop_on_delete: bool = False,
         stop_superseded: bool = False,
+        training_budget: TrainingBudget | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -93,6 +96,7 @@ class CustomizationJobTrigger(Construct):
             else None,
             kms_key_arn=encryption_key.key_arn,
             stop_superseded=stop_superseded,
+            training_budget=training_budget,
         )
         trigger = TriggerEnvironment(template, topic.topic_arn)
         self.function = FinetuneFunction(

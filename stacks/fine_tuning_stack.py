@@ -100,6 +100,7 @@ class FineTuningStack(cdk.Stack):
             topic=self.notifications.topic,
             stop_on_delete=config.environment.stop_jobs_on_destroy,
             stop_superseded=config.environment.stop_superseded_jobs,
+            training_budget=plan.training_budget,
             removal_policy=removal_policy,
         )
         # Bedrock reads the data with the customization role: its policy must exist before a job starts.

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from finetune.core.contracts import JobRequest
+from finetune.core.contracts import JobRequest, TrainingBudget
 from finetune.core.formats import DatasetLimits
 from finetune.core.names import parse_s3_object_uri, s3_uri
 
@@ -119,13 +119,30 @@ def problem_lines(report: DatasetReport) -> list[str]:
     ]
 
 
+def budget_problem(uri: str, report: DatasetReport, budget: TrainingBudget | None) -> str | None:
+    """Why training on this (valid) data would exceed the budget; None within it or without one.
+
+    The count is the validator's (estimated tokens, records): the same arithmetic synth applied to
+    the deployed sample, here applied to the data Bedrock would read.
+    """
+    if budget is None or not report.ok:
+        return None
+    excess = budget.excess(report.estimated_tokens, report.records)
+    return f"{uri}: {excess}" if excess else None
+
+
 def request_data_problems(
-    s3: S3Objects, request: JobRequest, limits: DatasetLimits, batch_size: int | None = None
+    s3: S3Objects,
+    request: JobRequest,
+    limits: DatasetLimits,
+    batch_size: int | None = None,
+    budget: TrainingBudget | None = None,
 ) -> list[str]:
     """Problems of the request's training (and validation) data in S3; an empty list means valid.
 
     Besides the validator's findings, an object whose sha256 differs from the one in the request's
-    spec is a problem: the job would train on other bytes than its name says.
+    spec is a problem: the job would train on other bytes than its name says; and training data
+    whose estimated cost exceeds `budget`.
     """
     data: list[tuple[str, str | None, bool]] = [
         (request.training_s3_uri, request.spec.training_sha256, False)
@@ -137,6 +154,9 @@ def request_data_problems(
         bucket, key = parse_s3_object_uri(uri)
         check = check_object(s3, bucket, key, limits=limits, validation=validation, batch_size=batch_size)
         problems.extend(problem_lines(check.report))
+        over_budget = None if validation else budget_problem(uri, check.report, budget)
+        if over_budget:
+            problems.append(over_budget)
         if check.report.ok and expected_sha256 and check.sha256 != expected_sha256:
             problems.append(
                 f"{uri}: the object's sha256 is {check.sha256}, but the job was named for {expected_sha256}: "

@@ -33,7 +33,7 @@ from finetune.aws.errors import FORBIDDEN_CODES, error_code, is_not_found
 from finetune.aws.log import log, log_error
 from finetune.aws.notify import publish
 from finetune.core import names
-from finetune.core.contracts import JobRequest, ObjectUpload, TriggerEnvironment
+from finetune.core.contracts import JobRequest, ObjectUpload, TrainingBudget, TriggerEnvironment
 from finetune.core.deadline import Deadline, DeadlineError
 from finetune.core.formats import batch_size_of
 
@@ -78,17 +78,25 @@ def dataset_limits(base_model: str, customization_type: str) -> DatasetLimits:
 # --------------------------------------------------------------------------------------------------
 
 
-def ensure_job(clients: TrainingClients, request: JobRequest, deadline: Deadline) -> jobs.JobState:
+def ensure_job(
+    clients: TrainingClients,
+    request: JobRequest,
+    deadline: Deadline,
+    budget: TrainingBudget | None = None,
+) -> jobs.JobState:
     """The request's live job: found (running or Completed), or its next generation started after its
-    data in S3 passed validation (`jobs.DataRejected` if not). A Failed or Stopped job is never
-    returned. Nothing is started once `deadline` has passed; a job whose start overran it is stopped."""
+    data in S3 passed validation and, with a `budget`, its estimated cost is within it
+    (`jobs.DataRejected` if not). A Failed or Stopped job is never returned. Nothing is started once
+    `deadline` has passed; a job whose start overran it is stopped."""
     existing, attempt = jobs.live_attempt(clients.bedrock, request)
     if existing is not None:
         _log_job("exists", attempt, existing)
         return existing
     spec = request.spec
     limits = dataset_limits(spec.base_model, spec.customization_type)
-    problems = data.request_data_problems(clients.s3, attempt, limits, batch_size_of(spec.hyperparameters))
+    problems = data.request_data_problems(
+        clients.s3, attempt, limits, batch_size_of(spec.hyperparameters), budget
+    )
     if problems:
         log(
             "data-rejected",
@@ -246,6 +254,10 @@ def handle_upload(
     if problems or check.sha256 is None or check.size_bytes is None:
         _reject_upload(clients, settings, bucket, key, problems)
         return {"uri": uri, "outcome": "rejected"}
+    over_budget = data.budget_problem(uri, check.report, template.training_budget)
+    if over_budget:
+        _reject_over_budget(clients, settings, bucket, key, over_budget)
+        return {"uri": uri, "outcome": "over-budget"}
 
     staged = staging.StagingRequest(
         source_bucket=bucket,
@@ -354,6 +366,26 @@ def _reject_upload(
         f"`python -m finetune validate --model {settings.template.base_model} FILE`, and "
         f"upload the corrected file under s3://{bucket}/{settings.incoming_prefix}. The rejected object "
         f"is kept and tagged {names.STATUS_TAG}=rejected; delete it when you no longer need it.",
+    )
+    _tag(clients.s3, bucket, key, {names.STATUS_TAG: "rejected"})
+
+
+def _reject_over_budget(
+    clients: TrainingClients, settings: TriggerEnvironment, bucket: str, key: str, problem: str
+) -> None:
+    uri = names.s3_uri(bucket, key)
+    budget = settings.template.training_budget
+    assert budget is not None  # only called with a budget
+    log("over-budget", uri=uri, problem=problem)
+    publish(
+        clients.sns,
+        settings.topic_arn,
+        f"Training data over budget: {settings.template.label}",
+        f"The training data uploaded to {uri} is valid, but training {settings.template.label} on it would "
+        f"cost more than its budget; no customization job was started.\n\n{problem}\n\n"
+        f"What to do: upload less data (or lower epochCount and deploy), or raise {budget.field} in cdk.json "
+        f"and deploy, then upload the file again. The object is kept and tagged "
+        f"{names.STATUS_TAG}=rejected; delete it when you no longer need it.",
     )
     _tag(clients.s3, bucket, key, {names.STATUS_TAG: "rejected"})
 

@@ -14,12 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from finetune.core.dataset_rules import (
-    CONVERSE_SCHEMA_VERSION,
-    IMAGE_FORMATS,
-    IMAGE_REF_EXTENSIONS,
-    VIDEO_FORMATS,
-)
+from finetune.core.dataset_rules import CONVERSE_SCHEMA_VERSION, IMAGE_REF_EXTENSIONS
 from finetune.core.formats import DataFormat
 
 
@@ -34,10 +29,6 @@ class RecordFormat:
     def example_line(self) -> str:
         """The example as one line of a JSONL file."""
         return json.dumps(self.example, ensure_ascii=False)
-
-
-def _choices(values: tuple[str, ...]) -> str:
-    return " | ".join(f'"{value}"' for value in values)
 
 
 ALTERNATING = (
@@ -98,11 +89,10 @@ RECORD_FORMATS: Mapping[DataFormat, RecordFormat] = {
             f'"schemaVersion" is "{CONVERSE_SCHEMA_VERSION}"; "system" (optional) is an array of '
             '{"text": string} blocks.',
             ALTERNATING,
-            'Content is an array of blocks, each with exactly one key: {"text": string}; in user turns '
-            f'{{"image": {{"format": {_choices(IMAGE_FORMATS)}, "source": {{"s3Location": {{"uri": '
-            '"s3://..."}}}} or {"video": {...}} with format '
-            f"{_choices(VIDEO_FORMATS)}; in assistant turns "
-            '{"reasoningContent": {"reasoningText": {"text": string}}}.',
+            'Content is an array of blocks, each with exactly one key: {"text": string}; in user turns, '
+            'for models that take media, {"image": {"format": ..., "source": {"s3Location": {"uri": '
+            '"s3://..."}}}} or {"video": {...}} (the formats each model takes are listed with its data '
+            'limits); in assistant turns {"reasoningContent": {"reasoningText": {"text": string}}}.',
             "Images and videos must be in the stack's training data bucket; a record has images or "
             "one video, and a dataset has one kind or the other.",
             "Any other field is an error (the record is a Converse API request, a closed schema).",
@@ -135,24 +125,6 @@ RECORD_FORMATS: Mapping[DataFormat, RecordFormat] = {
         example={
             "image-ref": "s3://my-training-bucket/images/router-front.png",
             "caption": "The front of a white Acme router with its status light glowing red.",
-        },
-    ),
-    DataFormat.REINFORCEMENT: RecordFormat(
-        shape=(
-            '{"messages": [{"role": "system" | "user" | "assistant", "content": string | '
-            '[{"type": "text", "text": string}]}, ...], "reference_answer": any}'
-        ),
-        rules=(
-            'At least one "user" message: the prompt the model answers while it is trained.',
-            '"reference_answer" is required and not null: what the grader scores the answer against.',
-            "Other fields are allowed: they reach the grader Lambda function as metadata.",
-        ),
-        example={
-            "messages": [
-                {"role": "system", "content": "Answer with a number only."},
-                {"role": "user", "content": "A router has 4 ports and 3 are in use. How many are free?"},
-            ],
-            "reference_answer": "1",
         },
     ),
 }

@@ -1,4 +1,4 @@
-"""The catalog of customizable Bedrock base models: what each accepts and what it costs.
+"""The catalog of customizable Bedrock base models: what each accepts.
 
 One `ModelEntry` per base model that can be customized, written as data (the table at the bottom
 of this module), with the source of every fact. Facts come from shared/bedrock-reference.md
@@ -19,10 +19,7 @@ Decisions:
   Premier -> Nova Lite/Micro/Pro", so Nova Pro may teach Micro and Lite, and only Nova Premier may
   teach Nova Pro. Teachers are listed by their foundation-model id; inference-profile ids are not
   documented in the reference and are therefore not listed.
-- Prices: no official per-model figure could be retrieved (reference section 7). Storage (~$1.95 per
-  month) comes from secondary sources and is marked unverified; every other price is `None`
-  (unknown), never 0. An environment's `pricing` block in cdk.json replaces any figure
-  (`prices_for`).
+- Prices are not here: `finetune.core.prices` lists them per model id and region, with sources.
 - Hyperparameters apply to every customization type of a model (the reference documents them per
   model).
 - Reinforcement fine-tuning (REINFORCEMENT_FINE_TUNING, Nova 2 Lite and others) is not offered: the
@@ -36,8 +33,7 @@ Decisions:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from finetune.core.formats import DataFormat, DatasetLimits, TokenLimit
@@ -83,15 +79,6 @@ SOURCE_IDENTITY = (
     f"Bedrock user guide: model identifiers (context suffix) and model cards ({_REFERENCE}, section 5)"
 )
 SOURCE_LIFECYCLE = f"Bedrock user guide: newest vs older fine-tuning tables ({_REFERENCE}, section 5)"
-SOURCE_STORAGE_PRICE = (
-    f"secondary sources quoted in shared/bedrock-reference.md section 7 ({AS_OF}); "
-    "the official pricing page could not be retrieved"
-)
-SOURCE_PRICE_UNKNOWN = (
-    f"no official per-model figure retrievable (shared/bedrock-reference.md section 7, {AS_OF}); "
-    "set environments.<env>.pricing in cdk.json"
-)
-OVERRIDE_SOURCE = "cdk.json pricing override"
 
 LIFECYCLE_CURRENT = "current"
 LIFECYCLE_DROPPED = "dropped from the newest fine-tuning table (unconfirmed)"
@@ -106,11 +93,10 @@ SOURCE_COHERE_LIFECYCLE = (
 
 # The customization types the catalog offers: those of botocore's enum CustomizationType that this
 # project can carry through to a job (not IMPORTED, and not REINFORCEMENT_FINE_TUNING: see the module
-# docstring). The RFT name stays defined because other modules compare against it.
+# docstring).
 FINE_TUNING = "FINE_TUNING"
 CONTINUED_PRE_TRAINING = "CONTINUED_PRE_TRAINING"
 DISTILLATION = "DISTILLATION"
-REINFORCEMENT_FINE_TUNING = "REINFORCEMENT_FINE_TUNING"
 CUSTOMIZATION_TYPES = (FINE_TUNING, CONTINUED_PRE_TRAINING, DISTILLATION)
 TYPE_ABBREVIATIONS = {
     FINE_TUNING: "FT",
@@ -206,61 +192,6 @@ class ServingOptions:
 
 
 @dataclass(frozen=True)
-class Price:
-    """One price in USD. `value` None means unknown (never 0); `unverified` marks a weak source."""
-
-    value: float | None
-    source: str
-    as_of: str | None = AS_OF
-    unverified: bool = False
-
-    def render(self, suffix: str = "") -> str:
-        """`$1.95`, `~$1.95 (unverified)` or `unknown`; `suffix` goes after the amount (`/month`)."""
-        if self.value is None:
-            return "unknown"
-        amount = format_usd(self.value)
-        if self.unverified:
-            return f"~{amount}{suffix} (unverified)"
-        return f"{amount}{suffix}"
-
-
-def format_usd(value: float) -> str:
-    """Dollars with cents, or four significant digits below one cent (`$0.0008`)."""
-    if value != 0 and abs(value) < 0.01:
-        return f"${value:.4g}"
-    return f"${value:,.2f}"
-
-
-@dataclass(frozen=True)
-class Prices:
-    """The prices of one model, one field per `finetune.core.config.PRICE_FIELDS` entry."""
-
-    training_per_1k_tokens: Price
-    storage_per_month: Price
-    pt_no_commitment_per_hour: Price
-    pt_one_month_per_hour: Price
-    pt_six_months_per_hour: Price
-
-    def get(self, field_name: str) -> Price:
-        if field_name not in PRICE_FIELD_NAMES:
-            raise KeyError(f"no price field {field_name!r}; known: {', '.join(PRICE_FIELD_NAMES)}")
-        price: Price = getattr(self, field_name)
-        return price
-
-    def pt_per_hour(self, commitment: str) -> Price:
-        """The PT price per model unit and hour for a commitment: none | OneMonth | SixMonths."""
-        by_commitment = {
-            "none": self.pt_no_commitment_per_hour,
-            "OneMonth": self.pt_one_month_per_hour,
-            "SixMonths": self.pt_six_months_per_hour,
-        }
-        return by_commitment[commitment]
-
-
-PRICE_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Prices))
-
-
-@dataclass(frozen=True)
 class ModelEntry:
     """One customizable base model."""
 
@@ -275,7 +206,6 @@ class ModelEntry:
     serving: ServingOptions
     license: str
     lifecycle: str
-    prices: Prices
     aliases: tuple[str, ...] = ()  # other ids find_model resolves (not accepted in a job)
     languages: tuple[str, ...] = ()  # empty: not documented in the reference
     notes: tuple[str, ...] = ()
@@ -343,19 +273,6 @@ def _int(
 def _float(key: str, minimum: float, maximum: float, default: float | None = None) -> HyperparameterSpec:
     return HyperparameterSpec(key, "float", minimum, maximum, default)
 
-
-def _unknown_price() -> Price:
-    return Price(None, SOURCE_PRICE_UNKNOWN)
-
-
-# Every model carries the same prices: only storage has a (secondary, unverified) figure.
-DEFAULT_PRICES = Prices(
-    training_per_1k_tokens=_unknown_price(),
-    storage_per_month=Price(1.95, SOURCE_STORAGE_PRICE, AS_OF, unverified=True),
-    pt_no_commitment_per_hour=_unknown_price(),
-    pt_one_month_per_hour=_unknown_price(),
-    pt_six_months_per_hour=_unknown_price(),
-)
 
 TEXT = ("text",)
 TEXT_IMAGE = ("text", "image")
@@ -649,7 +566,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_ANTHROPIC,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
         notes=("Distillation is not available for Anthropic models.",),
     ),
     ModelEntry(
@@ -675,7 +591,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=NOVA_ON_DEMAND,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="amazon.nova-lite-v1:0:300k",
@@ -700,7 +615,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=NOVA_ON_DEMAND,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="amazon.nova-pro-v1:0:300k",
@@ -725,7 +639,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=NOVA_ON_DEMAND,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="amazon.nova-2-lite-v1:0:256k",
@@ -749,7 +662,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=NOVA_ON_DEMAND,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
         notes=(
             "Not documented for Bedrock, so not enforced or assumed: the hyperparameter ranges (epochCount "
             "and learningRate follow Nova 1.0, batchSize the one value of AWS's sample), the per-record "
@@ -782,7 +694,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_31,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="meta.llama3-1-70b-instruct-v1:0:128k",
@@ -807,7 +718,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_31,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="meta.llama3-2-1b-instruct-v1:0:128k",
@@ -822,7 +732,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="meta.llama3-2-3b-instruct-v1:0:128k",
@@ -837,7 +746,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="meta.llama3-2-11b-instruct-v1:0:128k",
@@ -856,7 +764,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="meta.llama3-2-90b-instruct-v1:0:128k",
@@ -875,7 +782,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_META_32,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
     ),
     ModelEntry(
         model_id="meta.llama3-3-70b-instruct-v1:0:128k",
@@ -900,7 +806,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=LLAMA_33_ON_DEMAND,
         license=LICENSE_META_33,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
         notes=(LLAMA_33_NOTE,),
     ),
     ModelEntry(
@@ -924,7 +829,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_DROPPED,
-        prices=DEFAULT_PRICES,
         notes=(TITAN_TEXT_NOTE,),
     ),
     ModelEntry(
@@ -948,7 +852,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_DROPPED,
-        prices=DEFAULT_PRICES,
         notes=(TITAN_TEXT_NOTE,),
     ),
     ModelEntry(
@@ -971,7 +874,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_DROPPED,
-        prices=DEFAULT_PRICES,
         notes=(TITAN_TEXT_NOTE,),
     ),
     ModelEntry(
@@ -986,7 +888,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
         notes=("Images: PNG or JPEG, at most 50 MB, sides 512-4,096 px; no validation set.",),
     ),
     ModelEntry(
@@ -1001,7 +902,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         serving=PROVISIONED_ONLY,
         license=LICENSE_AMAZON,
         lifecycle=LIFECYCLE_CURRENT,
-        prices=DEFAULT_PRICES,
         notes=("Images at most 5 MB; no validation set.",),
     ),
     ModelEntry(
@@ -1020,7 +920,6 @@ CATALOG: tuple[ModelEntry, ...] = (
         license=LICENSE_COHERE,
         lifecycle=LIFECYCLE_COHERE_DEPRECATED,
         lifecycle_source=SOURCE_COHERE_LIFECYCLE,
-        prices=DEFAULT_PRICES,
         notes=(
             "Cohere deprecated fine-tuning on 2025-09-15: new customers cannot start jobs, existing ones "
             "until Cohere's shutdown date; Bedrock's newest fine-tuning table dropped the model too.",
@@ -1073,21 +972,3 @@ def suggest_models(identifier: str, n: int = 3) -> list[str]:
     by_lower = {model_id.lower(): model_id for model_id in ids}
     ranked = [*same_model, *containing, *(by_lower[c] for c in close)]
     return list(dict.fromkeys(ranked))[:n]
-
-
-def prices_for(model: ModelEntry, pricing_overrides: Mapping[str, Mapping[str, float]]) -> Prices:
-    """The model's prices with an environment's `pricing` overrides applied.
-
-    `pricing_overrides` is `EnvironmentConfig.pricing`: {model identifier: {price field: USD}}. An
-    override written under an alias applies too; one under the canonical id wins over an alias.
-    Overridden figures are marked with the source "cdk.json pricing override" and are verified.
-    """
-    merged: dict[str, float] = {}
-    for identifier in reversed(model.identifiers):
-        merged.update(pricing_overrides.get(identifier, {}))
-    changes = {
-        name: Price(float(value), OVERRIDE_SOURCE, None, unverified=False)
-        for name, value in merged.items()
-        if name in PRICE_FIELD_NAMES
-    }
-    return replace(model.prices, **changes)

@@ -23,6 +23,7 @@ from typing import Any, Literal, cast
 
 from finetune.core.contracts import COMMITMENTS, MODES, Commitment, Mode, ServingSettings, serving_problems
 from finetune.core.names import resource_tags
+from finetune.core.prices import PRICE_FIELDS
 
 RemovalPolicy = Literal["retain", "destroy"]
 CustomizationType = Literal["FINE_TUNING", "CONTINUED_PRE_TRAINING", "DISTILLATION"]
@@ -32,13 +33,6 @@ CUSTOMIZATION_TYPES: tuple[CustomizationType, ...] = (
     "FINE_TUNING",
     "CONTINUED_PRE_TRAINING",
     "DISTILLATION",
-)
-PRICE_FIELDS = (
-    "training_per_1k_tokens",
-    "storage_per_month",
-    "pt_no_commitment_per_hour",
-    "pt_one_month_per_hour",
-    "pt_six_months_per_hour",
 )
 
 # Names end up in stack names, construct IDs, S3 prefixes and Bedrock job names (at most 63
@@ -59,8 +53,11 @@ ENVIRONMENT_KEYS = (
     "stop_jobs_on_destroy",
     "stop_superseded_jobs",
     "pricing",
+    "budget",
     "overrides",
 )
+BUDGET_KEYS = ("training_usd", "serving_usd_per_month", "total_usd_per_month")
+TRAFFIC_KEYS = ("input", "output")
 FINE_TUNING_KEYS = (
     "base_model",
     "customization_type",
@@ -71,7 +68,7 @@ FINE_TUNING_KEYS = (
     "hyperparameters",
     "serving",
 )
-SERVING_KEYS = ("mode", "model_units", "commitment", "idle_alarm_hours")
+SERVING_KEYS = ("mode", "model_units", "commitment", "idle_alarm_hours", "expected_tokens_per_month")
 # Fields of a fine-tuning that are maps: an override merges into them key by key.
 MERGED_FIELDS = ("hyperparameters", "serving")
 
@@ -116,6 +113,28 @@ class DataFile:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """An environment's cost policy (USD); None: no limit. Synth fails when an estimate exceeds one."""
+
+    training_usd: float | None = None  # per customization job
+    serving_usd_per_month: float | None = None  # per fine-tuning, per 30 days
+    total_usd_per_month: float | None = None  # the environment: serving and storage of every stack
+
+    @property
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by cdk.json key."""
+        return {key: value for key in BUDGET_KEYS if (value := getattr(self, key)) is not None}
+
+
+@dataclass(frozen=True)
+class ExpectedTraffic:
+    """`serving.expected_tokens_per_month`: the inference a served model should see per 30 days."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """One deployment environment (one `cdk.Stage`)."""
 
@@ -130,6 +149,7 @@ class EnvironmentConfig:
     stop_superseded_jobs: bool = False
     # {base model id: {price field: USD}} overriding the catalog's prices.
     pricing: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    budget: Budget = Budget()
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,7 @@ class FineTuningConfig:
     validation_data: DataFile | None = None
     hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
     serving: ServingSettings = field(default_factory=ServingSettings)
+    expected_traffic: ExpectedTraffic | None = None
     # Relative field path -> full path, for every field an environment override set.
     overridden: Mapping[str, str] = field(default_factory=dict)
 
@@ -405,7 +426,23 @@ def _parse_environment(name: str, fields: Mapping[str, Any], errors: list[FieldE
         stop_jobs_on_destroy=stop_jobs if stop_jobs is not None else policy == "destroy",
         stop_superseded_jobs=stop_superseded if stop_superseded is not None else policy == "destroy",
         pricing=_parse_pricing(fields.get("pricing"), f"{path}.pricing", errors),
+        budget=_parse_budget(fields.get("budget"), f"{path}.budget", errors),
     )
+
+
+def _parse_budget(value: Any, path: str, errors: list[FieldError]) -> Budget:
+    fields = _mapping(value, path, errors)
+    errors.extend(_unknown_keys(fields, BUDGET_KEYS, path))
+    limits: dict[str, float] = {}
+    for key in BUDGET_KEYS:
+        if key not in fields:
+            continue
+        amount = fields[key]
+        if _is_number(amount) and amount >= 0:
+            limits[key] = float(amount)
+        else:
+            errors.append(FieldError(f"{path}.{key}", f"expected an amount in USD >= 0, got {amount!r}"))
+    return Budget(**limits)
 
 
 def _parse_pricing(value: Any, path: str, errors: list[FieldError]) -> dict[str, dict[str, float]]:
@@ -481,6 +518,7 @@ def _parse_fine_tuning(
     validation = _data_file(fields, "validation_data", where("validation_data"), data_root, errors)
     hyperparameters = _parse_hyperparameters(fields.get("hyperparameters"), where, errors)
     serving = _parse_serving(fields.get("serving"), where, errors)
+    traffic = _parse_traffic(fields.get("serving"), where, errors)
 
     if training is not None and validation is not None and training.path == validation.path:
         errors.append(
@@ -503,6 +541,7 @@ def _parse_fine_tuning(
         validation_data=validation,
         hyperparameters=hyperparameters,
         serving=serving,
+        expected_traffic=traffic,
         overridden=overridden,
     )
 
@@ -557,7 +596,7 @@ def _parse_serving(value: Any, where: Any, errors: list[FieldError]) -> ServingS
     for error in _unknown_keys(fields, SERVING_KEYS, "serving"):
         errors.append(FieldError(where(error.path), error.message))
     settings = ServingSettings()
-    values = {key: fields.get(key, getattr(settings, key)) for key in SERVING_KEYS}
+    values = {key: fields.get(key, getattr(settings, key)) for key in SERVING_KEYS if hasattr(settings, key)}
     problems = serving_problems(**values)
     for key, message in problems.items():
         hint = (
@@ -576,3 +615,29 @@ def _parse_serving(value: Any, where: Any, errors: list[FieldError]) -> ServingS
         commitment=cast(Commitment, values["commitment"]),
         idle_alarm_hours=values["idle_alarm_hours"],
     )
+
+
+def _parse_traffic(value: Any, where: Any, errors: list[FieldError]) -> ExpectedTraffic | None:
+    """`serving.expected_tokens_per_month`: {"input": N, "output": N}, whole numbers of tokens."""
+    raw = value.get("expected_tokens_per_month") if isinstance(value, Mapping) else None
+    if raw is None:
+        return None
+    path = where("serving.expected_tokens_per_month")
+    fields = _mapping(raw, path, errors)
+    for error in _unknown_keys(fields, TRAFFIC_KEYS, "traffic"):
+        errors.append(FieldError(f"{path}.{error.path.rsplit('.', 1)[1]}", error.message))
+    tokens: dict[str, int] = {}
+    for key in TRAFFIC_KEYS:
+        amount = fields.get(key, 0)
+        if isinstance(amount, int) and not isinstance(amount, bool) and amount >= 0:
+            tokens[key] = amount
+        else:
+            errors.append(
+                FieldError(f"{path}.{key}", f"expected a whole number of tokens >= 0, got {amount!r}")
+            )
+    if len(tokens) < len(TRAFFIC_KEYS) or set(fields) - set(TRAFFIC_KEYS):
+        return None
+    if not any(tokens.values()):
+        errors.append(FieldError(path, 'give "input" and/or "output" tokens per 30 days (both are 0)'))
+        return None
+    return ExpectedTraffic(input_tokens=tokens["input"], output_tokens=tokens["output"])

@@ -113,6 +113,16 @@ class _Reader:
             return {}
         return {str(key): str(item) for key, item in value.items()}
 
+    def training_budget(self) -> TrainingBudget | None:
+        text = self.optional(TrainingBudget.PROPERTY)
+        if text is None:
+            return None
+        try:
+            return TrainingBudget.from_json(text, where=self.where)
+        except ContractError as error:
+            self.problems.extend(error.problems)
+            return None
+
     def check(self, extra: Sequence[str] = ()) -> None:
         problems = [*self.problems, *extra]
         if problems:
@@ -263,6 +273,86 @@ class ServingResource:
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TrainingRate:
+    """A job's training cost as a linear function of its data (USD):
+    fixed + tokens x per_token + records x per_record.
+
+    `finetune.core.cost` makes it from the prices and the hyperparameters; synth applies it to the
+    deployed sample and the job trigger to the data actually staged. `basis` says how it was made,
+    for people ("2 epochs x $0.012 per 1k tokens").
+    """
+
+    per_token: float = 0.0
+    per_record: float = 0.0
+    fixed: float = 0.0
+    basis: str = ""
+
+    def cost(self, tokens: int, records: int) -> float:
+        return self.fixed + tokens * self.per_token + records * self.per_record
+
+
+@dataclass(frozen=True)
+class TrainingBudget:
+    """The most one job may cost (`field`: its cdk.json path, for messages), and its rate.
+
+    The job trigger checks it against the data in S3 before it starts a job: an upload under
+    incoming/ can be far larger than the sample synth checked.
+    """
+
+    limit_usd: float
+    rate: TrainingRate
+    field: str
+
+    PROPERTY = "TrainingBudget"
+    _NUMBERS = ("limitUsd", "perToken", "perRecord", "fixed")
+
+    def excess(self, tokens: int, records: int) -> str | None:
+        """Why `tokens` estimated tokens in `records` records are over budget; None when within it."""
+        cost = self.rate.cost(tokens, records)
+        if cost <= self.limit_usd:
+            return None
+        return (
+            f"the estimated training cost ${cost:,.2f} ({tokens:,} estimated tokens in {records:,} records; "
+            f"{self.rate.basis}) exceeds {self.field} = ${self.limit_usd:,.2f} by ${cost - self.limit_usd:,.2f}"
+        )
+
+    def to_json(self) -> str:
+        rate = self.rate
+        return json.dumps(
+            {
+                "limitUsd": self.limit_usd,
+                "perToken": rate.per_token,
+                "perRecord": rate.per_record,
+                "fixed": rate.fixed,
+                "basis": rate.basis,
+                "field": self.field,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str) -> TrainingBudget:
+        value = json_object(text, cls.PROPERTY, where)
+        wrong = [key for key in cls._NUMBERS if not _amount(value.get(key))]
+        wrong += [key for key in ("basis", "field") if not isinstance(value.get(key), str)]
+        if wrong:
+            raise ContractError(
+                where, [f"{cls.PROPERTY}: {', '.join(wrong)} missing or invalid (amounts >= 0, strings)"]
+            )
+        rate = TrainingRate(
+            per_token=float(value["perToken"]),
+            per_record=float(value["perRecord"]),
+            fixed=float(value["fixed"]),
+            basis=str(value["basis"]),
+        )
+        return cls(limit_usd=float(value["limitUsd"]), rate=rate, field=str(value["field"]))
+
+
+def _amount(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobRequest:
     """Everything CreateModelCustomizationJob needs: what to train (the spec) and where (S3, IAM, KMS).
@@ -355,6 +445,7 @@ class JobTemplate:
     teacher_model: str | None = None
     kms_key_arn: str | None = None
     stop_superseded: bool = False
+    training_budget: TrainingBudget | None = None
 
     ENVIRONMENT_VARIABLE = "FINETUNE_JOB_TEMPLATE"
     REQUIRED = (
@@ -376,6 +467,7 @@ class JobTemplate:
         validation_s3_uri: str | None,
         kms_key_arn: str | None,
         stop_superseded: bool,
+        training_budget: TrainingBudget | None = None,
     ) -> JobTemplate:
         return cls(
             environment=spec.environment,
@@ -390,6 +482,7 @@ class JobTemplate:
             output_s3_uri=output_s3_uri,
             kms_key_arn=kms_key_arn,
             stop_superseded=stop_superseded,
+            training_budget=training_budget,
         )
 
     @property
@@ -434,6 +527,8 @@ class JobTemplate:
             "OutputS3Uri": self.output_s3_uri,
             "KmsKeyArn": self.kms_key_arn or "",
             "StopSuperseded": flag(self.stop_superseded),
+            # Only when set: a new property would send every existing stack's job an Update.
+            **({TrainingBudget.PROPERTY: self.training_budget.to_json()} if self.training_budget else {}),
         }
 
     @classmethod
@@ -452,6 +547,7 @@ class JobTemplate:
             output_s3_uri=read.required("OutputS3Uri"),
             kms_key_arn=read.optional("KmsKeyArn"),
             stop_superseded=read.flag("StopSuperseded"),
+            training_budget=read.training_budget(),
         )
 
     @classmethod

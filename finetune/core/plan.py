@@ -17,10 +17,12 @@ from typing import Any
 from finetune.core import catalog, dataset
 from finetune.core import checks as catalog_checks
 from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
-from finetune.core.cost import CostEstimate, estimate_cost
+from finetune.core.contracts import TrainingBudget
+from finetune.core.cost import CostEstimate, DataSize, budget_problems, estimate_cost, training_budget
 from finetune.core.digest import FileDigest, file_digest
 from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 from finetune.core.names import JobSpec
+from finetune.core.prices import format_usd
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class FineTuningPlan:
     @property
     def cost_summary(self) -> str:
         return self.cost.summary()
+
+    @property
+    def training_budget(self) -> TrainingBudget | None:
+        """What the job trigger checks the staged data against (None: no training budget)."""
+        return training_budget(self.config.environment, self.cost)
 
     @property
     def job_spec(self) -> JobSpec:
@@ -82,6 +89,18 @@ class FineTuningPlan:
             },
             "cost": self.cost.lines(),
         }
+        budget = config.environment.budget.limits
+        if budget:
+            # Amounts as text ("$24.00", "unknown"): template metadata takes no floats (cfn-lint E4002).
+            described["budget"] = {
+                "environment": config.environment.name,
+                "limits": {key: format_usd(value) for key, value in budget.items()},
+                "estimates": {
+                    "training": self.cost.training.render(),
+                    "servingPer30Days": self.cost.serving_per_30_days.render(),
+                    "servingAndStoragePer30Days": self.cost.per_30_days.render(),
+                },
+            }
         if config.teacher_model is not None:
             described["teacherModel"] = config.teacher_model
         if self.validation is not None:
@@ -128,8 +147,13 @@ class _FileChecks:
         return self.digests[file.path]
 
 
-def plan_app(config: AppConfig, data_root: Path) -> tuple[tuple[FineTuningPlan, ...], list[str]]:
-    """Plans for every stack, and the warnings to show; raises ConfigError with every problem."""
+def plan_app(
+    config: AppConfig, data_root: Path, *, check_budgets: bool = True
+) -> tuple[tuple[FineTuningPlan, ...], list[str]]:
+    """Plans for every stack, and the warnings to show; raises ConfigError with every problem.
+
+    `check_budgets` False: estimates over budget are not errors (the `cost` command shows them).
+    """
     errors: list[FieldError] = []
     warnings: list[str] = []
     for environment in config.environments:
@@ -140,6 +164,13 @@ def plan_app(config: AppConfig, data_root: Path) -> tuple[tuple[FineTuningPlan, 
         plan = _plan(fine_tuning, checks, errors, warnings)
         if plan is not None:
             plans.append(plan)
+    if check_budgets and not errors:
+        # Only a configuration without other errors: an estimate of a broken one means nothing.
+        for environment in config.environments:
+            estimates = [
+                (p.config.name, p.cost) for p in plans if p.config.environment.name == environment.name
+            ]
+            errors.extend(budget_problems(environment, estimates))
     if errors:
         raise ConfigError(list(dict.fromkeys(errors)))
     return tuple(plans), list(dict.fromkeys(warnings))
@@ -159,9 +190,9 @@ def _plan(
 
     def data_plan(file: DataFile, *, validation: bool) -> DataPlan | None:
         report = checks.report(file, limits, validation=validation, batch_size=batch_size)
-        field = fine_tuning.path_of("validation_data" if validation else "training_data")
+        field_path = fine_tuning.path_of("validation_data" if validation else "training_data")
         for issue in report.errors:
-            errors.append(FieldError(_location(issue), f"{issue.message} (data of {field})"))
+            errors.append(FieldError(_location(issue), f"{issue.message} (data of {field_path})"))
         warnings.extend(str(issue) for issue in report.warnings)
         if not report.ok:
             return None
@@ -176,7 +207,8 @@ def _plan(
     if training is None:
         return None
     warnings.extend(_settings_warnings(fine_tuning, model))
-    cost = estimate_cost(fine_tuning, model, training.estimated_tokens, TOKEN_ESTIMATE_METHOD)
+    data = DataSize(training.estimated_tokens, training.records, TOKEN_ESTIMATE_METHOD)
+    cost = estimate_cost(fine_tuning, model, data)
     return FineTuningPlan(fine_tuning, training, validation, hyperparameters, cost)
 
 

@@ -138,7 +138,11 @@ def load_config(project_root: Path) -> AppConfig:
     return parse_config(load_context(project_root), project_root / DATA_FOLDER)
 
 
-def load_plans(project_root: Path) -> tuple[tuple[FineTuningPlan, ...], list[str]]:
-    """Every stack's plan, as synth computes it (raises ConfigError, ProjectFileError, FileNotFoundError)."""
+def load_plans(
+    project_root: Path, *, check_budgets: bool = True
+) -> tuple[tuple[FineTuningPlan, ...], list[str]]:
+    """Every stack's plan, as synth computes it (raises ConfigError, ProjectFileError,
+    FileNotFoundError); `check_budgets` False: estimates over budget are no error."""
     data_root = project_root / DATA_FOLDER
-    return plan_app(parse_config(load_context(project_root), data_root), data_root)
+    config = parse_config(load_context(project_root), data_root)
+    return plan_app(config, data_root, check_budgets=check_budgets)

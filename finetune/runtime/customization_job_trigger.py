@@ -49,7 +49,7 @@ def customization_job(event: Mapping[str, Any], deadline: Deadline) -> responder
     resource = JobResource.from_properties(event.get("ResourceProperties") or {})
     request = resource.request()
     old_digest = (event.get("OldResourceProperties") or {}).get("JobDigest")
-    state = training.ensure_job(clients(), request, deadline)
+    state = training.ensure_job(clients(), request, deadline, resource.template.training_budget)
     training.record_deploy(
         clients(),
         request,

@@ -34,19 +34,22 @@ def training_tokens() -> int:
     return report.estimated_tokens
 
 
-def test_cost_prints_inputs_and_unknown_prices_as_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cost_prints_inputs_and_sourced_list_prices(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", "prod", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"prod-support-assistant: FINE_TUNING of {HAIKU} in us-west-2")
     assert "(60 records)" in out
     assert "characters / 6" in out
-    assert "unknown" in out and "$0.00" not in out  # never an unknown price shown as zero
-    assert "~$1.95 (unverified)" in out
+    tokens = training_tokens()
+    billed = tokens * 2  # epochCount 2 in prod
+    assert f"billed tokens        {billed:,}" in out
+    # $0.012 per 1k tokens (the Price List API)
+    assert f"training (one job)   ${billed / 1000 * 0.012:.4f}" in out
+    assert "$0.012  [source: AWS Price List API, service AmazonBedrock, https://pricing.us-east-1" in out
+    assert "per 30 days (720 h)  $95,040.00" in out  # 1 unit x $132 x 720 h
 
 
-def test_cost_with_a_pricing_override_is_computed_from_the_data(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cost_with_a_pricing_override_uses_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     context = sample_context()
     context["environments"]["prod"]["pricing"] = {
         HAIKU: {"training_per_1k_tokens": 0.008, "pt_no_commitment_per_hour": 40.0}
@@ -54,12 +57,78 @@ def test_cost_with_a_pricing_override_is_computed_from_the_data(
     project = project_with(tmp_path, context)
     assert main(["cost", "prod", "support-assistant", "--project", str(project)]) == 0
     out = capsys.readouterr().out
-    tokens = training_tokens()
-    billed = tokens * 2  # epochCount 2 in prod
-    assert f"{billed:,}" in out
-    assert f"${billed / 1000 * 0.008:,.2f}" in out
+    billed = training_tokens() * 2
+    assert f"${billed / 1000 * 0.008:.4f}" in out
     assert "$40.00" in out and "$28,800.00" in out  # 1 unit x 720 h
-    assert "cdk.json pricing override" in out
+    assert "[source: cdk.json pricing override]" in out
+
+
+def test_cost_without_arguments_tables_every_stack_with_environment_totals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["cost", "--project", str(SAMPLE_PROJECT)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "ENV",
+        "FINE-TUNING",
+        "MODEL",
+        "REGION",
+        "TRAINING",
+        "STORAGE/MO",
+        "SERVING/30D",
+        "SERVING",
+        "TOTAL/30D",
+    ]
+    rows = [line.split() for line in lines[1:5]]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("dev", "support-assistant"),
+        ("dev", "sql-generator"),
+        ("prod", "support-assistant"),
+        ("prod", "sql-generator"),
+    ]
+    prod_haiku = rows[2]
+    assert prod_haiku[5:] == ["$20.00", "$95,040.00", "PT", "1u", "$95,060.00"]
+    assert any(line.startswith("  prod: training ") and "$95,061.95 per 30 days" in line for line in lines)
+
+
+def test_cost_over_budget_lists_what_synth_would_refuse_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    context = sample_context()
+    context["environments"]["prod"]["budget"] = {"serving_usd_per_month": 1000, "training_usd": 100}
+    project = project_with(tmp_path, context)
+    assert main(["cost", "--project", str(project)]) == 1
+    out = capsys.readouterr().out
+    assert "budget: training_usd $100.00, serving_usd_per_month $1,000.00" in out
+    assert (
+        "  environments.prod.budget.serving_usd_per_month: support-assistant: estimated serving per 30 days "
+        "$95,040.00 (1 unit(s) x 720 h) exceeds the budget of $1,000.00 by $94,040.00"
+    ) in out
+
+
+def test_cost_on_another_model(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["cost", "dev", "sql-generator", "--model", "meta.llama3-2-1b-instruct-v1:0:128k"]
+    assert main([*args, "--project", str(SAMPLE_PROJECT)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "dev-sql-generator: the same data and hyperparameters on meta.llama3-2-1b-instruct-v1:0:128k "
+        "instead of meta.llama3-1-8b-instruct-v1:0:128k"
+    )
+    assert "price per 1k tokens  $0.0005" in out
+    assert "Configured model for comparison: Est. cost (USD): training $" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cost", "dev"], "give both ENV and FINE_TUNING, or neither"),
+        (["cost", "--model", "x"], "--model needs ENV and FINE_TUNING"),
+        (["cost", "dev", "sql-generator", "--model", "llama-nope"], "unknown model id 'llama-nope'"),
+    ],
+)
+def test_cost_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*argv, "--project", str(SAMPLE_PROJECT)]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_cost_of_an_unknown_stack_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -135,9 +135,30 @@ def test_compare_side_by_side(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert "32..10,000" in rows["FT records"] and "8..20,000" in rows["FT records"]
     assert "amazon.nova-premier-v1:0" in rows["DIST teachers"]
-    assert rows["price: storage / month"].count("~$1.95 (unverified)") == 2
-    assert rows["price: training / 1k tokens"].count("unknown") == 2
-    assert "Price sources:" in out and "set environments.<env>.pricing in cdk.json" in out
+    assert rows["prices in"].split() == ["prices", "in", "us-west-2", "us-east-1"]
+    assert rows["price: storage / month"].split() == [
+        "price:",
+        "storage",
+        "/",
+        "month",
+        "$20.00",
+        "[1]",
+        "$1.95",
+        "[1]",
+    ]
+    assert rows["price: training / 1k tokens"].split()[-4:] == ["$0.012", "[1]", "$0.001", "[1]"]
+    assert rows["price: on-demand / 1k input tokens"].split()[-4:] == ["not", "offered", "$0.000035", "[1]"]
+    assert "price: training / image seen" not in rows, "a price no model in the comparison has is left out"
+    assert "  [1] AWS Price List API, service AmazonBedrock, https://pricing.us-east-1.amazonaws.com/" in out
+    assert "environments.<env>.pricing.<model id>.<field>" in out
+
+
+def test_compare_prices_every_model_in_a_given_region(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "compare", HAIKU, NOVA_MICRO, "--region", "us-west-2")
+    rows = {line.split("  ")[0]: line for line in out.splitlines()}
+    assert code == cli.EXIT_OK
+    assert rows["price: storage / month"].split()[-4:] == ["$20.00", "[1]", "unknown", "[2]"]
+    assert "  [2] not published in any source found" in out
 
 
 def test_compare_shows_token_limits_by_batch_size(capsys: pytest.CaptureFixture[str]) -> None:
@@ -210,7 +231,7 @@ def test_show_lists_types_regions_limits_hyperparameters_and_serving(
     assert any(
         line.startswith("  tokens per record: <=32,000, estimated as characters / 6") for line in lines
     )
-    assert "  images per record: at most 10" in lines
+    assert "  media formats: images none (text only); videos none" in lines  # Nova Micro reads text only
     assert "  teacher models: amazon.nova-pro-v1:0, amazon.nova-premier-v1:0" in lines
     assert any(
         line.startswith('    {"schemaVersion": "bedrock-conversation-2024", "system"?:') for line in lines
@@ -222,6 +243,14 @@ def test_show_lists_types_regions_limits_hyperparameters_and_serving(
         f"  check a file: python -m finetune validate --model {NOVA_MICRO} --customization-type DIST FILE"
         in lines
     )
+
+
+def test_show_lists_the_media_a_model_takes(capsys: pytest.CaptureFixture[str]) -> None:
+    _code, out, _ = run(capsys, "show", "amazon.nova-lite-v1:0:300k")
+    lines = out.splitlines()
+    media = next(line for line in lines if line.startswith("  media formats: "))
+    assert "png" in media and "webm" in media  # Nova Lite takes webp images and webm videos too
+    assert "  images per record: at most 10" in lines
 
 
 def test_show_names_caption_bounds_and_a_missing_validation_set(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,10 +13,10 @@ from moto.bedrock.models import bedrock_backends
 
 from finetune.cli.main import main
 from finetune.core import metrics
+from tests.conftest import SAMPLE_PROJECT
 
 REGION = "us-west-2"
 ACCOUNT = "123456789012"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "dev-support-assistant-trainingdata"
 OUTPUT = f"s3://{BUCKET}/output/support-assistant/"
 FIXTURES = Path(__file__).parent / "data" / "metrics"
@@ -408,7 +408,7 @@ def test_the_region_of_a_configured_fine_tunings_job_comes_from_cdk_json(
     create_job(aws, JOB_A, training="trial_a_training.csv", validation=None)
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION", raising=False)
-    assert main(["report", JOB_A, "--project", str(PROJECT_ROOT), "--output", str(tmp_path / "x.png")]) == 0
+    assert main(["report", JOB_A, "--project", str(SAMPLE_PROJECT), "--output", str(tmp_path / "x.png")]) == 0
     assert f"{JOB_A}:" in capsys.readouterr().out
     # A job of no configured fine-tuning needs a region.
     assert main(["report", "other-job", "--project", str(tmp_path), "--output", str(tmp_path / "y.png")]) == 2
@@ -440,7 +440,7 @@ def test_a_fine_tuning_compares_its_completed_jobs(
     running = "dev-support-assistant-cccccccccccc"
     create_job(aws, running, training=None, validation=None)
     create_job(aws, "dev-sql-generator-dddddddddddd", training=None, validation=None)  # another fine-tuning
-    argv = ["report", "dev", "support-assistant", "--project", str(PROJECT_ROOT)]
+    argv = ["report", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT)]
     assert main([*argv, "--output", str(tmp_path / "x.png")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
@@ -459,7 +459,7 @@ def test_a_fine_tuning_without_completed_jobs_exits_1(
         "dev",
         "support-assistant",
         "--project",
-        str(PROJECT_ROOT),
+        str(SAMPLE_PROJECT),
         "--output",
         str(tmp_path / "x.png"),
     ]
@@ -471,6 +471,6 @@ def test_a_fine_tuning_without_completed_jobs_exits_1(
 
 
 def test_an_unknown_fine_tuning_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["report", "dev", "nope", "--project", str(PROJECT_ROOT), "--output", str(tmp_path / "x.png")]
+    argv = ["report", "dev", "nope", "--project", str(SAMPLE_PROJECT), "--output", str(tmp_path / "x.png")]
     assert main(argv) == 2
     assert "no fine-tuning 'nope' in environment 'dev'" in capsys.readouterr().err

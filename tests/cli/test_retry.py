@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 
 from finetune.cli.commands import retry
 from finetune.cli.main import main
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import SAMPLE_PROJECT
 
 REGION = "us-west-2"
 STACK = "dev-support-assistant"
@@ -117,7 +117,7 @@ def expect_invoke(stubs: Stubbed, job: str, answer: Any, *, function_error: str 
 
 
 def run_retry(*argv: str) -> int:
-    return main(["retry", "dev", "support-assistant", "--project", str(PROJECT_ROOT), *argv])
+    return main(["retry", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT), *argv])
 
 
 def test_the_deployed_job_is_retried_by_the_stacks_trigger_function(
@@ -263,7 +263,7 @@ def test_a_job_of_another_fine_tuning_is_a_usage_error_before_any_call(
 
 
 def test_an_unknown_fine_tuning_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["retry", "dev", "nope", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["retry", "dev", "nope", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no fine-tuning 'nope' in environment 'dev'; known: support-assistant, sql-generator" in (
         capsys.readouterr().err
     )

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from finetune.cli import main as cli
+from tests.conftest import SAMPLE_PROJECT
 
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0:200k"
 LLAMA = "meta.llama3-1-8b-instruct-v1:0:128k"
@@ -51,7 +52,9 @@ def test_valid_file_exits_0_with_a_summary(tmp_path: Path, capsys: pytest.Captur
     assert out[0] == f"{path}: valid (training data, 32 records, {path.stat().st_size:,} bytes)"
     assert out[1].startswith(f"{path}: estimated tokens: ") and "characters / 6" in out[1]
     assert out[2].startswith(f"{path}: largest record: line ") and out[2].endswith(" tokens")
-    assert out[3].startswith(f"{path}: estimated training cost: unknown for ")
+    assert out[3].startswith(f"{path}: estimated training cost in us-west-2: ")
+    assert "(tokens x 2 epochs x $0.012 per 1k tokens; default hyperparameters)" in out[3]
+    assert "[source: AWS Price List API, service AmazonBedrock" in out[3]
     assert len(out) == 4
 
 
@@ -216,12 +219,14 @@ def test_training_data_summary_ends_with_an_estimated_training_cost(
     path = Path(__file__).resolve().parents[2] / "training_data" / "sql-generator" / "train.jsonl"
     assert cli.main(["validate", "--model", "meta.llama3-1-8b-instruct-v1:0:128k", str(path)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "train.jsonl: estimated training cost: unknown for" in last and "x 5 epochs" in last
+    assert "train.jsonl: estimated training cost in us-west-2: $" in last
+    assert "(tokens x 5 epochs x $0.00149 per 1k tokens; default hyperparameters)" in last
+    assert last.endswith(
+        "[source: Amazon Bedrock pricing page, https://aws.amazon.com/bedrock/pricing/, as of 2026-07-24]"
+    )
 
 
 # -- validate ENV FINE_TUNING -----------------------------------------------------------------------
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def project(tmp_path: Path, fine_tuning: dict[str, Any], files: dict[str, str]) -> Path:
@@ -238,18 +243,20 @@ def project(tmp_path: Path, fine_tuning: dict[str, Any], files: dict[str, str]) 
 def test_a_fine_tuning_is_checked_with_its_model_its_epochs_and_both_files(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = run(["dev", "support-assistant", "--project", str(PROJECT_ROOT)], capsys)
+    code, out, err = run(["dev", "support-assistant", "--project", str(SAMPLE_PROJECT)], capsys)
     assert code == 0 and err == ""
     assert out[0] == f"dev/support-assistant: FINE_TUNING of {CLAUDE}, batchSize 8 (from cdk.json)"
     assert (
         "training_data/support-assistant/train.jsonl: valid (training data, 60 records, 47,853 bytes)" in out
     )
     assert any(
-        line.startswith("training_data/support-assistant/validation.jsonl: valid (validation data, 12")
+        line.startswith("training_data/support-assistant/validation.jsonl: valid (validation data, 36")
         for line in out
     )
     cost = next(line for line in out if "estimated training cost" in line)
-    assert "x 1 epochs (epochCount from the configuration)" in cost  # dev trains one epoch less
+    assert (
+        "(tokens x 1 epoch x $0.012 per 1k tokens; dev/support-assistant's hyperparameters" in cost
+    )  # dev trains one epoch less
 
 
 def test_a_fine_tuning_is_checked_with_its_resolved_batch_size(
@@ -318,7 +325,7 @@ def test_a_fine_tuning_the_catalog_rejects_exits_1_with_the_config_problems(
 def test_fine_tuning_form_usage_errors_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run([*argv, "--project", str(PROJECT_ROOT)], capsys)
+    code, out, err = run([*argv, "--project", str(SAMPLE_PROJECT)], capsys)
     assert code == 2 and out == []
     assert message in err
 

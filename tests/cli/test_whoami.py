@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from finetune.cli.commands.whoami import NO_CREDENTIALS
 from finetune.cli.main import main
-from tests.conftest import PROJECT_ROOT, sample_context
+from tests.conftest import PROJECT_ROOT, SAMPLE_PROJECT, sample_context
 
 MOTO_ACCOUNT = "123456789012"
 
@@ -47,7 +47,7 @@ def aws(fake_aws_credentials: None) -> Iterator[None]:
 
 
 def test_whoami_prints_the_account_and_identity(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["whoami", "dev", "--project", str(PROJECT_ROOT)]) == 0
+    assert main(["whoami", "dev", "--project", str(SAMPLE_PROJECT)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"AWS credentials: account {MOTO_ACCOUNT}, arn:aws:")
     assert out.rstrip().endswith("(STS in us-west-2)")
@@ -76,14 +76,14 @@ def test_credentials_of_another_account_than_cdk_json_exit_1(
 def test_no_credentials_is_a_usage_error_with_the_hint(
     no_credentials: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["whoami", "dev", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["whoami", "dev", "--project", str(SAMPLE_PROJECT)]) == 2
     err = capsys.readouterr().err
     assert err == f"python -m finetune whoami: error: {NO_CREDENTIALS}\n"
     assert "AWS_PROFILE" in err and "`make synth`" in err
 
 
 def test_an_unknown_environment_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["whoami", "qa", "--project", str(PROJECT_ROOT)]) == 2
+    assert main(["whoami", "qa", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no environment 'qa' in cdk.json; known: dev, prod" in capsys.readouterr().err
 
 

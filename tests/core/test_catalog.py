@@ -15,17 +15,11 @@ from finetune.core.catalog import (
     LIFECYCLE_COHERE_DEPRECATED,
     LIFECYCLE_CURRENT,
     LIFECYCLE_DROPPED,
-    OVERRIDE_SOURCE,
-    PRICE_FIELD_NAMES,
     ModelEntry,
-    Price,
     find_model,
     format_number,
-    format_usd,
-    prices_for,
     suggest_models,
 )
-from finetune.core.config import PRICE_FIELDS
 from finetune.core.formats import DataFormat
 
 ENTRIES = pytest.mark.parametrize("model", CATALOG, ids=[m.model_id for m in CATALOG])
@@ -71,10 +65,6 @@ def test_catalog_covers_every_model_of_the_reference() -> None:
 def test_identifiers_are_unique_across_the_catalog() -> None:
     identifiers = [identifier for m in CATALOG for identifier in m.identifiers]
     assert len(identifiers) == len(set(identifiers))
-
-
-def test_price_fields_match_the_config_schema() -> None:
-    assert PRICE_FIELD_NAMES == PRICE_FIELDS
 
 
 @ENTRIES
@@ -139,16 +129,12 @@ def test_teachers_only_on_distillation(model: ModelEntry) -> None:
 
 
 @ENTRIES
-def test_identity_serving_lifecycle_and_prices_are_sourced(model: ModelEntry) -> None:
+def test_identity_serving_and_lifecycle_are_sourced(model: ModelEntry) -> None:
     assert model.provider and model.name and model.license
     assert model.input_modalities and model.output_modalities
     assert model.lifecycle in (LIFECYCLE_CURRENT, LIFECYCLE_DROPPED, LIFECYCLE_COHERE_DEPRECATED)
     assert model.serving.provisioned, "Provisioned Throughput is documented for every custom model"
     assert model.identity_source and model.hyperparameters_source and model.lifecycle_source
-    for name in PRICE_FIELD_NAMES:
-        price = model.prices.get(name)
-        assert price.source, name
-        assert price.value is None or price.value > 0, f"{name}: unknown must be None, never 0"
     if model.context_window is not None:
         suffix = model.model_id.rsplit(":", 1)[1]
         assert suffix == f"{model.context_window // 1000}k"
@@ -432,49 +418,6 @@ def test_unsupported_type_has_no_limits_and_no_regions() -> None:
     assert haiku.regions_for("DISTILLATION") == ()
     assert haiku.teachers_for() == ()
     assert haiku.hyperparameter("nope") is None
-
-
-# ---------------------------------------------------------------------------------------------
-# Prices and rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def test_catalog_prices_are_unknown_except_unverified_storage() -> None:
-    prices = model("amazon.nova-micro-v1:0:128k").prices
-    assert prices.storage_per_month.value == 1.95 and prices.storage_per_month.unverified
-    for name in ("training_per_1k_tokens", "pt_no_commitment_per_hour", "pt_one_month_per_hour"):
-        assert prices.get(name).value is None
-    with pytest.raises(KeyError, match="no price field"):
-        prices.get("per_token")
-
-
-def test_prices_for_applies_an_override_as_verified() -> None:
-    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
-    prices = prices_for(haiku, {haiku.model_id: {"training_per_1k_tokens": 0.008, "storage_per_month": 2.0}})
-    assert prices.training_per_1k_tokens == Price(0.008, OVERRIDE_SOURCE, None, unverified=False)
-    assert prices.storage_per_month.value == 2.0 and not prices.storage_per_month.unverified
-    assert prices.pt_no_commitment_per_hour == haiku.prices.pt_no_commitment_per_hour
-    assert prices_for(haiku, {"amazon.nova-micro-v1:0:128k": {"storage_per_month": 9.0}}) == haiku.prices
-
-
-def test_prices_for_canonical_id_wins_over_alias() -> None:
-    haiku = model("anthropic.claude-3-haiku-20240307-v1:0:200k")
-    overrides = {
-        "anthropic.claude-3-haiku-20240307-v1:0": {"storage_per_month": 1.0, "pt_one_month_per_hour": 7.0},
-        haiku.model_id: {"storage_per_month": 3.0},
-    }
-    prices = prices_for(haiku, overrides)
-    assert prices.storage_per_month.value == 3.0
-    assert prices.pt_one_month_per_hour.value == 7.0
-    assert prices.pt_per_hour("OneMonth").value == 7.0
-
-
-def test_price_rendering() -> None:
-    assert Price(None, "x").render() == "unknown"
-    assert Price(1.95, "x", unverified=True).render("/month") == "~$1.95/month (unverified)"
-    assert Price(1234.5, "x").render() == "$1,234.50"
-    assert format_usd(0.0008) == "$0.0008"
-    assert format_usd(0) == "$0.00"
 
 
 def test_format_number_is_stable() -> None:

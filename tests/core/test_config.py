@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from finetune.core.config import ConfigError, parse_config
+from finetune.core.config import Budget, ConfigError, ExpectedTraffic, parse_config
 from tests.conftest import DATA_ROOT, sample_context
 
 
@@ -350,4 +350,52 @@ def test_training_data_is_not_its_own_validation_set(tmp_path: Path) -> None:
     assert (
         "is the training file itself"
         in errors_of(context, tmp_path)["fine_tunings.assistant.validation_data"]
+    )
+
+
+def test_budgets_are_read_and_checked_for_shape(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["environments"]["dev"]["budget"] = {"training_usd": 25, "total_usd_per_month": 100.5}
+    dev = parse_config(context, tmp_path).get("dev", "assistant").environment
+    assert dev.budget == Budget(training_usd=25.0, total_usd_per_month=100.5)
+    assert dev.budget.limits == {"training_usd": 25.0, "total_usd_per_month": 100.5}
+    context["environments"]["dev"]["budget"] = {
+        "training_usd": -1,
+        "serving_usd_per_month": True,
+        "total_usd_monthly": 5,
+    }
+    errors = errors_of(context, tmp_path)
+    assert errors["environments.dev.budget.training_usd"] == "expected an amount in USD >= 0, got -1"
+    assert (
+        errors["environments.dev.budget.serving_usd_per_month"] == "expected an amount in USD >= 0, got True"
+    )
+    assert errors["environments.dev.budget.total_usd_monthly"].startswith(
+        "unknown key (did you mean 'total_usd_per_month'?)"
+    )
+
+
+def test_expected_traffic_is_read_and_checked_with_override_paths(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["fine_tunings"]["assistant"]["serving"]["expected_tokens_per_month"] = {
+        "input": 1000,
+        "output": 50,
+    }
+    context["environments"]["prod"]["overrides"] = {
+        "assistant": {"serving": {"expected_tokens_per_month": {"input": 2000000}}}
+    }
+    config = parse_config(context, tmp_path)
+    assert config.get("dev", "assistant").expected_traffic == ExpectedTraffic(1000, 50)
+    assert config.get("prod", "assistant").expected_traffic == ExpectedTraffic(2_000_000, 0)
+    context["environments"]["prod"]["overrides"] = {
+        "assistant": {"serving": {"expected_tokens_per_month": {"input": 1.5, "outptu": 3}}}
+    }
+    context["environments"]["dev"]["overrides"] = {
+        "assistant": {"serving": {"expected_tokens_per_month": {"input": 0, "output": 0}}}
+    }
+    errors = errors_of(context, tmp_path)
+    path = "environments.prod.overrides.assistant.serving.expected_tokens_per_month"
+    assert errors[f"{path}.input"] == "expected a whole number of tokens >= 0, got 1.5"
+    assert errors[f"{path}.outptu"].startswith("unknown key (did you mean 'output'?)")
+    assert errors["environments.dev.overrides.assistant.serving.expected_tokens_per_month"] == (
+        'give "input" and/or "output" tokens per 30 days (both are 0)'
     )

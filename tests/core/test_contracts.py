@@ -16,6 +16,8 @@ from finetune.core.contracts import (
     ObjectUpload,
     ServingResource,
     ServingSettings,
+    TrainingBudget,
+    TrainingRate,
     TriggerEnvironment,
     UploadResource,
     serving_problems,
@@ -149,6 +151,35 @@ def test_the_trigger_environment_round_trips_and_names_every_missing_setting() -
         "FINETUNE_JOB_TEMPLATE is not valid JSON (Expecting property name enclosed in double quotes)",
         "FINETUNE_TOPIC_ARN is not set",
     ]
+
+
+def test_a_training_budget_round_trips_with_the_template_and_is_left_out_without_one() -> None:
+    budget = TrainingBudget(
+        limit_usd=12.5,
+        rate=TrainingRate(per_token=2.4e-05, per_record=0.5, fixed=1.0, basis="tokens x 2 epochs x $0.012"),
+        field="environments.dev.budget.training_usd",
+    )
+    with_budget = replace(TEMPLATE, training_budget=budget)
+    properties = strings(with_budget.to_properties())
+    assert JobTemplate.from_properties(properties, where="t") == with_budget
+    assert "TrainingBudget" not in TEMPLATE.to_properties(), "no new property for stacks without a budget"
+    # 1.0 + 100,000 x 0.000024 + 10 x 0.5 = $8.40: within $12.50; 1.0 + 400,000 x 0.000024 + 10 x 0.5 = $15.60
+    assert budget.rate.cost(100_000, 10) == pytest.approx(8.4)
+    assert budget.excess(100_000, 10) is None
+    assert budget.excess(400_000, 10) == (
+        "the estimated training cost $15.60 (400,000 estimated tokens in 10 records; tokens x 2 epochs x $0.012) "
+        "exceeds environments.dev.budget.training_usd = $12.50 by $3.10"
+    )
+    with pytest.raises(ContractError, match="TrainingBudget: perToken, field missing or invalid"):
+        JobTemplate.from_properties(
+            {
+                **properties,
+                "TrainingBudget": json.dumps(
+                    {**json.loads(properties["TrainingBudget"]), "perToken": "x", "field": 3}
+                ),
+            },
+            where="t",
+        )
 
 
 def test_upload_resource_round_trips_and_checks_its_digest_and_size() -> None:

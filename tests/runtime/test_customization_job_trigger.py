@@ -27,7 +27,7 @@ from moto.sns.models import sns_backends
 
 from finetune.aws import staging
 from finetune.core import names
-from finetune.core.contracts import JobResource
+from finetune.core.contracts import JobResource, TrainingBudget, TrainingRate
 from finetune.core.deadline import Deadline, DeadlineError
 from finetune.core.names import JobSpec
 from finetune.runtime import clients as runtime_clients
@@ -714,6 +714,76 @@ def test_an_invalid_upload_is_reported_tagged_kept_and_starts_nothing(aws: Aws) 
     assert f"s3://{BUCKET}/{key}:5: invalid JSON" in message
     assert "no customization job was started" in message
     assert f"upload the corrected file under s3://{BUCKET}/incoming/" in message
+
+
+def budget_json(limit_usd: float) -> str:
+    """A training budget of `limit_usd` at Llama 3.1 8B's list price, 2 epochs ($0.00149 per 1k tokens)."""
+    rate = TrainingRate(per_token=0.00149 * 2 / 1000, basis="tokens x 2 epochs x $0.00149 per 1k tokens")
+    return TrainingBudget(limit_usd, rate, "environments.dev.budget.training_usd").to_json()
+
+
+def test_an_upload_over_the_training_budget_is_reported_tagged_kept_and_starts_nothing(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINETUNE_JOB_TEMPLATE", json.dumps({**TEMPLATE, "TrainingBudget": budget_json(0.01)}))
+    training = dataset(3000)  # about 18,000 estimated tokens x 2 epochs: ~$0.05, over $0.01
+    key = "incoming/big.jsonl"
+    aws.s3.put_object(Bucket=BUCKET, Key=key, Body=training)
+
+    result = trigger_job.handler(s3_event(key), None)
+
+    assert result["results"][0]["outcome"] == "over-budget"
+    assert aws.job_names() == []
+    assert aws.object_keys() == sorted([key, "validation/sql-generator/valid.jsonl"])  # kept, nothing staged
+    assert aws.tags(key) == {"finetune:status": "rejected"}
+    [(subject, message)] = aws.notifications()
+    assert subject == "Training data over budget: dev/sql-generator"
+    assert f"s3://{BUCKET}/{key}: the estimated training cost $0.0" in message
+    assert "exceeds environments.dev.budget.training_usd = $0.01 by $0.0" in message
+    assert "no customization job was started" in message
+    assert "raise environments.dev.budget.training_usd in cdk.json" in message
+
+
+def test_an_upload_within_the_training_budget_starts_its_job(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FINETUNE_JOB_TEMPLATE", json.dumps({**TEMPLATE, "TrainingBudget": budget_json(5.0)}))
+    training = dataset(3000)
+    aws.s3.put_object(Bucket=BUCKET, Key="incoming/big.jsonl", Body=training)
+
+    result = trigger_job.handler(s3_event("incoming/big.jsonl"), None)
+
+    assert result["results"][0]["outcome"] == "started"
+    assert aws.job_names() == [spec_for(training).job_name]
+
+
+def test_a_deploy_over_the_training_budget_fails_and_starts_nothing(aws: Aws) -> None:
+    training = dataset(3000)
+    upload_training(aws.s3, training)
+
+    response = aws.cloudformation.send(
+        "Create", {**properties(training), "TrainingBudget": budget_json(0.01)}
+    )
+
+    assert response["Status"] == "FAILED"
+    assert "exceeds environments.dev.budget.training_usd = $0.01" in response["Reason"]
+    assert aws.job_names() == []
+
+
+def test_a_malformed_budget_property_is_named(aws: Aws) -> None:
+    training = dataset()
+    upload_training(aws.s3, training)
+
+    response = aws.cloudformation.send(
+        "Create", {**properties(training), "TrainingBudget": '{"limitUsd": -1}'}
+    )
+
+    assert response["Status"] == "FAILED"
+    assert (
+        "TrainingBudget: limitUsd, perToken, perRecord, fixed, basis, field missing or invalid"
+        in response["Reason"]
+    )
+    assert aws.job_names() == []
 
 
 def test_rejection_notices_are_capped(aws: Aws) -> None:

@@ -290,6 +290,30 @@ def test_resolved_configuration_and_overrides_are_visible_in_the_template(
     assert json.loads(dev["Outputs"]["Hyperparameters"]["Value"])["epochCount"] == "1"
 
 
+def test_the_budget_sits_next_to_the_estimate_and_reaches_the_job_trigger(
+    templates: dict[tuple[str, str], Template],
+) -> None:
+    prod = templates[("prod", "support-assistant")].to_json()
+    budget = prod["Metadata"]["FineTuning"]["budget"]
+    assert budget["limits"] == {
+        "training_usd": "$25.00",
+        "serving_usd_per_month": "$100,000.00",
+        "total_usd_per_month": "$100,000.00",
+    }
+    assert budget["estimates"]["servingPer30Days"] == "$95,040.00"  # 1 unit x $132 x 720 h
+    assert any(
+        line.strip().startswith("price per 1k tokens  $0.012")
+        for line in prod["Metadata"]["FineTuning"]["cost"]
+    )
+    [job] = resources(templates[("prod", "support-assistant")], "Custom::CustomizationJob").values()
+    trigger_budget = json.loads(job["Properties"]["TrainingBudget"])
+    assert (
+        trigger_budget["limitUsd"] == 25.0
+        and trigger_budget["field"] == "environments.prod.budget.training_usd"
+    )
+    assert trigger_budget["perToken"] == pytest.approx(0.012 * 2 / 1000)  # 2 epochs in prod
+
+
 @pytest.mark.parametrize("key", STACKS)
 def test_every_taggable_resource_carries_the_fine_tuning_tags(
     templates: dict[tuple[str, str], Template], key: tuple[str, str]

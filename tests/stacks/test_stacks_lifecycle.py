@@ -264,15 +264,22 @@ def test_upload_path_settings_are_the_job_template_the_trigger_handler_reads(
 ) -> None:
     from finetune.core.contracts import JobTemplate
 
-    spec = plan_of(sample_app, *key).job_spec
+    plan = plan_of(sample_app, *key)
     variables = function_environment(templates[key], "CustomizationJobTriggerFunction")
     template = json.loads(flatten(variables["FINETUNE_JOB_TEMPLATE"]))
     expected = JobTemplate.for_spec(
-        spec, role_arn="r", output_s3_uri="o", validation_s3_uri="v", kms_key_arn="k", stop_superseded=True
+        plan.job_spec,
+        role_arn="r",
+        output_s3_uri="o",
+        validation_s3_uri="v",
+        kms_key_arn="k",
+        stop_superseded=True,
+        training_budget=plan.training_budget,
     ).to_properties()
     assert set(template) == set(expected)
     for name in ("Environment", "FineTuning", "BaseModelIdentifier", "Hyperparameters", "ValidationSha256"):
         assert template[name] == expected[name]
+    assert template.get("TrainingBudget") == expected.get("TrainingBudget"), "uploads are held to the budget"
     stop_superseded = plan_of(sample_app, *key).config.environment.stop_superseded_jobs
     assert template["StopSuperseded"] == ("true" if stop_superseded else "false")
     assert variables["FINETUNE_INCOMING_PREFIX"] == "incoming/"

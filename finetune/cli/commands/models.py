@@ -22,22 +22,24 @@ from finetune.core.catalog import (
     CATALOG,
     CUSTOMIZATION_TYPES,
     FINE_TUNING,
-    PRICE_FIELD_NAMES,
     TYPE_ABBREVIATIONS,
     ModelEntry,
-    Price,
     find_model,
     format_number,
     suggest_models,
 )
-from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits
+from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DataFormat, DatasetLimits
+from finetune.core.prices import PRICE_FIELDS, Price, Source, list_prices
 
 PRICE_LABELS = {
     "training_per_1k_tokens": "price: training / 1k tokens",
+    "training_per_image": "price: training / image seen",
     "storage_per_month": "price: storage / month",
     "pt_no_commitment_per_hour": "price: PT / unit-hour, no commitment",
     "pt_one_month_per_hour": "price: PT / unit-hour, OneMonth",
     "pt_six_months_per_hour": "price: PT / unit-hour, SixMonths",
+    "on_demand_input_per_1k_tokens": "price: on-demand / 1k input tokens",
+    "on_demand_output_per_1k_tokens": "price: on-demand / 1k output tokens",
 }
 TYPE_LEGEND = "Types: " + ", ".join(f"{short}={full}" for full, short in TYPE_ABBREVIATIONS.items())
 
@@ -52,9 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--customization-type",
         type=_customization_type,
         metavar="T",
-        help="only models supporting this type: "
-        + ", ".join(CUSTOMIZATION_TYPES)
-        + " (or FT, CPT, DIST, RFT)",
+        help="only models supporting this type: " + ", ".join(CUSTOMIZATION_TYPES) + " (or FT, CPT, DIST)",
     )
     parser.add_argument("--region", metavar="R", help="only models customizable in this region")
     parser.add_argument(
@@ -76,6 +76,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Compare base models: customization, hyperparameters, data, serving and prices.",
     )
     compare.add_argument("ids", nargs="+", metavar="ID", help="model ids (at least two)")
+    compare.add_argument(
+        "--region",
+        metavar="R",
+        help="price every model in this region (default: each model's first customization region)",
+    )
     compare.set_defaults(handler=compare_models)
 
 
@@ -174,7 +179,7 @@ def compare_models(args: argparse.Namespace) -> int:
     if len(ids) < 2:
         raise UsageError("compare needs at least two model ids")
     models = [known_model(identifier) for identifier in ids]
-    for line in compare_lines(models):
+    for line in compare_lines(models, args.region):
         print(line)
     return EXIT_OK
 
@@ -217,6 +222,10 @@ def show_lines(model: ModelEntry) -> list[str]:
             )
         if limits.max_images_per_record is not None:
             lines.append(f"  images per record: at most {limits.max_images_per_record}")
+        if limits.data_format == DataFormat.CONVERSE:
+            images = ", ".join(limits.image_formats) or "none (text only)"
+            videos = ", ".join(limits.video_formats) or "none"
+            lines.append(f"  media formats: images {images}; videos {videos}")
         if customization.teachers:
             lines.append(f"  teacher models: {', '.join(customization.teachers)}")
         lines += [
@@ -248,14 +257,22 @@ def show_lines(model: ModelEntry) -> list[str]:
     return lines
 
 
-def compare_lines(models: Sequence[ModelEntry]) -> list[str]:
-    """The side-by-side comparison: one row per factor, one column per model, then price sources."""
-    sources: list[str] = []
+def compare_lines(models: Sequence[ModelEntry], region: str | None = None) -> list[str]:
+    """The side-by-side comparison: one row per factor, one column per model, then price sources.
+
+    Prices are list prices (no cdk.json overrides: this command reads no project) in `region`, or in
+    each model's first customization region.
+    """
+    sources: list[Source] = []
 
     def price_cell(price: Price) -> str:
+        if not price.offered:
+            return "not offered"
         if price.source not in sources:
             sources.append(price.source)
         return f"{price.render()} [{sources.index(price.source) + 1}]"
+
+    regions = [region or (m.regions[0] if m.regions else "-") for m in models]
 
     rows: list[tuple[str, ...]] = [
         ("provider", *(m.provider for m in models)),
@@ -291,17 +308,22 @@ def compare_lines(models: Sequence[ModelEntry]) -> list[str]:
         ("serving", *(_serving(m) for m in models)),
         ("on-demand", *(_on_demand(m) for m in models)),
     ]
-    for name in PRICE_FIELD_NAMES:
-        rows.append((PRICE_LABELS[name], *(price_cell(m.prices.get(name)) for m in models)))
+    prices = [list_prices(m.identifiers, r) for m, r in zip(models, regions, strict=True)]
+    rows.append(("prices in", *regions))
+    for name in PRICE_FIELDS:
+        cells = [price_cell(p.get(name)) for p in prices]
+        if any(cell != "not offered" for cell in cells):
+            rows.append((PRICE_LABELS[name], *cells))
     rows.append(("license", *(m.license for m in models)))
     header = ("MODEL", *(m.model_id for m in models))
     lines = format_table(header, rows)
     notes = [(m.model_id, note) for m in models for note in m.notes]
     if notes:
         lines += ["", "Notes:", *(f"  {model_id}: {note}" for model_id, note in notes)]
-    lines += ["", "Price sources:", *(f"  [{i}] {source}" for i, source in enumerate(sources, 1))]
+    lines += ["", "Price sources:", *(f"  [{i}] {source.cite()}" for i, source in enumerate(sources, 1))]
     lines.append(
-        "Prices can be overridden per environment in cdk.json: environments.<env>.pricing.<model id>."
+        "~$x (unverified): from a secondary source. unknown: no published figure was found (never $0). "
+        "Override per environment in cdk.json: environments.<env>.pricing.<model id>.<field>."
     )
     return lines
 

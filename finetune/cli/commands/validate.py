@@ -32,7 +32,7 @@ from finetune.core.catalog import (
     suggest_models,
 )
 from finetune.core.config import ConfigError, FineTuningConfig
-from finetune.core.cost import estimate_cost, training_cost_line
+from finetune.core.cost import DataSize, default_estimate, estimate_cost, training_cost_line
 from finetune.core.dataset import DatasetReport, validate_file
 from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_customization_type,
         default=None,
         metavar="T",
-        help=f"one of {', '.join(CUSTOMIZATION_TYPES)} (or FT, CPT, DIST, RFT); default {FINE_TUNING}",
+        help=f"one of {', '.join(CUSTOMIZATION_TYPES)} (or FT, CPT, DIST); default {FINE_TUNING}",
     )
     parser.add_argument(
         "--validation", action="store_true", help="check the files as validation data (its own limits)"
@@ -156,31 +156,30 @@ def _check_readable(path: Path) -> None:
         raise UsageError(f"{path}: not readable (permission denied)")
 
 
-CostLine = Callable[[int], str]
+CostLine = Callable[[DataSize], str]
 
 
 def summary_lines(report: DatasetReport, cost_line: CostLine) -> list[str]:
     """The summary printed after a file's problems: counts, tokens, and for training data its cost
-    (`cost_line` of its estimated tokens)."""
+    (`cost_line` of what was counted)."""
     lines = report.summary_lines()
     if not report.validation:
-        lines.append(f"{report.file}: {cost_line(report.estimated_tokens)}")
+        data = DataSize(report.estimated_tokens, report.records, TOKEN_ESTIMATE_METHOD)
+        lines.append(f"{report.file}: {cost_line(data)}")
     return lines
+
+
+def default_cost_line(model: ModelEntry) -> CostLine:
+    """`--model`: the catalog's default hyperparameters, priced where the model is customizable first
+    (`validate ENV FINE_TUNING` and `cost` price the configured region)."""
+    region = model.regions[0] if model.regions else "us-east-1"
+    return lambda data: training_cost_line(default_estimate(model, region, data), "default hyperparameters")
 
 
 def configured_cost_line(config: FineTuningConfig, model: ModelEntry) -> CostLine:
     """The training cost line of a fine-tuning: its epochs and its environment's prices."""
-
-    def line(tokens: int) -> str:
-        estimate = estimate_cost(config, model, tokens, TOKEN_ESTIMATE_METHOD)
-        epochs = estimate.epochs if estimate.epochs is not None else "unknown"
-        price = estimate.training_price
-        return (
-            f"estimated training cost: {estimate.training.render()} for {tokens:,} tokens x {epochs} epochs "
-            f"({estimate.epochs_note}); price per 1k tokens {price.render()}  [source: {price.source}]"
-        )
-
-    return line
+    settings = f"{config.environment.name}/{config.name}'s hyperparameters and prices"
+    return lambda data: training_cost_line(estimate_cost(config, model, data), settings)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:  # every usage problem before any output
         _check_readable(path)
     checks = [(path, str(path), args.validation) for path in paths]
-    return check_files(checks, limits, batch_size, lambda tokens: training_cost_line(model, tokens))
+    return check_files(checks, limits, batch_size, default_cost_line(model))
 
 
 def check_files(
