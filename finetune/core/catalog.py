@@ -1,11 +1,10 @@
 """The catalog of customizable Bedrock base models: what each accepts.
 
 One `ModelEntry` per base model that can be customized, written as data (the table at the bottom
-of this module), with the source of every fact. Facts come from shared/bedrock-reference.md
-(2026-08), which summarises the Bedrock user guide, the Nova user guide and botocore's Bedrock
-service model. Where that reference was silent or out of date (the 2026-12 review), a fact comes from
-the user-guide page, AWS sample or provider documentation that its source constant names; where no
-source documents a fact, the field or a note says "not documented" rather than guess.
+of this module), with the source of every fact: the public user-guide page, AWS sample or provider
+documentation that its `SOURCE_*` constant names (these are what `models show` prints), as read in
+2026-08 and reviewed in 2026-12. Where no source documents a fact, the field or a note says "not
+documented" rather than guess.
 
 Decisions:
 - `model_id` is the exact `baseModelIdentifier` a customization job takes, with its context-window
@@ -43,10 +42,13 @@ from finetune.core.formats import DataFormat, DatasetLimits, TokenLimit
 # --------------------------------------------------------------------------------------------------
 
 AS_OF = "2026-08"
-_REFERENCE = f"per shared/bedrock-reference.md, {AS_OF}"
-SOURCE_HYPERPARAMETERS = f"Bedrock user guide: Custom model hyperparameters ({_REFERENCE}, section 5)"
-SOURCE_REGIONS = f"Bedrock user guide: fine-tuning models and Regions table ({_REFERENCE}, section 5)"
-SOURCE_DISTILLATION = f"Bedrock user guide: Model distillation, supported models ({_REFERENCE}, section 5)"
+GUIDE = "https://docs.aws.amazon.com/bedrock/latest/userguide"
+SOURCE_HYPERPARAMETERS = f"Bedrock user guide: Custom model hyperparameters, {GUIDE}/custom-models-hp.html"
+SOURCE_REGIONS = (
+    "Bedrock user guide: Supported models and Regions for fine-tuning and continued pre-training, "
+    f"{GUIDE}/custom-model-supported.html"
+)
+SOURCE_DISTILLATION = f"Bedrock user guide: Choose teacher and student models for distillation, {GUIDE}/prequisites-model-distillation.html"
 # Nova 2 Lite supervised fine-tuning on Bedrock: AWS's sample (aws-samples/amazon-nova-samples,
 # customization/Nova_2.0/bedrock/02-e2e-multimodal-sft/03_finetune_on_bedrock.ipynb) starts a
 # FINE_TUNING job on amazon.nova-2-lite-v1:0:256k in us-east-1 with epochCount, batchSize and
@@ -69,16 +71,22 @@ SOURCE_NOVA_2_LITE_DATA = (
     "Nova user guide: reserved keywords"
 )
 SOURCE_DATA = (
-    "Bedrock user guide: Prepare data for fine-tuning; Nova user guide: Dataset constraints "
-    f"({_REFERENCE}, section 6)"
+    f"Bedrock user guide: Prepare your training datasets, {GUIDE}/model-customization-prepare.html; "
+    "Nova user guide: Preparing data for fine-tuning, https://docs.aws.amazon.com/nova/latest/userguide/"
+    "fine-tune-prepare-data-understanding.html"
 )
 SOURCE_SERVING = (
-    f"Bedrock user guide: Provisioned Throughput; On-demand custom model deployment ({_REFERENCE}, section 3)"
+    f"Bedrock user guide: Provisioned Throughput, {GUIDE}/prov-throughput.html; Deploy a custom model for "
+    f"on-demand inference, {GUIDE}/deploy-custom-model-on-demand.html"
 )
 SOURCE_IDENTITY = (
-    f"Bedrock user guide: model identifiers (context suffix) and model cards ({_REFERENCE}, section 5)"
+    f"Bedrock user guide: Supported models and Regions for fine-tuning (model ids with their context "
+    f"suffix), {GUIDE}/custom-model-fine-tuning.html"
 )
-SOURCE_LIFECYCLE = f"Bedrock user guide: newest vs older fine-tuning tables ({_REFERENCE}, section 5)"
+SOURCE_LIFECYCLE = (
+    f"Bedrock user guide: the newest fine-tuning table ({GUIDE}/custom-model-fine-tuning.html) against the "
+    f"older one ({GUIDE}/custom-model-supported.html); Model lifecycle, {GUIDE}/model-lifecycle.html"
+)
 
 LIFECYCLE_CURRENT = "current"
 LIFECYCLE_DROPPED = "dropped from the newest fine-tuning table (unconfirmed)"

@@ -11,6 +11,7 @@ from moto import mock_aws
 from moto.bedrock.models import bedrock_backends
 
 from finetune.aws import serving
+from finetune.cli import aws_access
 from finetune.cli.commands import status
 from finetune.cli.local_serving import FakeBedrockServing
 from finetune.cli.main import build_parser, main
@@ -138,7 +139,7 @@ def test_an_endpoint_without_the_serving_apis_is_reported_over_http(
 ) -> None:
     from finetune.cli.rehearsal import aws_pointed_at, moto_endpoint
 
-    monkeypatch.setattr(status, "RETRY_ATTEMPTS", 1)  # moto's HTTP 500 would otherwise be retried
+    monkeypatch.setattr(aws_access, "RETRY_ATTEMPTS", 1)  # moto's HTTP 500 would otherwise be retried
     with moto_endpoint() as url, aws_pointed_at(url, REGION):
         create_job(RUNNING_JOB, "Completed")
         code = main(["status", "dev", "--endpoint-url", url, "--project", str(SAMPLE_PROJECT)])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from finetune.cli.commands.whoami import NO_CREDENTIALS
+from finetune.cli.aws_access import NO_CREDENTIALS
 from finetune.cli.main import main
 from tests.conftest import PROJECT_ROOT, SAMPLE_PROJECT, sample_context
 

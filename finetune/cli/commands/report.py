@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from finetune.aws import endpoints
-from finetune.cli.commands.status import aws_client, usage_error_for
+from finetune.aws.errors import is_not_found
+from finetune.cli.aws_access import aws_client, usage_error_for
 from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, find_fine_tuning, project_input
 from finetune.core import metrics
 from finetune.core import names as identity
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 
     from finetune.core.config import AppConfig
 
-NOT_FOUND_CODES = ("NoSuchKey", "404", "NotFound")
 DEFAULT_OUTPUT = Path("loss.png")
 COMPLETED = "Completed"
 
@@ -372,7 +372,7 @@ def _read(s3: Any, bucket: str, key: str) -> str | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+        if is_not_found(error):
             return None
         raise
     return bytes(body).decode("utf-8-sig")

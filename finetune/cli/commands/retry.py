@@ -35,7 +35,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from finetune.aws import jobs, training
-from finetune.cli.commands.status import aws_client, usage_error_for
+from finetune.cli.aws_access import aws_client, usage_error_for
 from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, find_fine_tuning, project_input
 from finetune.core import names
 

@@ -40,11 +40,12 @@ from botocore.exceptions import (
 )
 
 from finetune.aws import endpoints
+from finetune.aws.errors import error_code, error_message
+from finetune.cli.aws_access import aws_client, refused, usage_error_for
 from finetune.cli.main import EXIT_OK, UsageError, project_input
 from finetune.core import names as identity
 from finetune.core.config import FineTuningConfig
 
-RETRY_ATTEMPTS = 3  # botocore standard mode: throttling and transient errors are retried
 DEFAULT_INTERVAL_SECONDS = 60.0
 RUNNING = "InProgress"
 # Errors Bedrock's service model defines: anything else at 404/500/501 means the endpoint lacks the API.
@@ -60,56 +61,11 @@ MODELED_ERRORS = frozenset(
         "ValidationException",
     }
 )
-CREDENTIAL_ERRORS = frozenset(
-    {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException"}
-)
 UNAVAILABLE = "unavailable at this endpoint"
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 Now = Callable[[], datetime]
-
-
-def aws_client(service: str, *, endpoint_url: str | None, region: str | None) -> Any:
-    """A boto3 client by the standard credential chain, optionally on another endpoint."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS}),
-    )
-
-
-def usage_error_for(error: Exception) -> UsageError:
-    """A clear message for what stops the command: no region, no or bad credentials, no endpoint."""
-    if isinstance(error, NoRegionError):
-        return UsageError("no AWS region: pass --region or set AWS_REGION (or a region in your AWS profile)")
-    if isinstance(error, NoCredentialsError | PartialCredentialsError):
-        return UsageError(
-            "no AWS credentials found: configure the standard chain (AWS_PROFILE, `aws configure`, "
-            "`aws sso login`, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); an emulator given with "
-            "--endpoint-url accepts any credentials"
-        )
-    if isinstance(error, EndpointConnectionError):
-        return UsageError(f"cannot reach the endpoint: {error}")
-    if isinstance(error, ClientError):
-        code = _code(error)
-        if code in CREDENTIAL_ERRORS:
-            return UsageError(f"AWS refused the credentials ({code}): refresh or reconfigure them")
-        return UsageError(f"AWS call failed: {code}: {_message(error)}")
-    return UsageError(f"AWS call failed: {error}")
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _message(error: ClientError) -> str:
-    message = str(error.response.get("Error", {}).get("Message", ""))
-    return message.splitlines()[0] if message.strip() else str(error)
 
 
 def _unavailable(error: Exception) -> bool:
@@ -119,7 +75,7 @@ def _unavailable(error: Exception) -> bool:
     if not isinstance(error, ClientError):
         return False
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status in (404, 500, 501) and _code(error) not in MODELED_ERRORS
+    return status in (404, 500, 501) and error_code(error) not in MODELED_ERRORS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -217,14 +173,14 @@ class Collector:
         except (NoCredentialsError, PartialCredentialsError, NoRegionError, EndpointConnectionError):
             raise
         except (ClientError, NotImplementedError) as error:
-            if isinstance(error, ClientError) and _code(error) in CREDENTIAL_ERRORS:
+            if refused(error):
                 raise
             if _unavailable(error):
                 self.unavailable[operation] = f"{UNAVAILABLE} ({operation})"
                 status.problems[section] = self.unavailable[operation]
             else:
                 assert isinstance(error, ClientError)
-                status.problems[section] = f"{_code(error)}: {_message(error)}"
+                status.problems[section] = f"{error_code(error)}: {error_message(error)}"
 
     def _jobs(self, bedrock: Any, status: FineTuningStatus) -> None:
         prefix = f"{status.environment}-{status.fine_tuning}-"
@@ -243,7 +199,7 @@ class Collector:
                 try:
                     failure = bedrock.get_model_customization_job(jobIdentifier=name).get("failureMessage")
                 except ClientError as error:
-                    failure = f"(not readable: {_code(error)})"
+                    failure = f"(not readable: {error_code(error)})"
             status.jobs.append(
                 JobInfo(
                     name=name,
@@ -273,7 +229,7 @@ class Collector:
             try:
                 value = ssm.get_parameter(Name=path)["Parameter"]["Value"]
             except ClientError as error:
-                if _code(error) != "ParameterNotFound":
+                if error_code(error) != "ParameterNotFound":
                     raise
                 value = "(not set)"
             status.parameters.append(f"{path} = {value}")

@@ -18,23 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, project_input
+from botocore.exceptions import BotoCoreError, ClientError
 
-NO_CREDENTIALS = (
-    "no AWS credentials found. `make diff`, `make deploy` and `make destroy` need an AWS account: "
-    "configure credentials with AWS_PROFILE=NAME (set up by `aws configure` or `aws sso login --profile "
-    "NAME`), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), then run the command "
-    "again. `make synth`, `make test` and `make rehearse` need none."
-)
-REFUSED_CODES = frozenset(
-    {
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "InvalidClientTokenId",
-        "SignatureDoesNotMatch",
-        "UnrecognizedClientException",
-    }
-)
+from finetune.cli.aws_access import usage_error_for
+from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, project_input
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,14 +48,6 @@ def sts_client(region: str | None, endpoint_url: str | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import (
-        BotoCoreError,
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-    )
-
     region: str | None = None
     account: str | None = None
     if args.environment is not None:
@@ -83,20 +62,8 @@ def run(args: argparse.Namespace) -> int:
         region, account = environments[args.environment].region, environments[args.environment].account
     try:
         identity = sts_client(region, args.endpoint_url).get_caller_identity()
-    except (NoCredentialsError, PartialCredentialsError) as error:
-        raise UsageError(NO_CREDENTIALS) from error
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in REFUSED_CODES:
-            raise UsageError(
-                f"AWS refused the credentials ({code}): refresh them (`aws sso login`, or new access keys) "
-                "or choose others with AWS_PROFILE; `make synth` needs none"
-            ) from error
-        raise UsageError(f"STS GetCallerIdentity failed: {code}: {error}") from error
-    except EndpointConnectionError as error:
-        raise UsageError(f"cannot reach AWS STS to check the credentials: {error}") from error
-    except BotoCoreError as error:
-        raise UsageError(f"the AWS credentials could not be used: {error}") from error
+    except (BotoCoreError, ClientError) as error:
+        raise usage_error_for(error, "STS GetCallerIdentity") from error
     found = str(identity.get("Account", "?"))
     where = f" (STS in {region})" if region else ""
     print(f"AWS credentials: account {found}, {identity.get('Arn', '?')}{where}")
