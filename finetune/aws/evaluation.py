@@ -75,6 +75,8 @@ from botocore.exceptions import ClientError
 from finetune.aws.endpoints import aware, pages, tag_list
 from finetune.aws.errors import error_code, error_message, is_not_found
 from finetune.core.deadline import Deadline, DeadlineError
+from finetune.core.evaluation import MAX_PROMPTS as MAX_DATASET_PROMPTS
+from finetune.core.evaluation import PROGRAMMATIC_METRICS
 from finetune.core.names import parse_s3_object_uri, parse_s3_uri, s3_uri
 
 # botocore 1.44.8, bedrock 2023-04-20 (a test compares them with the installed service model).
@@ -114,13 +116,10 @@ EVALUATOR_MODEL_IDENTIFIER = re.compile(
 )
 MAX_TAGS = 200
 
-PROGRAMMATIC_METRICS = frozenset({"Builtin.Accuracy", "Builtin.Robustness", "Builtin.Toxicity"})
 PROGRAMMATIC_TASK_TYPES = frozenset(
     {"Summarization", "Classification", "QuestionAndAnswer", "Generation", "Custom"}
 )
-JUDGE_TASK_TYPE = "General"
 MAX_METRICS = 25
-MAX_DATASET_PROMPTS = 1000  # "up to 1000 prompts in your dataset per evaluation job"
 
 IN_PROGRESS = "InProgress"
 COMPLETED = "Completed"

@@ -17,11 +17,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from finetune.core import evaluation as evaluation_rules
 from finetune.core.contracts import COMMITMENTS, MODES, Commitment, Mode, ServingSettings, serving_problems
+from finetune.core.evaluation import EvaluationSettings, Gate
 from finetune.core.names import resource_tags
 from finetune.core.prices import PRICE_FIELDS
 
@@ -40,6 +42,7 @@ CUSTOMIZATION_TYPES: tuple[CustomizationType, ...] = (
 # Bedrock's custom model names allow no "--" and no trailing "-" (`([0-9a-zA-Z][_-]?){1,63}`).
 ENVIRONMENT_NAME = re.compile(r"^(?=.{1,16}$)[a-z](?:-?[a-z0-9])*$")
 FINE_TUNING_NAME = re.compile(r"^(?=.{1,32}$)[a-z](?:-?[a-z0-9])*$")
+CANDIDATE_NAME = re.compile(r"^(?=.{1,16}$)[a-z](?:-?[a-z0-9])*$")
 ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -67,7 +70,23 @@ FINE_TUNING_KEYS = (
     "validation_data",
     "hyperparameters",
     "serving",
+    "evaluation",
+    "candidates",
 )
+CANDIDATE_KEYS = ("base_model", "hyperparameters")
+EVALUATION_KEYS = (
+    "dataset",
+    "task_type",
+    "metrics",
+    "judge_model",
+    "gate",
+    "max_hours",
+    "max_tokens",
+    "temperature",
+)
+GATE_KEYS = ("minimums", "maximums", "beat_base")
+# The trial of the fine-tuning's own settings; candidates are named otherwise.
+MAIN_TRIAL = "main"
 SERVING_KEYS = ("mode", "model_units", "commitment", "idle_alarm_hours", "expected_tokens_per_month")
 # Fields of a fine-tuning that are maps: an override merges into them key by key.
 MERGED_FIELDS = ("hyperparameters", "serving")
@@ -153,8 +172,22 @@ class EnvironmentConfig:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """`fine_tunings.<ft>.candidates.<name>`: another base model and/or hyperparameters, trained on
+    the same data and evaluated against the same gate as the fine-tuning's own settings."""
+
+    name: str
+    base_model: str
+    hyperparameters: Mapping[str, HyperparameterValue]
+
+
+@dataclass(frozen=True)
 class FineTuningConfig:
-    """One fine-tuning in one environment: the parameter of one stack, decided at synth time."""
+    """One fine-tuning in one environment: the parameter of one stack, decided at synth time.
+
+    With candidates, each is a trial of its own (`trial()`): the same fine-tuning with another base
+    model and/or hyperparameters; `trial_name` says which (MAIN_TRIAL: the fine-tuning's own).
+    """
 
     name: str
     environment: EnvironmentConfig
@@ -167,6 +200,10 @@ class FineTuningConfig:
     hyperparameters: Mapping[str, HyperparameterValue] = field(default_factory=dict)
     serving: ServingSettings = field(default_factory=ServingSettings)
     expected_traffic: ExpectedTraffic | None = None
+    evaluation: EvaluationSettings | None = None
+    evaluation_data: DataFile | None = None  # evaluation.dataset, resolved
+    candidates: tuple[Candidate, ...] = ()
+    trial_name: str = MAIN_TRIAL
     # Relative field path -> full path, for every field an environment override set.
     overridden: Mapping[str, str] = field(default_factory=dict)
 
@@ -178,8 +215,34 @@ class FineTuningConfig:
         """The tags that identify this fine-tuning's resources, in CloudFormation and Bedrock alike."""
         return resource_tags(self.environment.name, self.name)
 
+    def trial(self, candidate: Candidate) -> FineTuningConfig:
+        """The candidate's trial: this fine-tuning with the candidate's model and hyperparameters.
+
+        A candidate on the same base model varies what it names: its hyperparameters merge onto the
+        fine-tuning's. A candidate on another model starts from that model's catalog defaults (the
+        fine-tuning's hyperparameters may not even exist there): "start simple, with defaults".
+        """
+        base_model = candidate.base_model or self.base_model
+        inherited = self.hyperparameters if base_model == self.base_model else {}
+        return replace(
+            self,
+            base_model=base_model,
+            hyperparameters={**inherited, **candidate.hyperparameters},
+            candidates=(),
+            trial_name=candidate.name,
+        )
+
+    @property
+    def trials(self) -> tuple[FineTuningConfig, ...]:
+        """The main trial (this configuration) first, then one per candidate."""
+        return (self, *(self.trial(candidate) for candidate in self.candidates))
+
     def path_of(self, relative: str) -> str:
-        """The full config path of a field (`hyperparameters.epochCount`), override-aware."""
+        """The full config path of a field (`hyperparameters.epochCount`), override-aware; in a
+        candidate's trial, its model and hyperparameters are the candidate's fields."""
+        if self.trial_name != MAIN_TRIAL and relative.split(".", 1)[0] in CANDIDATE_KEYS:
+            root = self.overridden.get("candidates", f"fine_tunings.{self.name}.candidates")
+            return f"{root}.{self.trial_name}.{relative}"
         parts = relative.split(".")
         for depth in range(len(parts), 0, -1):
             prefix = ".".join(parts[:depth])
@@ -519,6 +582,16 @@ def _parse_fine_tuning(
     hyperparameters = _parse_hyperparameters(fields.get("hyperparameters"), where, errors)
     serving = _parse_serving(fields.get("serving"), where, errors)
     traffic = _parse_traffic(fields.get("serving"), where, errors)
+    evaluation, evaluation_data = _parse_evaluation(fields.get("evaluation"), where, data_root, errors)
+    candidates = _parse_candidates(fields.get("candidates"), where, errors)
+    if candidates and fields.get("evaluation") is None:
+        errors.append(
+            FieldError(
+                where("candidates"),
+                "candidates need an evaluation to be chosen among: add fine_tunings.<ft>.evaluation with a gate, "
+                "or leave candidates out",
+            )
+        )
 
     if training is not None and validation is not None and training.path == validation.path:
         errors.append(
@@ -542,8 +615,112 @@ def _parse_fine_tuning(
         hyperparameters=hyperparameters,
         serving=serving,
         expected_traffic=traffic,
+        evaluation=evaluation,
+        evaluation_data=evaluation_data,
+        candidates=candidates,
         overridden=overridden,
     )
+
+
+def _parse_evaluation(
+    value: Any, where: Any, data_root: Path, errors: list[FieldError]
+) -> tuple[EvaluationSettings | None, DataFile | None]:
+    """`evaluation`: its settings (the rules are finetune.core.evaluation's) and its dataset."""
+    if value is None:
+        return None, None
+    path = where("evaluation")
+    before = len(errors)
+    fields = _mapping(value, path, errors, required=True)
+    errors.extend(_unknown_keys(fields, EVALUATION_KEYS, path))
+    dataset = _data_file(fields, "dataset", f"{path}.dataset", data_root, errors, required=True)
+    metrics = fields.get("metrics")
+    if not isinstance(metrics, list) or not all(isinstance(metric, str) for metric in metrics):
+        errors.append(
+            FieldError(
+                f"{path}.metrics",
+                f'expected a list of metric names such as ["Builtin.Correctness"], got {metrics!r}',
+            )
+        )
+        metrics = []
+    judge_model = _string(fields, "judge_model", f"{path}.judge_model", errors)
+    if judge_model is not None and "task_type" in fields:
+        errors.append(
+            FieldError(
+                f"{path}.task_type",
+                f"a judge evaluates as task type {evaluation_rules.JUDGE_TASK_TYPE!r}: leave task_type out",
+            )
+        )
+    task_type = _string(fields, "task_type", f"{path}.task_type", errors) or "Generation"
+    gate = _parse_gate(fields.get("gate"), f"{path}.gate", errors)
+    numbers = {}
+    defaults = EvaluationSettings(dataset="", metrics=(), gate=Gate())
+    for key, whole in (("max_hours", True), ("max_tokens", True), ("temperature", False)):
+        number = fields.get(key, getattr(defaults, key))
+        if not _is_number(number) or (whole and not isinstance(number, int)):
+            kind = "a whole number" if whole else "a number"
+            errors.append(
+                FieldError(f"{path}.{key}", f"expected {kind}, got {_type_name(number)} {number!r}")
+            )
+            number = getattr(defaults, key)
+        numbers[key] = number
+    settings = EvaluationSettings(
+        dataset=dataset.relative_path if dataset else "",
+        metrics=tuple(metrics),
+        gate=gate,
+        task_type=task_type,
+        judge_model=judge_model,
+        **numbers,
+    )
+    errors.extend(
+        FieldError(f"{path}.{relative}", message)
+        for relative, message in evaluation_rules.settings_problems(settings)
+    )
+    if len(errors) > before or dataset is None:
+        return None, None
+    return settings, dataset
+
+
+def _parse_gate(value: Any, path: str, errors: list[FieldError]) -> Gate:
+    fields = _mapping(value, path, errors, required=True)
+    errors.extend(_unknown_keys(fields, GATE_KEYS, path))
+    limits: dict[str, dict[str, float]] = {}
+    for key in ("minimums", "maximums"):
+        limits[key] = {}
+        for metric, limit in _mapping(fields.get(key), f"{path}.{key}", errors).items():
+            if _is_number(limit):
+                limits[key][metric] = float(limit)
+            else:
+                errors.append(
+                    FieldError(f"{path}.{key}.{metric}", f"expected a number from 0 to 1, got {limit!r}")
+                )
+    beat_base = _boolean(fields, "beat_base", f"{path}.beat_base", errors)
+    return Gate(minimums=limits["minimums"], maximums=limits["maximums"], beat_base=bool(beat_base))
+
+
+def _parse_candidates(value: Any, where: Any, errors: list[FieldError]) -> tuple[Candidate, ...]:
+    candidates: list[Candidate] = []
+    for name, raw in _mapping(value, where("candidates"), errors).items():
+        path = f"{where('candidates')}.{name}"
+        if name == MAIN_TRIAL or not CANDIDATE_NAME.match(name):
+            errors.append(
+                FieldError(
+                    path, _NAME_RULE.format(max=16) + f", and not {MAIN_TRIAL!r} (the fine-tuning's own)"
+                )
+            )
+            continue
+        fields = _mapping(raw, path, errors, required=True)
+        errors.extend(_unknown_keys(fields, CANDIDATE_KEYS, path))
+        if not fields.get("base_model") and not fields.get("hyperparameters"):
+            errors.append(
+                FieldError(path, "give a base_model and/or hyperparameters: what this candidate changes")
+            )
+            continue
+        base_model = _string(fields, "base_model", f"{path}.base_model", errors)
+        hyperparameters = _parse_hyperparameters(
+            fields.get("hyperparameters"), lambda relative, root=path: f"{root}.{relative}", errors
+        )
+        candidates.append(Candidate(name, base_model or "", hyperparameters))
+    return tuple(candidates)
 
 
 def _data_file(

@@ -10,17 +10,18 @@ user fixes them all in one round, and no construct is built from a configuration
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from finetune.core import catalog, dataset
 from finetune.core import checks as catalog_checks
-from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
+from finetune.core.config import MAIN_TRIAL, AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
 from finetune.core.contracts import TrainingBudget
 from finetune.core.cost import CostEstimate, DataSize, budget_problems, estimate_cost, training_budget
 from finetune.core.digest import FileDigest, file_digest
-from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
+from finetune.core.evaluation import DatasetCheck, EvaluationSettings, check_dataset
+from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 from finetune.core.names import JobSpec
 from finetune.core.prices import format_usd
 
@@ -36,14 +37,33 @@ class DataPlan:
 
 
 @dataclass(frozen=True)
+class EvaluationPlan:
+    """The evaluation gate as synth checked it: its settings and its prompt dataset."""
+
+    settings: EvaluationSettings
+    data: DataPlan
+
+
+@dataclass(frozen=True)
 class FineTuningPlan:
-    """A stack's parameter: the configuration plus what synth resolved from it."""
+    """A stack's parameter: the configuration plus what synth resolved from it.
+
+    `candidates`: one plan per candidate trial (each a plan of `config.trial(...)`, trained on the
+    same files); `evaluation`: the gate every trial's model must pass before it is served.
+    """
 
     config: FineTuningConfig
     training: DataPlan
     validation: DataPlan | None
     hyperparameters: Mapping[str, str]  # every value as the string Bedrock expects
     cost: CostEstimate
+    candidates: tuple[FineTuningPlan, ...] = ()
+    evaluation: EvaluationPlan | None = None
+
+    @property
+    def trials(self) -> tuple[FineTuningPlan, ...]:
+        """This plan (the main trial) first, then the candidates'."""
+        return (self, *self.candidates)
 
     @property
     def cost_summary(self) -> str:
@@ -126,6 +146,14 @@ class _FileChecks:
     data_root_name: str
     reports: dict[tuple[Path, DatasetLimits, bool, int | None], dataset.DatasetReport]
     digests: dict[Path, FileDigest]
+    evaluations: dict[tuple[Path, str], DatasetCheck] = field(default_factory=dict)
+
+    def evaluation(self, file: DataFile, settings: EvaluationSettings) -> DatasetCheck:
+        key = (file.path, repr(settings))
+        if key not in self.evaluations:
+            display = f"{self.data_root_name}/{file.relative_path}"
+            self.evaluations[key] = check_dataset(file.path, display, settings)
+        return self.evaluations[key]
 
     def report(
         self, file: DataFile, limits: DatasetLimits, *, validation: bool, batch_size: int | None
@@ -179,6 +207,90 @@ def plan_app(
 def _plan(
     fine_tuning: FineTuningConfig, checks: _FileChecks, errors: list[FieldError], warnings: list[str]
 ) -> FineTuningPlan | None:
+    """The fine-tuning's plan: its own trial, one per candidate, and its evaluation dataset."""
+    main = _plan_trial(fine_tuning, checks, errors, warnings)
+    candidates = []
+    for trial in fine_tuning.trials[1:]:
+        if main is not None and _trains_the_main_data_format(main, trial, errors):
+            candidate = _plan_trial(trial, checks, errors, warnings)
+            if candidate is not None:
+                candidates.append(candidate)
+    evaluation = _evaluation_plan(fine_tuning, checks, errors)
+    if main is None or len(candidates) != len(fine_tuning.candidates):
+        return None
+    if fine_tuning.evaluation is not None and evaluation is None:
+        return None
+    errors.extend(_same_trials(main, candidates))
+    return replace(main, candidates=tuple(candidates), evaluation=evaluation)
+
+
+def _trains_the_main_data_format(
+    main: FineTuningPlan, trial: FineTuningConfig, errors: list[FieldError]
+) -> bool:
+    """A candidate trains on the fine-tuning's own files: only if its model takes their format.
+
+    No two of Bedrock's data formats are documented as equivalent, so none is converted: a candidate
+    on a model of another format is refused here, with the reason, rather than line by line.
+    """
+    ours = catalog.find_model(main.config.base_model)
+    theirs = catalog.find_model(trial.base_model)
+    if ours is None or theirs is None:
+        return True  # the candidate's own checks name an unknown model
+    mine = ours.dataset_limits(main.config.customization_type)
+    other = theirs.dataset_limits(trial.customization_type)
+    if mine is None or other is None or mine.data_format == other.data_format:
+        return True
+    errors.append(
+        FieldError(
+            trial.path_of("base_model"),
+            f"{theirs.name} trains on {other.data_format} data, but the fine-tuning's data is in "
+            f"{mine.data_format} format (for {ours.name}); no conversion between the two is documented, so "
+            "a candidate must take the same format: choose a model that does",
+        )
+    )
+    return False
+
+
+def _same_trials(main: FineTuningPlan, candidates: list[FineTuningPlan]) -> list[FieldError]:
+    seen = {main.job_spec.digest: MAIN_TRIAL}
+    problems = []
+    for candidate in candidates:
+        other = seen.setdefault(candidate.job_spec.digest, candidate.config.trial_name)
+        if other != candidate.config.trial_name:
+            problems.append(
+                FieldError(
+                    f"{main.config.path_of('candidates')}.{candidate.config.trial_name}",
+                    f"trains exactly what {other!r} trains (same model, hyperparameters and data): "
+                    "change what the candidate is to try, or remove it",
+                )
+            )
+    return problems
+
+
+def _evaluation_plan(
+    fine_tuning: FineTuningConfig, checks: _FileChecks, errors: list[FieldError]
+) -> EvaluationPlan | None:
+    settings, file = fine_tuning.evaluation, fine_tuning.evaluation_data
+    if settings is None or file is None:
+        return None
+    check = checks.evaluation(file, settings)
+    field_path = fine_tuning.path_of("evaluation.dataset")
+    for problem in check.problems:  # "FILE:LINE: message"
+        location, message = problem.split(": ", 1)
+        errors.append(FieldError(location, f"{message} (data of {field_path})"))
+    if check.problems:
+        return None
+    digest = checks.digest(file)
+    # Prompt tokens for the cost of a trial: the file's size / 6, an upper bound of the prompts'
+    # characters / 6 (it counts keys and reference responses too).
+    return EvaluationPlan(
+        settings, DataPlan(file, digest, check.records, digest.size_bytes // CHARS_PER_TOKEN)
+    )
+
+
+def _plan_trial(
+    fine_tuning: FineTuningConfig, checks: _FileChecks, errors: list[FieldError], warnings: list[str]
+) -> FineTuningPlan | None:
     problems = catalog_checks.check_fine_tuning(fine_tuning)
     model = catalog.find_model(fine_tuning.base_model)
     limits = model.dataset_limits(fine_tuning.customization_type) if model is not None else None
@@ -191,6 +303,8 @@ def _plan(
     def data_plan(file: DataFile, *, validation: bool) -> DataPlan | None:
         report = checks.report(file, limits, validation=validation, batch_size=batch_size)
         field_path = fine_tuning.path_of("validation_data" if validation else "training_data")
+        if fine_tuning.trial_name != MAIN_TRIAL:
+            field_path += f", as candidate {fine_tuning.trial_name} ({fine_tuning.base_model}) trains on it"
         for issue in report.errors:
             errors.append(FieldError(_location(issue), f"{issue.message} (data of {field_path})"))
         warnings.extend(str(issue) for issue in report.warnings)
