@@ -62,7 +62,8 @@ def test_a_broken_data_file_fails_synth_with_file_and_line(tmp_path: Path) -> No
     lines = (source / "train.jsonl").read_text().splitlines()
     lines[41] = '{"prompt": "Schema: ...", "completion": ""}'  # line 42: empty completion
     (tmp_path / "sql-generator" / "train.jsonl").write_text("\n".join(lines) + "\n")
-    (tmp_path / "sql-generator" / "validation.jsonl").write_text((source / "validation.jsonl").read_text())
+    for name in ("validation.jsonl", "evaluation.jsonl"):
+        (tmp_path / "sql-generator" / name).write_text((source / name).read_text())
     del context["fine_tunings"]["support-assistant"]
     for environment in context["environments"].values():
         environment["overrides"].pop("support-assistant", None)

@@ -671,10 +671,11 @@ def _parse_evaluation(
         judge_model=judge_model,
         **numbers,
     )
-    errors.extend(
-        FieldError(f"{path}.{relative}", message)
-        for relative, message in evaluation_rules.settings_problems(settings)
-    )
+    if len(errors) == before:  # the rules between fields, once each field has the right shape
+        errors.extend(
+            FieldError(f"{path}.{relative}", message)
+            for relative, message in evaluation_rules.settings_problems(settings)
+        )
     if len(errors) > before or dataset is None:
         return None, None
     return settings, dataset

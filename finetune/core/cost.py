@@ -37,6 +37,7 @@ from pathlib import Path
 from finetune.core.catalog import DISTILLATION, ModelEntry
 from finetune.core.config import DataFile, EnvironmentConfig, ExpectedTraffic, FieldError, FineTuningConfig
 from finetune.core.contracts import TrainingBudget, TrainingRate
+from finetune.core.evaluation import EvaluationSettings
 from finetune.core.prices import (
     IMAGES,
     PT_FIELDS,
@@ -58,6 +59,7 @@ COMMITMENT_LABELS = {
 }
 SUMMARY_MAX_CHARS = 200
 NOT_SERVED = Source("serving mode none: the model is not served", "cdk.json", "", official=True)
+NOT_EVALUATED = Source("not part of this evaluation (cdk.json)", "cdk.json", "", official=True)
 
 
 @dataclass(frozen=True)
@@ -634,6 +636,74 @@ def _serving_hint(estimate: CostEstimate) -> str:
     if estimate.comparison is not None:
         return f"compare serving on demand ({estimate.comparison.verdict()})"
     return "serve fewer model units, or a cheaper model"
+
+
+# Assumed tokens a judge writes per prompt and metric (a score and its explanation): Bedrock does
+# not publish the judge prompts' output length, so this is a stated estimate, not a price.
+JUDGE_OUTPUT_TOKENS_PER_METRIC = 300
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """What evaluating one trial's model costs, at most: the temporary endpoint, the base model's
+    evaluation (beat_base) and the judge's inference. Bedrock's evaluation jobs bill only the
+    inference they run."""
+
+    endpoint: Price
+    endpoint_how: str
+    base: Price
+    judge: Price
+
+    @property
+    def total(self) -> Price:
+        return add(self.endpoint, self.base, self.judge)
+
+    def lines(self) -> list[str]:
+        return [
+            f"temporary endpoint: {self.endpoint.render()} ({self.endpoint_how})",
+            f"base model evaluation: {self.base.render()}",
+            f"judge: {self.judge.render()}",
+            f"per trial, at most: {self.total.render()}",
+        ]
+
+
+def trial_cost(
+    estimate: CostEstimate, settings: EvaluationSettings, prompts: int, prompt_tokens: int
+) -> TrialCost:
+    """The evaluation cost of one trial of `estimate`'s model on a dataset of `prompts` prompts.
+
+    The temporary endpoint is an on-demand deployment where the model has one and a judge scores
+    (its responses are then generated and handed to the job), else one no-commitment PT unit for
+    at most `max_hours`. Output tokens are counted at `max_tokens` per prompt: an upper bound.
+    """
+    responses = prompts * settings.max_tokens
+    prices = estimate.prices
+    if settings.uses_judge and prices.on_demand_input_per_1k_tokens.offered:
+        endpoint = inference_cost(
+            InferencePrice(prices.on_demand_input_per_1k_tokens, prices.on_demand_output_per_1k_tokens),
+            prompt_tokens,
+            responses,
+        )
+        how = f"on-demand deployment, {prompt_tokens:,} tokens in and up to {responses:,} out"
+    else:
+        endpoint = prices.pt_per_hour("none").scaled(settings.max_hours)
+        how = f"1 no-commitment PT unit for at most {settings.max_hours} h (max_hours)"
+    zero = Price(0.0, NOT_EVALUATED)
+    base = (
+        inference_cost(base_inference(estimate.model_id), prompt_tokens, responses)
+        if settings.gate.beat_base
+        else zero
+    )
+    judge = zero
+    if settings.judge_model is not None:
+        metrics = len(settings.metrics)
+        judged = 2 if settings.gate.beat_base else 1  # the base model's answers are judged too
+        judge = inference_cost(
+            base_inference(settings.judge_model),
+            metrics * judged * (prompt_tokens + responses),
+            metrics * judged * prompts * JUDGE_OUTPUT_TOKENS_PER_METRIC,
+        )
+    return TrialCost(endpoint=endpoint, endpoint_how=how, base=base, judge=judge)
 
 
 def inference_cost(price: InferencePrice, input_tokens: int, output_tokens: int) -> Price:

@@ -18,7 +18,15 @@ from finetune.core import catalog, dataset
 from finetune.core import checks as catalog_checks
 from finetune.core.config import MAIN_TRIAL, AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
 from finetune.core.contracts import TrainingBudget
-from finetune.core.cost import CostEstimate, DataSize, budget_problems, estimate_cost, training_budget
+from finetune.core.cost import (
+    CostEstimate,
+    DataSize,
+    TrialCost,
+    budget_problems,
+    estimate_cost,
+    training_budget,
+    trial_cost,
+)
 from finetune.core.digest import FileDigest, file_digest
 from finetune.core.evaluation import DatasetCheck, EvaluationSettings, check_dataset
 from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
@@ -64,6 +72,14 @@ class FineTuningPlan:
     def trials(self) -> tuple[FineTuningPlan, ...]:
         """This plan (the main trial) first, then the candidates'."""
         return (self, *self.candidates)
+
+    @property
+    def evaluation_cost(self) -> TrialCost | None:
+        """What evaluating this trial's model costs, at most (None: no evaluation configured)."""
+        if self.evaluation is None:
+            return None
+        data = self.evaluation.data
+        return trial_cost(self.cost, self.evaluation.settings, data.records, data.estimated_tokens)
 
     @property
     def cost_summary(self) -> str:
@@ -120,6 +136,35 @@ class FineTuningPlan:
                     "servingPer30Days": self.cost.serving_per_30_days.render(),
                     "servingAndStoragePer30Days": self.cost.per_30_days.render(),
                 },
+            }
+        if self.evaluation is not None:
+            settings = self.evaluation.settings
+            described["evaluation"] = {
+                "dataset": _describe_data(self.evaluation.data),
+                "judgeModel": settings.judge_model or "none (programmatic metrics)",
+                "taskType": settings.task_type if settings.judge_model is None else "General",
+                "metrics": list(settings.metrics),
+                "gate": {
+                    "minimums": {metric: f"{value:g}" for metric, value in settings.gate.minimums.items()},
+                    "maximums": {metric: f"{value:g}" for metric, value in settings.gate.maximums.items()},
+                    "beatBase": settings.gate.beat_base,
+                },
+                "maxHours": settings.max_hours,
+                "costPerTrial": {
+                    trial.config.trial_name: trial.evaluation_cost.lines()
+                    for trial in self.trials
+                    if trial.evaluation_cost is not None
+                },
+            }
+        if self.candidates:
+            described["candidates"] = {
+                candidate.config.trial_name: {
+                    "baseModel": candidate.config.base_model,
+                    "hyperparameters": dict(candidate.hyperparameters),
+                    "jobName": candidate.job_spec.job_name,
+                    "cost": candidate.cost_summary,
+                }
+                for candidate in self.candidates
             }
         if config.teacher_model is not None:
             described["teacherModel"] = config.teacher_model
@@ -199,6 +244,17 @@ def plan_app(
                 (p.config.name, p.cost) for p in plans if p.config.environment.name == environment.name
             ]
             errors.extend(budget_problems(environment, estimates))
+            # A candidate is a job of its own and may be the one served: its training and serving
+            # are held to the same limits. The environment's total counts each fine-tuning's own
+            # configuration once (a candidate replaces it, never adds to it).
+            per_trial = replace(environment, budget=replace(environment.budget, total_usd_per_month=None))
+            trials = [
+                (f"{p.config.name} (candidate {c.config.trial_name})", c.cost)
+                for p in plans
+                if p.config.environment.name == environment.name
+                for c in p.candidates
+            ]
+            errors.extend(budget_problems(per_trial, trials))
     if errors:
         raise ConfigError(list(dict.fromkeys(errors)))
     return tuple(plans), list(dict.fromkeys(warnings))
@@ -221,7 +277,11 @@ def _plan(
     if fine_tuning.evaluation is not None and evaluation is None:
         return None
     errors.extend(_same_trials(main, candidates))
-    return replace(main, candidates=tuple(candidates), evaluation=evaluation)
+    return replace(
+        main,
+        candidates=tuple(replace(candidate, evaluation=evaluation) for candidate in candidates),
+        evaluation=evaluation,
+    )
 
 
 def _trains_the_main_data_format(

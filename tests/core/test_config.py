@@ -399,3 +399,121 @@ def test_expected_traffic_is_read_and_checked_with_override_paths(tmp_path: Path
     assert errors["environments.dev.overrides.assistant.serving.expected_tokens_per_month"] == (
         'give "input" and/or "output" tokens per 30 days (both are 0)'
     )
+
+
+# Evaluation and candidates -----------------------------------------------------------------------
+
+
+def with_evaluation(data_root: Path, **evaluation: Any) -> dict[str, Any]:
+    context = context_with(data_root)
+    (data_root / "assistant" / "eval.jsonl").write_text('{"prompt": "p", "referenceResponse": "r"}\n')
+    context["fine_tunings"]["assistant"]["evaluation"] = {
+        "dataset": "assistant/eval.jsonl",
+        "judge_model": "amazon.nova-pro-v1:0",
+        "metrics": ["Builtin.Correctness"],
+        "gate": {"minimums": {"Builtin.Correctness": 0.7}},
+        **evaluation,
+    }
+    return context
+
+
+def test_an_evaluation_and_candidates_parse_into_trials(tmp_path: Path) -> None:
+    context = with_evaluation(tmp_path, gate={"minimums": {"Builtin.Correctness": 0.7}, "beat_base": True})
+    context["fine_tunings"]["assistant"]["candidates"] = {
+        "slow": {"hyperparameters": {"learningRate": 0.00005}},
+        "big": {"base_model": "meta.llama3-1-70b-instruct-v1:0:128k"},
+    }
+    ft = parse_config(context, tmp_path).get("dev", "assistant")
+    assert ft.evaluation is not None and ft.evaluation_data is not None
+    assert ft.evaluation.judge_model == "amazon.nova-pro-v1:0"
+    assert ft.evaluation.gate.minimums == {"Builtin.Correctness": 0.7} and ft.evaluation.gate.beat_base
+    assert (ft.evaluation.max_hours, ft.evaluation.max_tokens, ft.evaluation.temperature) == (8, 512, 0.0)
+    assert ft.evaluation_data.path == (tmp_path / "assistant" / "eval.jsonl").resolve()
+    main, slow, big = ft.trials
+    assert (main.trial_name, slow.trial_name, big.trial_name) == ("main", "slow", "big")
+    # Same model: the candidate's hyperparameters merge onto the fine-tuning's.
+    assert slow.base_model == main.base_model
+    assert slow.hyperparameters == {"epochCount": 2, "learningRate": 0.00005}
+    # Another model: its own catalog defaults, not hyperparameters meant for another model.
+    assert big.base_model == "meta.llama3-1-70b-instruct-v1:0:128k" and big.hyperparameters == {}
+    assert big.path_of("base_model") == "fine_tunings.assistant.candidates.big.base_model"
+    assert big.path_of("training_data") == "fine_tunings.assistant.training_data"
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "path", "says"),
+    [
+        ({"metrics": ["Builtin.Correctnes"]}, "evaluation.metrics[0]", "accepted with a judge_model"),
+        ({"metrics": "Builtin.Correctness"}, "evaluation.metrics", "expected a list of metric names"),
+        (
+            {"judge_model": "meta.llama3-1-8b-instruct-v1:0"},
+            "evaluation.judge_model",
+            "not an evaluator model",
+        ),
+        ({"dataset": "assistant/missing.jsonl"}, "evaluation.dataset", "file not found: "),
+        ({"task_type": "Summarization"}, "evaluation.task_type", "leave task_type out"),
+        ({"gate": {"minimum": {}}}, "evaluation.gate.minimum", "unknown key (did you mean 'minimums'?)"),
+        ({"gate": {"beat_base": "yes"}}, "evaluation.gate.beat_base", "expected true or false"),
+        (
+            {"gate": {"minimums": {"Builtin.Correctness": "high"}}},
+            "evaluation.gate.minimums.Builtin.Correctness",
+            "a number from 0 to 1",
+        ),
+        ({"max_hours": 1.5}, "evaluation.max_hours", "expected a whole number"),
+        ({"judge": "x"}, "evaluation.judge", "unknown key"),
+    ],
+)
+def test_every_evaluation_error_names_its_field(
+    tmp_path: Path, evaluation: dict[str, Any], path: str, says: str
+) -> None:
+    errors = errors_of(with_evaluation(tmp_path, **evaluation), tmp_path)
+    full = f"fine_tunings.assistant.{path}"
+    assert full in errors, errors
+    assert says in errors[full]
+
+
+def test_a_programmatic_evaluation_needs_no_judge(tmp_path: Path) -> None:
+    context = with_evaluation(
+        tmp_path,
+        judge_model=None,
+        task_type="QuestionAndAnswer",
+        metrics=["Builtin.Accuracy"],
+        gate={"minimums": {"Builtin.Accuracy": 0.4}},
+    )
+    del context["fine_tunings"]["assistant"]["evaluation"]["judge_model"]
+    evaluation = parse_config(context, tmp_path).get("dev", "assistant").evaluation
+    assert (
+        evaluation is not None and evaluation.task_type == "QuestionAndAnswer" and not evaluation.uses_judge
+    )
+
+
+@pytest.mark.parametrize(
+    ("candidates", "path", "says"),
+    [
+        ({"main": {"hyperparameters": {"epochCount": 1}}}, "candidates.main", "not 'main'"),
+        ({"Big": {"hyperparameters": {"epochCount": 1}}}, "candidates.Big", "lowercase"),
+        ({"empty": {}}, "candidates.empty", "give a base_model and/or hyperparameters"),
+        ({"x": {"model": "m"}}, "candidates.x.model", "unknown key"),
+        (
+            {"x": {"hyperparameters": {"epochCount": None}}},
+            "candidates.x.hyperparameters.epochCount",
+            "expected a number",
+        ),
+    ],
+)
+def test_every_candidate_error_names_its_field(
+    tmp_path: Path, candidates: dict[str, Any], path: str, says: str
+) -> None:
+    context = with_evaluation(tmp_path)
+    context["fine_tunings"]["assistant"]["candidates"] = candidates
+    errors = errors_of(context, tmp_path)
+    full = f"fine_tunings.assistant.{path}"
+    assert full in errors, errors
+    assert says in errors[full]
+
+
+def test_candidates_without_an_evaluation_are_rejected(tmp_path: Path) -> None:
+    context = context_with(tmp_path)
+    context["fine_tunings"]["assistant"]["candidates"] = {"slow": {"hyperparameters": {"epochCount": 1}}}
+    errors = errors_of(context, tmp_path)
+    assert errors["fine_tunings.assistant.candidates"].startswith("candidates need an evaluation")

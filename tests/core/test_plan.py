@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from finetune.core.config import ConfigError, parse_config
 from finetune.core.plan import plan_app
+from finetune.core.prices import base_inference
 from tests.conftest import DATA_ROOT, PROJECT_ROOT, sample_context
 
 ON_DEMAND_PROJECT = PROJECT_ROOT / "tests" / "fixtures" / "on_demand"
@@ -92,3 +96,120 @@ def test_the_budget_and_the_estimates_are_recorded_for_reviewers() -> None:
     }
     dev = next(p for p in plans if p.config.stack_name == "dev-support-assistant")
     assert "budget" not in dev.describe() and dev.training_budget is None
+
+
+# Evaluation and candidates -----------------------------------------------------------------------
+
+
+def sql_generator(context: dict[str, Any]) -> dict[str, Any]:
+    return context["fine_tunings"]["sql-generator"]  # type: ignore[no-any-return]
+
+
+def plan_errors(context: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as raised:
+        plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
+    return {error.path: error.message for error in raised.value.errors}
+
+
+def test_the_sample_plans_a_gate_and_a_candidate_per_environment() -> None:
+    plans, _ = plan_app(parse_config(sample_context(), DATA_ROOT), DATA_ROOT)
+    prod = next(p for p in plans if p.config.environment.name == "prod" and p.config.name == "sql-generator")
+    assert prod.evaluation is not None and prod.evaluation.data.records == 24
+    [gentle] = prod.candidates
+    assert gentle.config.trial_name == "gentle" and gentle.evaluation == prod.evaluation
+    assert gentle.hyperparameters["learningRate"] == "5e-05" and gentle.hyperparameters["epochCount"] == "2"
+    assert gentle.job_spec.job_name != prod.job_spec.job_name
+    assert gentle.job_spec.custom_model_name != prod.job_spec.custom_model_name
+    described = prod.describe()
+    assert described["candidates"]["gentle"]["jobName"] == gentle.job_spec.job_name
+    assert described["evaluation"]["gate"] == {
+        "minimums": {"Builtin.Correctness": "0.7"},
+        "maximums": {},
+        "beatBase": True,
+    }
+    assert set(described["evaluation"]["costPerTrial"]) == {"main", "gentle"}
+
+
+def test_a_trials_cost_is_its_temporary_endpoint_base_and_judge_inference() -> None:
+    plans, _ = plan_app(parse_config(sample_context(), DATA_ROOT), DATA_ROOT)
+    prod = next(p for p in plans if p.config.environment.name == "prod" and p.config.name == "sql-generator")
+    cost = prod.evaluation_cost
+    assert cost is not None and prod.evaluation is not None
+    # Llama 3.1 8B has no on-demand deployment: one no-commitment PT unit for max_hours (8 h).
+    hourly = prod.cost.prices.pt_per_hour("none").value
+    assert hourly is not None and cost.endpoint.value == pytest.approx(8 * hourly)
+    assert cost.endpoint_how == "1 no-commitment PT unit for at most 8 h (max_hours)"
+    tokens, prompts = prod.evaluation.data.estimated_tokens, prod.evaluation.data.records
+    responses = prompts * 512
+    # beat_base: the base model answers once; the judge (Nova Pro) scores 2 metrics of both models.
+    base_price = base_inference(prod.config.base_model)
+    judge_price = base_inference("us.amazon.nova-pro-v1:0")
+    assert (
+        base_price.input_per_1k_tokens.value is not None and judge_price.input_per_1k_tokens.value is not None
+    )
+    assert (
+        base_price.output_per_1k_tokens.value is not None
+        and judge_price.output_per_1k_tokens.value is not None
+    )
+    assert cost.base.value == pytest.approx(
+        tokens / 1000 * base_price.input_per_1k_tokens.value
+        + responses / 1000 * base_price.output_per_1k_tokens.value
+    )
+    assert cost.judge.value == pytest.approx(
+        2 * 2 * (tokens + responses) / 1000 * judge_price.input_per_1k_tokens.value
+        + 2 * 2 * prompts * 300 / 1000 * judge_price.output_per_1k_tokens.value
+    )
+    parts = [cost.endpoint.value, cost.base.value, cost.judge.value]
+    assert None not in parts and cost.total.value == pytest.approx(sum(p for p in parts if p is not None))
+
+
+def test_a_candidate_on_a_model_of_another_data_format_is_rejected_with_the_reason() -> None:
+    context = copy.deepcopy(sample_context())
+    sql_generator(context)["candidates"] = {"nova": {"base_model": "amazon.nova-micro-v1:0:128k"}}
+    errors = plan_errors(context)
+    message = errors["fine_tunings.sql-generator.candidates.nova.base_model"]
+    assert message.startswith(
+        "Nova Micro trains on bedrock-conversation-2024 data, but the fine-tuning's data"
+    )
+    assert "prompt-completion format" in message and "no conversion between the two is documented" in message
+
+
+def test_a_candidate_that_trains_what_the_main_trial_trains_is_rejected() -> None:
+    context = copy.deepcopy(sample_context())
+    sql_generator(context)["candidates"] = {"same": {"hyperparameters": {"epochCount": 3}}}
+    context["environments"]["dev"]["overrides"].pop("sql-generator")
+    errors = plan_errors(context)
+    assert errors["fine_tunings.sql-generator.candidates.same"].startswith(
+        "trains exactly what 'main' trains"
+    )
+
+
+def test_a_candidates_hyperparameters_are_checked_against_its_own_model() -> None:
+    context = copy.deepcopy(sample_context())
+    sql_generator(context)["candidates"] = {"hot": {"hyperparameters": {"learningRate": 5}}}
+    errors = plan_errors(context)
+    assert any(
+        path == "fine_tunings.sql-generator.candidates.hot.hyperparameters.learningRate" for path in errors
+    ), errors
+
+
+def test_an_evaluation_dataset_error_is_reported_at_its_file_and_line(tmp_path: Path) -> None:
+    data_root = tmp_path / "training_data"
+    shutil.copytree(DATA_ROOT, data_root)
+    (data_root / "sql-generator" / "evaluation.jsonl").write_text('{"prompt": "p"}\n{"promt": "q"}\n')
+    with pytest.raises(ConfigError) as raised:
+        plan_app(parse_config(sample_context(), data_root), data_root)
+    messages = [str(error) for error in raised.value.errors]
+    assert (
+        "training_data/sql-generator/evaluation.jsonl:2: unknown key 'promt'; accepted: prompt, referenceResponse, "
+        "category (data of fine_tunings.sql-generator.evaluation.dataset)"
+    ) in messages, messages
+
+
+def test_a_candidate_over_the_training_budget_fails_with_its_name() -> None:
+    context = copy.deepcopy(sample_context())
+    sql_generator(context)["candidates"] = {"long": {"hyperparameters": {"epochCount": 10}}}
+    context["environments"]["prod"]["budget"]["training_usd"] = 0.2
+    errors = plan_errors(context)
+    message = errors["environments.prod.budget.training_usd"]
+    assert message.startswith("sql-generator (candidate long): estimated training"), message
