@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_constructs.bedrock_customization_role import BEDROCK_SERVICE
-from cdk_constructs.nag import acknowledge_wildcard_resources, prefix_objects
+from cdk_constructs.nag import acknowledge_wildcard_resources, as_finding_texts, prefix_objects
 from finetune.core.names import EVALUATION_DATA_PREFIX, EVALUATION_PREFIX
 
 # What the evaluation job invokes (Bedrock user guide, "Service role requirements for automatic model
@@ -194,11 +194,13 @@ class ModelEvaluationRole(Construct):
         return combined
 
     def _model_patterns(self) -> dict[str, str]:
+        """{model ARN pattern with a wildcard (as cdk-nag spells it): reason}."""
+        texts = as_finding_texts(self, self.models)
         return {
             model: "The evaluated and judge models are given to this construct as ARN patterns; "
             "evaluation jobs may invoke exactly the models these patterns name."
-            for model in self.models
-            if "*" in model or cdk.Token.is_unresolved(model)
+            for model, text in zip(self.models, texts, strict=True)
+            if "*" in text
         }
 
     def _check_models(self, models: Sequence[str]) -> None:
