@@ -43,13 +43,17 @@ class ModelEvaluationRole(Construct):
       `kms:GenerateDataKey`, `kms:DescribeKey`, only through S3 in this region (`kms:ViaService`,
       user guide "AWS Key Management Service support in model evaluation jobs"): never directly.
 
-    Not granted: `s3:ListBucketMultipartUploads`, which the user guide's example lists for the output
-    bucket: it takes no `s3:prefix` condition, so it would show upload keys of the whole bucket; and
-    `bedrock:CreateModelInvocationJob`/`StopModelInvocationJob` and the Get* model look-ups of the
-    guide's examples, which an invocation through `InvokeModel` does not use.
+    Not granted, although the user guide's examples list them: `s3:ListBucketMultipartUploads` (it
+    takes no `s3:prefix` condition, so it would show upload keys of the whole bucket), and
+    `bedrock:CreateModelInvocationJob`/`StopModelInvocationJob` and the Get* look-ups of models,
+    profiles and provisioned throughputs (the guide does not say what a job uses them for; add them
+    when a job is seen to fail without them).
 
+    `evaluated_models` may be empty for a BYOI job (Bedrock invokes only the judge); a role that could
+    invoke no model at all is refused, as is anything that is not a Bedrock ARN (pattern).
     `grant_run_evaluations(grantee)` lets a principal start, read, stop and list evaluation jobs with
-    this role. Created resources: `self.role`, `self.policy`.
+    this role. Created resources: `self.role`, `self.policy`; `self.models` is the deduplicated
+    evaluated + judge ARNs the policy names.
     """
 
     def __init__(
