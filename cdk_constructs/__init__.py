@@ -3,6 +3,7 @@
 from cdk_constructs.bedrock_customization_role import BedrockCustomizationRole
 from cdk_constructs.customization_job_trigger import CustomizationJobTrigger
 from cdk_constructs.lambda_function import FinetuneFunction
+from cdk_constructs.model_evaluation_role import ModelEvaluationRole, inference_profile_arns
 from cdk_constructs.nag import acknowledge
 from cdk_constructs.notification_topic import NotificationTopic
 from cdk_constructs.serving_lifecycle import ServingLifecycle
@@ -13,10 +14,12 @@ __all__ = [
     "BedrockCustomizationRole",
     "CustomizationJobTrigger",
     "FinetuneFunction",
+    "ModelEvaluationRole",
     "NotificationTopic",
     "ServingLifecycle",
     "TrainingDataBucket",
     "TrainingDataUpload",
     "TrainingDataUploadFunction",
     "acknowledge",
+    "inference_profile_arns",
 ]

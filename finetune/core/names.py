@@ -42,6 +42,10 @@ TRAINING_PREFIX = "training/"
 VALIDATION_PREFIX = "validation/"
 OUTPUT_PREFIX = "output/"
 INCOMING_PREFIX = "incoming/"
+# The evaluation gate's prefixes: the evaluation role reads prompt datasets under the first and
+# writes results (and reads the BYOI responses staged there) under the second.
+EVALUATION_DATA_PREFIX = "evaluation-data/"
+EVALUATION_PREFIX = "evaluation/"
 
 # Tags on every resource of a fine-tuning, Bedrock's included (ownership is name AND tags).
 ENVIRONMENT_TAG = "finetune:environment"

@@ -53,6 +53,7 @@ def standalone() -> Iterator[Standalone]:
         BedrockCustomizationRole,
         CustomizationJobTrigger,
         FinetuneFunction,
+        ModelEvaluationRole,
         NotificationTopic,
         ServingLifecycle,
         TrainingDataBucket,
@@ -79,6 +80,15 @@ def standalone() -> Iterator[Standalone]:
     role_stack = stack("Role")
     BedrockCustomizationRole(
         role_stack, "CustomizationRole", bucket=TrainingDataBucket(role_stack, "Data").bucket
+    )
+
+    evaluation_stack = stack("Evaluation")
+    ModelEvaluationRole(
+        evaluation_stack,
+        "EvaluationRole",
+        bucket=TrainingDataBucket(evaluation_stack, "Data").bucket,
+        evaluated_models=["arn:aws:bedrock:us-west-2:123456789012:provisioned-model/*"],
+        judge_models=["arn:aws:bedrock:us-west-2::foundation-model/meta.llama3-1-70b-instruct-v1:0"],
     )
 
     NotificationTopic(stack("Topic"), "Notifications", emails=["team@example.com"])
@@ -146,7 +156,9 @@ def standalone() -> Iterator[Standalone]:
 
 
 @pytest.mark.synth
-@pytest.mark.parametrize("name", ["Bucket", "Role", "Topic", "Function", "Upload", "Trigger", "Serving"])
+@pytest.mark.parametrize(
+    "name", ["Bucket", "Role", "Evaluation", "Topic", "Function", "Upload", "Trigger", "Serving"]
+)
 def test_each_construct_synthesizes_alone_with_encryption_and_cdk_nag_clean(
     standalone: Standalone, name: str
 ) -> None:
