@@ -54,7 +54,8 @@ class CustomizationJobTrigger(Construct):
     objects; its own deployed-job parameter; publish to `topic`.
 
     Created resources: `self.function` (FinetuneFunction), `self.job` (the custom resource),
-    `self.upload_rule`. Attributes for others: `self.job_name`, `self.job_arn`.
+    `self.upload_rule`, and one job resource per `add_candidate` (`self.candidate_jobs`).
+    Attributes for others: `self.job_name`, `self.job_arn`.
     """
 
     def __init__(
@@ -87,17 +88,23 @@ class CustomizationJobTrigger(Construct):
             raise ValueError(f"{self.node.path}: the job cannot be started: " + "; ".join(problems))
         encryption_key = encryption_key or training_bucket.encryption_key
         bucket = training_bucket.bucket
-        template = JobTemplate.for_spec(
-            spec,
-            role_arn=customization_role.role_arn,
-            output_s3_uri=names.s3_uri(bucket.bucket_name, names.output_key_prefix(spec.fine_tuning)),
-            validation_s3_uri=validation_upload.resource.get_att_string("S3Uri")
-            if validation_upload
-            else None,
-            kms_key_arn=encryption_key.key_arn,
-            stop_superseded=stop_superseded,
-            training_budget=training_budget,
-        )
+        self._training_upload, self._stop_on_delete = training_upload, stop_on_delete
+
+        def template_for(job: JobSpec, budget: TrainingBudget | None) -> JobTemplate:
+            return JobTemplate.for_spec(
+                job,
+                role_arn=customization_role.role_arn,
+                output_s3_uri=names.s3_uri(bucket.bucket_name, names.output_key_prefix(job.fine_tuning)),
+                validation_s3_uri=validation_upload.resource.get_att_string("S3Uri")
+                if validation_upload
+                else None,
+                kms_key_arn=encryption_key.key_arn,
+                stop_superseded=stop_superseded,
+                training_budget=budget,
+            )
+
+        self._template_for = template_for
+        template = template_for(spec, training_budget)
         trigger = TriggerEnvironment(template, topic.topic_arn)
         self.function = FinetuneFunction(
             self,
@@ -124,6 +131,8 @@ class CustomizationJobTrigger(Construct):
         )
         self.job_name = spec.job_name
         self.job_arn = self.job.get_att_string("JobArn")
+        self.candidate_jobs: dict[str, cdk.CustomResource] = {}
+        self.candidate_job_names: dict[str, str] = {}
 
         self.upload_rule = events.Rule(
             self,
@@ -139,6 +148,45 @@ class CustomizationJobTrigger(Construct):
             ),
             targets=[self.function.rule_target()],
         )
+
+    def add_candidate(
+        self, name: str, spec: JobSpec, training_budget: TrainingBudget | None = None
+    ) -> cdk.CustomResource:
+        """Another job of this fine-tuning, on the same data: a candidate for the evaluation gate.
+
+        It is a `Custom::CustomizationJob` of its own (with a `Trial` property), started and stopped
+        by the same function and rules, but never recorded as the deployed job: uploads and retries
+        retrain the fine-tuning's own settings only. `spec` must train the same data as the main job.
+        """
+        stack = cdk.Stack.of(self)
+        problems = check_job_spec(spec, stack.region)
+        if spec.training_sha256 != self._training_upload.sha256:
+            problems.append("a candidate trains on the fine-tuning's own training data")
+        if name == names.MAIN_TRIAL or name in self.candidate_jobs:
+            problems.append(f"the name {name!r} is taken")
+        if spec.job_name in (self.job_name, *self.candidate_job_names.values()):
+            problems.append(f"it trains what another job of this fine-tuning trains ({spec.job_name})")
+        if problems:
+            raise ValueError(
+                f"{self.node.path}: candidate {name!r} cannot be started: " + "; ".join(problems)
+            )
+        resource = JobResource(
+            self._template_for(spec, training_budget),
+            training_s3_uri=self._training_upload.resource.get_att_string("S3Uri"),
+            training_sha256=spec.training_sha256,
+            stop_on_delete=self._stop_on_delete,
+            trial=name,
+        )
+        job = self.function.custom_resource(
+            self,
+            f"Candidate-{name}",
+            resource_type=JobResource.RESOURCE_TYPE,
+            properties=resource.to_properties(),
+        )
+        job.node.add_dependency(self.job)  # one job start at a time per deploy, the main job first
+        self.candidate_jobs[name] = job
+        self.candidate_job_names[name] = spec.job_name
+        return job
 
     def _grant(
         self,

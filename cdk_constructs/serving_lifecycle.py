@@ -22,8 +22,15 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from cdk_constructs.lambda_function import FinetuneFunction
+from cdk_constructs.model_evaluation_role import ModelEvaluationRole
+from cdk_constructs.nag import prefix_objects
+from cdk_constructs.training_data_bucket import TrainingDataBucket
 from finetune.core import names
-from finetune.core.contracts import ContractError, ServingResource, ServingSettings
+from finetune.core.contracts import ContractError, EvaluationGate, ServingResource, ServingSettings
+
+# With an evaluation gate, temporary endpoints bill by the hour until an evaluation's end is seen:
+# the reconcile runs this often (a Lambda run costs next to nothing).
+GATED_RECONCILE_EVERY = cdk.Duration.minutes(15)
 
 
 class ServingLifecycle(Construct):
@@ -45,6 +52,16 @@ class ServingLifecycle(Construct):
     environment's `allow_commitment` decide); its own SSM parameters and alarms (listing alarms takes `*`: DescribeAlarms has no
     narrower resource); publish to `topic`.
 
+    With a `gate` (an evaluation gate: `evaluation_role` and `training_bucket` are then required),
+    nothing is served before the gate names a winner: after each trial's job completes, the function
+    makes its model invocable on a temporary endpoint (tagged as this stack's), runs Bedrock
+    evaluation jobs with `evaluation_role`, records scores and verdicts in SSM, tears the temporary
+    endpoint down and serves the best trial that passed (`finetune.aws.trials`). It then also may:
+    run evaluation jobs with that role (its `grant_run_evaluations`), invoke this account's on-demand
+    deployments (to generate the responses of a deployment, which an evaluation job cannot invoke),
+    read the staged dataset under `evaluation-data/` and write and read under `evaluation/`. The
+    reconcile runs every `GATED_RECONCILE_EVERY` (15 minutes) unless `reconcile_every` says otherwise.
+
     Created resources: `self.function`, `self.resource`, `self.job_state_rule`, `self.schedule`.
     """
 
@@ -58,12 +75,21 @@ class ServingLifecycle(Construct):
         serving: ServingSettings,
         topic: sns.ITopic,
         encryption_key: kms.IKey | None = None,
-        reconcile_every: cdk.Duration = cdk.Duration.hours(1),
+        reconcile_every: cdk.Duration | None = None,
         removal_policy: cdk.RemovalPolicy = cdk.RemovalPolicy.RETAIN,
         stop_jobs_on_destroy: bool = False,
         delete_models_on_destroy: bool = False,
+        gate: EvaluationGate | None = None,
+        evaluation_role: ModelEvaluationRole | None = None,
+        training_bucket: TrainingDataBucket | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if gate is not None and (evaluation_role is None or training_bucket is None):
+            raise ValueError(
+                f"{self.node.path}: an evaluation gate needs evaluation_role and training_bucket"
+            )
+        if reconcile_every is None:
+            reconcile_every = GATED_RECONCILE_EVERY if gate is not None else cdk.Duration.hours(1)
         stack = cdk.Stack.of(self)
         try:  # checked here too: code that builds the construct without a cdk.json gets the same rules
             resource = ServingResource(
@@ -75,6 +101,7 @@ class ServingLifecycle(Construct):
                 stop_jobs_on_destroy=stop_jobs_on_destroy,
                 delete_models_on_destroy=delete_models_on_destroy,
                 stack_id=stack.stack_id,
+                gate=gate,
             )
         except ContractError as error:
             raise ValueError(f"{self.node.path}: {error}") from None
@@ -92,6 +119,8 @@ class ServingLifecycle(Construct):
         )
         encryption_key = self.function.encryption_key
         self._grant(environment, fine_tuning, topic, encryption_key)
+        if evaluation_role is not None and training_bucket is not None:
+            self._grant_gate(evaluation_role, training_bucket)
 
         target = self.function.rule_target()
         self.job_state_rule = events.Rule(
@@ -120,6 +149,33 @@ class ServingLifecycle(Construct):
         self.job_state_rule.node.add_dependency(self.resource)
         self.schedule.node.add_dependency(self.resource)
         self.endpoint_arn = self.resource.get_att_string("EndpointArn")
+
+    def _grant_gate(self, evaluation_role: ModelEvaluationRole, training_bucket: TrainingDataBucket) -> None:
+        stack = cdk.Stack.of(self)
+        function = self.function
+        evaluation_role.grant_run_evaluations(function)
+        deployments = stack.format_arn(
+            service="bedrock", resource="custom-model-deployment", resource_name="*"
+        )
+        function.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                # Converse on a temporary on-demand deployment: its responses for a BYOI evaluation.
+                sid="GenerateResponsesOfOwnDeployments",
+                actions=["bedrock:InvokeModel"],
+                resources=[deployments],
+            )
+        )
+        training_bucket.grant_read(function, names.EVALUATION_DATA_PREFIX)
+        training_bucket.grant_read(function, names.EVALUATION_PREFIX)
+        training_bucket.grant_write(function, names.EVALUATION_PREFIX)
+        function.acknowledge_wildcard_resources(
+            prefix_objects(
+                training_bucket.bucket,
+                [names.EVALUATION_DATA_PREFIX, names.EVALUATION_PREFIX],
+                "Evaluation jobs write results under names they choose; the function reads the dataset "
+                "and those results, and writes generated responses, within one prefix of this stack's bucket.",
+            )
+        )
 
     def _grant(self, environment: str, fine_tuning: str, topic: sns.ITopic, encryption_key: kms.IKey) -> None:
         stack = cdk.Stack.of(self)

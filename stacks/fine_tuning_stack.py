@@ -105,6 +105,10 @@ class FineTuningStack(cdk.Stack):
         )
         # Bedrock reads the data with the customization role: its policy must exist before a job starts.
         self.job_trigger.job.node.add_dependency(self.customization_role)
+        for candidate in plan.candidates:
+            self.job_trigger.add_candidate(
+                candidate.config.trial_name, candidate.job_spec, candidate.training_budget
+            )
 
         self.serving = ServingLifecycle(
             self,
@@ -124,6 +128,8 @@ class FineTuningStack(cdk.Stack):
         # delete, the upload rule goes before serving's teardown, which stops the running jobs
         # before it deletes what serves: nothing can start or complete behind it.
         self.serving.resource.node.add_dependency(self.job_trigger.job)
+        for candidate_job in self.job_trigger.candidate_jobs.values():
+            self.serving.resource.node.add_dependency(candidate_job)
         self.job_trigger.upload_rule.node.add_dependency(self.serving.resource)
 
         self.add_metadata("FineTuning", plan.describe())

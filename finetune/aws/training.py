@@ -150,6 +150,8 @@ def on_delete(clients: TrainingClients, physical_id: str, properties: Mapping[st
     - The deployed job (the stack is being deleted): stopped when StopOnDelete is "true".
     - A job a newer deploy or upload replaced (CloudFormation's cleanup after an update or a
       rollback): stopped when StopSuperseded is "true".
+    - A candidate's job (`Trial`): stopped when either rule is "true" (its stack is deleted, or
+      the candidate was changed or removed: no gate will evaluate it).
     """
     environment, fine_tuning = str(properties.get("Environment", "")), str(properties.get("FineTuning", ""))
     if not names.owns_job(environment, fine_tuning, physical_id):
@@ -161,7 +163,12 @@ def on_delete(clients: TrainingClients, physical_id: str, properties: Mapping[st
         log("delete-placeholder", physical_id=physical_id, stopped=orphans)
         return
     deployed = jobs.read_deployed_job(clients.ssm, environment, fine_tuning)
-    if deployed is None or deployed.job_name == physical_id:
+    if properties.get("Trial"):
+        # A candidate's job: deleted with its stack, or replaced or removed by a deploy; either
+        # way it trains for nobody once stopping is what the environment asks for.
+        stop = _flag(properties.get("StopOnDelete")) or _flag(properties.get("StopSuperseded"))
+        rule = f"candidate {properties.get('Trial')}: StopOnDelete or StopSuperseded"
+    elif deployed is None or deployed.job_name == physical_id:
         stop, rule = _flag(properties.get("StopOnDelete")), "StopOnDelete"
     else:
         stop, rule = (

@@ -24,7 +24,7 @@ from typing import Any, Literal, cast
 from finetune.core import evaluation as evaluation_rules
 from finetune.core.contracts import COMMITMENTS, MODES, Commitment, Mode, ServingSettings, serving_problems
 from finetune.core.evaluation import EvaluationSettings, Gate
-from finetune.core.names import resource_tags
+from finetune.core.names import MAIN_TRIAL, resource_tags
 from finetune.core.prices import PRICE_FIELDS
 
 RemovalPolicy = Literal["retain", "destroy"]
@@ -85,8 +85,6 @@ EVALUATION_KEYS = (
     "temperature",
 )
 GATE_KEYS = ("minimums", "maximums", "beat_base")
-# The trial of the fine-tuning's own settings; candidates are named otherwise.
-MAIN_TRIAL = "main"
 SERVING_KEYS = ("mode", "model_units", "commitment", "idle_alarm_hours", "expected_tokens_per_month")
 # Fields of a fine-tuning that are maps: an override merges into them key by key.
 MERGED_FIELDS = ("hyperparameters", "serving")

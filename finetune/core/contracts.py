@@ -26,6 +26,7 @@ from typing import Any, Literal, cast
 from urllib.parse import unquote_plus
 
 from finetune.core import names
+from finetune.core.evaluation import EvaluationSettings, Gate, settings_problems
 from finetune.core.names import JobSpec
 
 Mode = Literal["provisioned", "on_demand", "none"]
@@ -197,6 +198,7 @@ class ServingResource:
     stop_jobs_on_destroy: bool = False
     delete_models_on_destroy: bool = False
     stack_id: str | None = None
+    gate: EvaluationGate | None = None
 
     RESOURCE_TYPE = "Custom::ServingLifecycle"
     ENVIRONMENT_VARIABLE = "FINETUNE_SERVING"
@@ -231,6 +233,8 @@ class ServingResource:
             "StopJobsOnDestroy": flag(self.stop_jobs_on_destroy),
             "DeleteModelsOnDestroy": flag(self.delete_models_on_destroy),
             "StackId": self.stack_id or "",
+            # Only for a gated fine-tuning: the properties of the others stay as they were.
+            **({EvaluationGate.PROPERTY: self.gate.to_json()} if self.gate else {}),
         }
 
     @classmethod
@@ -246,6 +250,8 @@ class ServingResource:
         stop_jobs, delete_models = read.flag("StopJobsOnDestroy"), read.flag("DeleteModelsOnDestroy")
         topic_arn, stack_id = read.optional("TopicArn"), read.optional("StackId")
         read.check()
+        gate_json = properties.get(EvaluationGate.PROPERTY)
+        gate = EvaluationGate.from_json(str(gate_json), where=where) if gate_json else None
         try:
             return cls(
                 environment=environment,
@@ -256,6 +262,7 @@ class ServingResource:
                 stop_jobs_on_destroy=stop_jobs,
                 delete_models_on_destroy=delete_models,
                 stack_id=stack_id,
+                gate=gate,
             )
         except ContractError as error:
             raise ContractError(where, error.problems) from None
@@ -266,6 +273,149 @@ class ServingResource:
         return cls.from_properties(
             json_object(environ.get(cls.ENVIRONMENT_VARIABLE), cls.ENVIRONMENT_VARIABLE, where), where=where
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation gate
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GateTrial:
+    """One trial the gate evaluates: the fine-tuning's own job (names.MAIN_TRIAL) or a candidate's.
+
+    `job_name`: the job synth named (for the main trial the serving function reads the job recorded
+    as deployed instead: uploads and retries replace it). `serving_usd_per_30_days`: for ranking
+    ties (None: unknown). `on_demand`: the model has an on-demand deployment in the region.
+    """
+
+    name: str
+    job_name: str
+    base_model: str
+    serving_usd_per_30_days: float | None = None
+    on_demand: bool = False
+
+
+@dataclass(frozen=True)
+class EvaluationGate:
+    """The evaluation gate of a fine-tuning, as the serving function reads it (the `EvaluationGate`
+    property of `Custom::ServingLifecycle`, a JSON object, present only for a gated fine-tuning).
+
+    `dataset_key`: the staged prompt dataset in `bucket`; results and BYOI responses go under
+    `output_prefix`. `role_arn`: the evaluation jobs' service role.
+    """
+
+    settings: EvaluationSettings
+    trials: tuple[GateTrial, ...]
+    role_arn: str
+    bucket: str
+    dataset_key: str
+    output_prefix: str = names.EVALUATION_PREFIX
+    kms_key_arn: str | None = None
+
+    PROPERTY = "EvaluationGate"
+
+    def __post_init__(self) -> None:
+        problems = [f"settings.{field}: {message}" for field, message in settings_problems(self.settings)]
+        trial_names = [trial.name for trial in self.trials]
+        if names.MAIN_TRIAL not in trial_names or len(set(trial_names)) != len(trial_names):
+            problems.append(
+                f"trials {trial_names} must name {names.MAIN_TRIAL!r} once and each candidate once"
+            )
+        for key, value in (
+            ("role_arn", self.role_arn),
+            ("bucket", self.bucket),
+            ("dataset_key", self.dataset_key),
+        ):
+            if not value:
+                problems.append(f"{key} must not be empty")
+        if not self.output_prefix.endswith("/"):
+            problems.append(f"output_prefix {self.output_prefix!r} must end with '/'")
+        if problems:
+            raise ContractError("evaluation gate", problems)
+
+    def to_json(self) -> str:
+        settings = self.settings
+        return json.dumps(
+            {
+                "settings": {
+                    "dataset": settings.dataset,
+                    "metrics": list(settings.metrics),
+                    "taskType": settings.task_type,
+                    "judgeModel": settings.judge_model,
+                    "gate": {
+                        "minimums": dict(settings.gate.minimums),
+                        "maximums": dict(settings.gate.maximums),
+                        "beatBase": settings.gate.beat_base,
+                    },
+                    "maxHours": settings.max_hours,
+                    "maxTokens": settings.max_tokens,
+                    "temperature": settings.temperature,
+                },
+                "trials": [
+                    {
+                        "name": trial.name,
+                        "jobName": trial.job_name,
+                        "baseModel": trial.base_model,
+                        "servingUsdPer30Days": trial.serving_usd_per_30_days,
+                        "onDemand": trial.on_demand,
+                    }
+                    for trial in self.trials
+                ],
+                "roleArn": self.role_arn,
+                "bucket": self.bucket,
+                "datasetKey": self.dataset_key,
+                "outputPrefix": self.output_prefix,
+                "kmsKeyArn": self.kms_key_arn or "",
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str) -> EvaluationGate:
+        """The gate, or ContractError naming what is missing or malformed."""
+        try:
+            value = json.loads(text)
+            raw, gate = value["settings"], value["settings"]["gate"]
+            settings = EvaluationSettings(
+                dataset=str(raw["dataset"]),
+                metrics=tuple(str(metric) for metric in raw["metrics"]),
+                gate=Gate(
+                    minimums={str(k): float(v) for k, v in gate["minimums"].items()},
+                    maximums={str(k): float(v) for k, v in gate["maximums"].items()},
+                    beat_base=bool(gate["beatBase"]),
+                ),
+                task_type=str(raw["taskType"]),
+                judge_model=str(raw["judgeModel"]) if raw.get("judgeModel") else None,
+                max_hours=int(raw["maxHours"]),
+                max_tokens=int(raw["maxTokens"]),
+                temperature=float(raw["temperature"]),
+            )
+            trials = tuple(
+                GateTrial(
+                    name=str(trial["name"]),
+                    job_name=str(trial["jobName"]),
+                    base_model=str(trial["baseModel"]),
+                    serving_usd_per_30_days=None
+                    if trial.get("servingUsdPer30Days") is None
+                    else float(trial["servingUsdPer30Days"]),
+                    on_demand=bool(trial.get("onDemand")),
+                )
+                for trial in value["trials"]
+            )
+            fields = (str(value["roleArn"]), str(value["bucket"]), str(value["datasetKey"]))
+            output_prefix, kms_key_arn = str(value["outputPrefix"]), str(value.get("kmsKeyArn") or "") or None
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise ContractError(
+                where, [f"{cls.PROPERTY} is not a gate's JSON ({type(error).__name__}: {error})"]
+            ) from None
+        try:
+            return cls(settings, trials, *fields, output_prefix=output_prefix, kms_key_arn=kms_key_arn)
+        except ContractError as error:
+            raise ContractError(where, error.problems) from None
+
+    def trial(self, name: str) -> GateTrial:
+        return next(trial for trial in self.trials if trial.name == name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -567,12 +717,18 @@ class JobTemplate:
 @dataclass(frozen=True)
 class JobResource:
     """`Custom::CustomizationJob`'s properties: the template, the training data, the job's names
-    (so that `cdk diff` shows which job a deploy starts, and why) and `stop_on_delete`."""
+    (so that `cdk diff` shows which job a deploy starts, and why) and `stop_on_delete`.
+
+    `trial`: names.MAIN_TRIAL for the fine-tuning's own job (the one recorded as deployed, which
+    uploads and retries replace); a candidate's name for a candidate's job, which is trained for the
+    evaluation gate and recorded nowhere else.
+    """
 
     template: JobTemplate
     training_s3_uri: str
     training_sha256: str
     stop_on_delete: bool = False
+    trial: str = names.MAIN_TRIAL
 
     RESOURCE_TYPE = "Custom::CustomizationJob"
 
@@ -595,7 +751,13 @@ class JobResource:
             "CustomModelName": spec.custom_model_name,
             "JobDigest": spec.digest,
             "StopOnDelete": flag(self.stop_on_delete),
+            # Only for a candidate: the main job's properties stay as they were.
+            **({"Trial": self.trial} if self.is_candidate else {}),
         }
+
+    @property
+    def is_candidate(self) -> bool:
+        return self.trial != names.MAIN_TRIAL
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> JobResource:
@@ -608,8 +770,9 @@ class JobResource:
         training_sha256 = read.required("TrainingSha256")
         job_name, job_digest = read.required("JobName"), read.required("JobDigest")
         stop_on_delete = read.flag("StopOnDelete")
+        trial = read.optional("Trial") or names.MAIN_TRIAL
         read.check()
-        resource = cls(template, training_s3_uri, training_sha256, stop_on_delete)
+        resource = cls(template, training_s3_uri, training_sha256, stop_on_delete, trial)
         try:
             resource.request()
         except ValueError as error:

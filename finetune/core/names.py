@@ -47,6 +47,9 @@ INCOMING_PREFIX = "incoming/"
 EVALUATION_DATA_PREFIX = "evaluation-data/"
 EVALUATION_PREFIX = "evaluation/"
 
+# The trial of a fine-tuning's own settings; its candidates (`fine_tunings.<ft>.candidates`) are named.
+MAIN_TRIAL = "main"
+
 # Tags on every resource of a fine-tuning, Bedrock's included (ownership is name AND tags).
 ENVIRONMENT_TAG = "finetune:environment"
 FINE_TUNING_TAG = "finetune:fine-tuning"

@@ -16,7 +16,7 @@ from typing import Any
 
 from finetune.core import catalog, dataset
 from finetune.core import checks as catalog_checks
-from finetune.core.config import MAIN_TRIAL, AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
+from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
 from finetune.core.contracts import TrainingBudget
 from finetune.core.cost import (
     CostEstimate,
@@ -30,7 +30,7 @@ from finetune.core.cost import (
 from finetune.core.digest import FileDigest, file_digest
 from finetune.core.evaluation import DatasetCheck, EvaluationSettings, check_dataset
 from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
-from finetune.core.names import JobSpec
+from finetune.core.names import MAIN_TRIAL, JobSpec
 from finetune.core.prices import format_usd
 
 

@@ -131,7 +131,7 @@ def standalone() -> Iterator[Standalone]:
         function=staging,
     )
     role = BedrockCustomizationRole(trigger_stack, "CustomizationRole", bucket=data.bucket)
-    CustomizationJobTrigger(
+    trigger = CustomizationJobTrigger(
         trigger_stack,
         "Trigger",
         spec=spec(),
@@ -140,6 +140,13 @@ def standalone() -> Iterator[Standalone]:
         training_upload=upload,
         topic=topic,
     )
+    trigger.add_candidate("one-epoch", spec(epochCount="1", learningRate="0.0001"))
+    with pytest.raises(ValueError) as refused:
+        trigger.add_candidate("again", spec())
+    assert "it trains what another job of this fine-tuning trains" in str(refused.value)
+    with pytest.raises(ValueError) as refused:
+        trigger.add_candidate("one-epoch", spec(epochCount="3", learningRate="0.0001"))
+    assert "the name 'one-epoch' is taken" in str(refused.value)
 
     serving_stack = stack("Serving")
     ServingLifecycle(
@@ -194,8 +201,10 @@ def test_a_forked_trigger_carries_the_job_and_the_upload_needs_no_hand_computed_
     standalone: Standalone,
 ) -> None:
     template = standalone.template("Trigger")
-    (job,) = template.find_resources("Custom::CustomizationJob").values()
-    assert job["Properties"]["JobName"] == spec().job_name
+    job, candidate = template.find_resources("Custom::CustomizationJob").values()
+    assert job["Properties"]["JobName"] == spec().job_name and "Trial" not in job["Properties"]
+    assert candidate["Properties"]["Trial"] == "one-epoch"
+    assert candidate["Properties"]["JobName"] == spec(epochCount="1", learningRate="0.0001").job_name
     assert job["Properties"]["Hyperparameters"] == '{"epochCount": "2", "learningRate": "0.0001"}'
     (upload,) = template.find_resources("Custom::TrainingDataUpload").values()
     assert upload["Properties"]["Sha256"] == spec().training_sha256

@@ -10,6 +10,8 @@ import pytest
 
 from finetune.core.contracts import (
     ContractError,
+    EvaluationGate,
+    GateTrial,
     JobResource,
     JobStateChange,
     JobTemplate,
@@ -22,6 +24,7 @@ from finetune.core.contracts import (
     UploadResource,
     serving_problems,
 )
+from finetune.core.evaluation import EvaluationSettings, Gate
 from finetune.core.names import JobSpec
 
 SHA = "a" * 64
@@ -218,3 +221,62 @@ def test_events_are_read_into_their_contracts() -> None:
     (upload,) = ObjectUpload.from_event(notification) or []
     assert (upload.key, upload.created) == ("incoming/my data.jsonl", True)
     assert ObjectUpload.from_event({"source": "aws.events"}) is None
+
+
+def test_a_candidates_job_resource_round_trips_with_its_trial_and_the_main_one_has_none() -> None:
+    main = JobResource(TEMPLATE, f"s3://bucket/training/{SHA}/t.jsonl", SHA)
+    assert "Trial" not in main.to_properties() and not main.is_candidate
+    candidate = JobResource(TEMPLATE, f"s3://bucket/training/{SHA}/t.jsonl", SHA, trial="gentle")
+    properties = candidate.to_properties()
+    assert properties["Trial"] == "gentle"
+    assert JobResource.from_properties(properties) == candidate and candidate.is_candidate
+
+
+GATE = EvaluationGate(
+    settings=EvaluationSettings(
+        dataset="assistant/eval.jsonl",
+        metrics=("Builtin.Correctness", "Builtin.Harmfulness"),
+        gate=Gate(
+            minimums={"Builtin.Correctness": 0.7}, maximums={"Builtin.Harmfulness": 0.1}, beat_base=True
+        ),
+        judge_model="us.amazon.nova-pro-v1:0",
+        max_hours=6,
+    ),
+    trials=(
+        GateTrial("main", "dev-assistant-aaaaaaaaaaaa", "meta.llama3-1-8b-instruct-v1:0:128k", 17280.0),
+        GateTrial(
+            "slow", "dev-assistant-bbbbbbbbbbbb", "meta.llama3-1-8b-instruct-v1:0:128k", None, on_demand=True
+        ),
+    ),
+    role_arn="arn:aws:iam::123456789012:role/evaluation",
+    bucket="bucket",
+    dataset_key="evaluation-data/assistant/" + SHA + "/eval.jsonl",
+    kms_key_arn="arn:aws:kms:us-west-2:123456789012:key/k",
+)
+
+
+def test_a_gated_serving_resource_round_trips_and_an_ungated_one_has_no_gate_property() -> None:
+    ungated = ServingResource("dev", "assistant", "us-west-2")
+    assert EvaluationGate.PROPERTY not in ungated.to_properties()
+    gated = replace(ungated, gate=GATE)
+    properties = gated.to_properties()
+    assert json.loads(properties[EvaluationGate.PROPERTY])["trials"][1]["name"] == "slow"
+    assert ServingResource.from_properties(properties) == gated
+    assert ServingResource.from_environment({"FINETUNE_SERVING": json.dumps(properties)}) == gated
+    assert GATE.trial("slow").on_demand and GATE.trial("main").serving_usd_per_30_days == 17280.0
+
+
+def test_a_malformed_or_inconsistent_gate_is_refused_naming_why() -> None:
+    properties = replace(ServingResource("dev", "assistant", "us-west-2"), gate=GATE).to_properties()
+    with pytest.raises(ContractError) as raised:
+        ServingResource.from_properties({**properties, EvaluationGate.PROPERTY: '{"settings": {}}'})
+    assert "EvaluationGate is not a gate's JSON (KeyError" in str(raised.value)
+    with pytest.raises(ContractError) as raised:
+        replace(GATE, trials=GATE.trials[1:], role_arn="")
+    assert raised.value.problems == [
+        "trials ['slow'] must name 'main' once and each candidate once",
+        "role_arn must not be empty",
+    ]
+    with pytest.raises(ContractError) as raised:
+        replace(GATE, settings=replace(GATE.settings, metrics=("Builtin.Accuracy",)))
+    assert any(problem.startswith("settings.metrics[0]:") for problem in raised.value.problems)

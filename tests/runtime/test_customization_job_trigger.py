@@ -1335,3 +1335,61 @@ def test_the_data_digest_comes_from_the_jobs_tag_when_its_data_is_not_staged_by_
         "digest": spec.digest,
         "source": "deploy",
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# Candidates (the evaluation gate's other trials)
+# --------------------------------------------------------------------------------------------------
+
+
+def candidate_properties(training: bytes, **overrides: str) -> dict[str, str]:
+    """A candidate's job: other hyperparameters on the same data, with its trial's name."""
+    hyperparameters = {**HYPERPARAMETERS, "learningRate": "5e-05"}
+    spec = replace(spec_for(training), hyperparameters=hyperparameters)
+    candidate = {
+        "Hyperparameters": json.dumps(hyperparameters),
+        "JobName": spec.job_name,
+        "CustomModelName": spec.custom_model_name,
+        "JobDigest": spec.digest,
+        "Trial": "gentle",
+    }
+    return {**properties(training), **candidate, **overrides}
+
+
+def test_a_candidates_job_starts_but_is_never_recorded_as_the_deployed_job(aws: Aws) -> None:
+    training = dataset()
+    upload_training(aws.s3, training)
+    main = aws.cloudformation.send("Create", properties(training))
+    props = candidate_properties(training)
+
+    candidate = aws.cloudformation.send("Create", props)
+
+    assert candidate["Status"] == "SUCCESS", candidate["Reason"]
+    assert candidate["PhysicalResourceId"] == props["JobName"] != main["PhysicalResourceId"]
+    assert aws.job_names() == sorted([main["PhysicalResourceId"], props["JobName"]])
+    job = aws.bedrock.get_model_customization_job(jobIdentifier=props["JobName"])
+    assert job["hyperParameters"]["learningRate"] == "5e-05"
+    assert deployed_job(aws) == {
+        "jobName": main["PhysicalResourceId"],
+        "digest": spec_for(training).digest,
+        "source": "deploy",
+    }
+
+
+@pytest.mark.parametrize(
+    ("stop_on_delete", "stop_superseded", "expected"),
+    [("true", "false", "Stopped"), ("false", "true", "Stopped"), ("false", "false", "InProgress")],
+)
+def test_a_candidates_job_is_stopped_on_delete_by_either_rule(
+    aws: Aws, stop_on_delete: str, stop_superseded: str, expected: str
+) -> None:
+    training = dataset()
+    upload_training(aws.s3, training)
+    aws.cloudformation.send("Create", properties(training))
+    props = candidate_properties(training, StopOnDelete=stop_on_delete, StopSuperseded=stop_superseded)
+    name = aws.cloudformation.send("Create", props)["PhysicalResourceId"]
+
+    deleted = aws.cloudformation.send("Delete", props, physical_id=name)
+
+    assert deleted["Status"] == "SUCCESS"
+    assert aws.bedrock.get_model_customization_job(jobIdentifier=name)["status"] == expected
