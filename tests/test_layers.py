@@ -5,6 +5,7 @@ functions), so a new import that breaks the layering fails here."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,18 @@ def test_the_checker_catches_an_upward_import(tmp_path: Path) -> None:
         "finetune.cli (cli, above it)",
         "finetune.cli.rehearsal (cli, above it)",
     ]
+
+
+def test_client_errors_are_read_only_through_finetune_aws_errors() -> None:
+    """One way to read a ClientError's code and message (finding 2): `finetune.aws.errors`."""
+    reads = re.compile(r"""\.response(\.get\(\s*|\[)["']Error["']""")
+    errors_module = PROJECT_ROOT / "finetune" / "aws" / "errors.py"
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}"
+        for folder in ("finetune", "cdk_constructs", "stacks")
+        for path in files(folder)
+        if path != errors_module
+        for number, text in enumerate(path.read_text().splitlines(), start=1)
+        if reads.search(text)
+    ]
+    assert found == []
