@@ -55,22 +55,11 @@ class RetryClients:
 
 def clients_for(region: str, endpoint_url: str | None) -> RetryClients:
     """Clients by the standard credential chain; Lambda's waits as long as the function may run."""
-    import boto3
-    from botocore.config import Config
-
-    lambda_ = boto3.client(
-        "lambda",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=Config(
-            read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
-            connect_timeout=10,
-            retries={"mode": "standard", "max_attempts": 3},
-        ),
-    )
     return RetryClients(
         cloudformation=aws_client("cloudformation", endpoint_url=endpoint_url, region=region),
-        lambda_=lambda_,
+        lambda_=aws_client(
+            "lambda", endpoint_url=endpoint_url, region=region, read_timeout=INVOKE_READ_TIMEOUT_SECONDS
+        ),
         ssm=aws_client("ssm", endpoint_url=endpoint_url, region=region),
     )
 
