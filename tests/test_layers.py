@@ -115,3 +115,26 @@ def test_client_errors_are_read_only_through_finetune_aws_errors() -> None:
         if reads.search(text)
     ]
     assert found == []
+
+
+def test_nothing_cites_a_file_the_repository_does_not_have() -> None:
+    """Sources are public URLs or files of this repository (finding 55): no shared/ notes, no
+    bench/README.md, no DESIGN.md."""
+    cited = re.compile(r"shared/[\w.-]+\.md|bench/README\.md|\bDESIGN\.md")
+    paths = [
+        *(
+            path
+            for folder in ("finetune", "cdk_constructs", "stacks", "bench", "tests")
+            for path in files(folder)
+        ),
+        *(PROJECT_ROOT / name for name in ("Makefile", "README.md", "app.py", "training_data/README.md")),
+    ]
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {match.group()}"
+        for path in paths
+        if path != Path(__file__)
+        for number, text in enumerate(path.read_text().splitlines(), start=1)
+        for match in cited.finditer(text)
+        if not (PROJECT_ROOT / match.group()).exists()
+    ]
+    assert found == []
