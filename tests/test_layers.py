@@ -138,3 +138,15 @@ def test_nothing_cites_a_file_the_repository_does_not_have() -> None:
         if not (PROJECT_ROOT / match.group()).exists()
     ]
     assert found == []
+
+
+def test_constructs_and_stacks_use_no_assert_as_control_flow() -> None:
+    """`python -O` strips asserts: constructs raise with a message instead (finding 4)."""
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
+        for folder in ("cdk_constructs", "stacks")
+        for path in files(folder)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []
