@@ -64,7 +64,7 @@ rehearse: setup
 	$(if $(FINE_TUNING),,$(error FINE_TUNING is required, e.g. make rehearse ENV=dev FINE_TUNING=support-assistant))
 	python -m finetune rehearse $(ENV) $(FINE_TUNING) $(if $(BAD_DATA),--bad-data) $(if $(SERVING),--serving $(SERVING))
 
-## Speed and memory figures, side by side with their baselines (see bench/README.md).
+## Speed and memory figures, side by side with their baselines (see README.md, "Performance").
 bench: setup
 	python -m bench
 

@@ -1,1 +1,1 @@
-"""Benchmarks for the budgets in shared/DESIGN.md, each runnable as `python -m bench.<name>`."""
+"""Benchmarks for the budgets in README.md ("Performance"), each runnable as `python -m bench.<name>`."""

@@ -1,7 +1,7 @@
 """`make bench`: every speed and memory figure of the project, each beside its baseline, in one run.
 
 Figures are medians over alternating runs of the measured code and its baseline (this machine is
-shared and noisy: ratios measured side by side are what the budgets in DESIGN.md are about).
+shared and noisy: ratios measured side by side are what the budgets in README.md ("Performance") are about).
 `python -m bench --quick` runs smaller inputs; both print one line per figure.
 """
 

@@ -1,7 +1,7 @@
 """Lambda cold-start cost of our code: importing each handler vs a bare `import boto3`.
 
 Each import runs in a fresh interpreter (as in a new Lambda sandbox), alternating handler and
-baseline; the budget (DESIGN.md) is a median ratio <= 1.2.
+baseline; the budget (README.md, "Performance") is a median ratio <= 1.2.
 """
 
 from __future__ import annotations

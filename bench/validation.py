@@ -1,6 +1,6 @@
 """Data validation speed and memory: `python -m bench.validation [--quick] [--check]`.
 
-Budget (shared/DESIGN.md): validation >= 0.8x the throughput of a bare `json.loads` line loop on the
+Budget (README.md, "Performance"): validation >= 0.8x the throughput of a bare `json.loads` line loop on the
 same 100+ MB file, and peak memory independent of the file's size.
 
 - Throughput: a generated JSONL file of distinct, valid prompt/completion records (~1 KB each) is

@@ -8,7 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk_constructs.nag import acknowledge_wildcard_resources, prefix_objects
-from finetune.core.names import OUTPUT_PREFIX, TRAINING_PREFIX, VALIDATION_PREFIX
+from finetune.core.names import MEDIA_PREFIX, OUTPUT_PREFIX, TRAINING_PREFIX, VALIDATION_PREFIX
 
 BEDROCK_SERVICE = "bedrock.amazonaws.com"
 
@@ -21,7 +21,8 @@ class BedrockCustomizationRole(Construct):
     Bedrock user guide "Create a service role for model customization").
 
     Permissions, in one customer-managed policy (readable on its own in the template and in IAM):
-    - `s3:GetObject` on `read_prefixes` (default `training/`, `validation/`);
+    - `s3:GetObject` on `read_prefixes` (default `training/`, `validation/`, `media/`: the images
+      and videos records name);
     - `s3:GetObject`, `s3:PutObject` on `write_prefix` (default `output/`);
     - `s3:ListBucket` on the bucket, limited by `s3:prefix` to those prefixes;
     - with a bucket encrypted by a KMS key (the bucket's `encryption_key`): `kms:Decrypt`, `kms:GenerateDataKey`, `kms:DescribeKey` and
@@ -37,7 +38,7 @@ class BedrockCustomizationRole(Construct):
         construct_id: str,
         *,
         bucket: s3.IBucket,
-        read_prefixes: tuple[str, ...] = (TRAINING_PREFIX, VALIDATION_PREFIX),
+        read_prefixes: tuple[str, ...] = (TRAINING_PREFIX, VALIDATION_PREFIX, MEDIA_PREFIX),
         write_prefix: str = OUTPUT_PREFIX,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -61,7 +62,7 @@ class BedrockCustomizationRole(Construct):
         all_prefixes = [*read_prefixes, write_prefix]
         statements = [
             iam.PolicyStatement(
-                sid="ReadTrainingAndValidationData",
+                sid="ReadJobInput",
                 actions=["s3:GetObject"],
                 resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in read_prefixes],
             ),

@@ -47,7 +47,7 @@ class CustomizationJobTrigger(Construct):
     estimated training cost exceeds it (the upload is tagged rejected and `topic` told why).
 
     Permissions, each scoped to this account and region: create, read, stop and tag customization
-    jobs and custom models (`bedrock:*` on job and model ARNs: their ids are chosen by Bedrock);
+    jobs (and list a job's tags) and custom models (`bedrock:*` on job and model ARNs: their ids are chosen by Bedrock);
     `iam:PassRole` on the customization role only, to `bedrock.amazonaws.com` only; `kms:DescribeKey`
     and `kms:CreateGrant` (for an AWS resource) on the key through Bedrock only, which encrypts the
     custom model with it; read data prefixes, write `training/` (staging uploads), tag `incoming/`
@@ -229,9 +229,15 @@ class CustomizationJobTrigger(Construct):
                     )
                 ],
             ),
+            # ListTagsForResource: a retry reads a job's data digest from its tag when the data
+            # is not staged under that digest (finetune.aws.training).
             iam.PolicyStatement(
                 sid="ReadAndStopOwnJobs",
-                actions=["bedrock:GetModelCustomizationJob", "bedrock:StopModelCustomizationJob"],
+                actions=[
+                    "bedrock:GetModelCustomizationJob",
+                    "bedrock:StopModelCustomizationJob",
+                    "bedrock:ListTagsForResource",
+                ],
                 resources=[jobs],
             ),
             # A Completed job counts only while its custom model exists (destroy may delete it).

@@ -147,3 +147,35 @@ def test_the_stack_table_is_printed_only_when_make_synth_asks_for_it(
     err = capsys.readouterr().err
     assert ("stage  stack" in err) is printed
     assert ("dev    dev-support-assistant" in err) is printed
+
+
+def test_synth_refuses_images_in_local_data_as_the_deploy_would_saying_how_to_ship_them(
+    tmp_path: Path,
+) -> None:
+    """The deploy-time check wants media under media/ of the stack's bucket, whose name synth cannot
+    know: synth refuses them (finding 51) instead of passing data every deploy would fail on."""
+    image = {"format": "png", "source": {"s3Location": {"uri": "s3://some-bucket/media/router.png"}}}
+    records = [
+        {
+            "schemaVersion": "bedrock-conversation-2024",
+            "messages": [
+                {"role": "user", "content": [{"image": image}, {"text": f"What is shown ({n})?"}]},
+                {"role": "assistant", "content": [{"text": "A router."}]},
+            ],
+        }
+        for n in range(8)
+    ]
+    (tmp_path / "screens").mkdir()
+    (tmp_path / "screens" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    context = {
+        "environments": {"dev": {"region": "us-east-1", "notification_emails": ["a@example.com"]}},
+        "fine_tunings": {
+            "screens": {"base_model": "amazon.nova-lite-v1:0:300k", "training_data": "screens/train.jsonl"}
+        },
+    }
+    with pytest.raises(ConfigError) as raised:
+        plan_app(parse_config(context, tmp_path), tmp_path)
+    [error] = raised.value.errors
+    assert error.path == f"{tmp_path.name}/screens/train.jsonl:1"
+    assert "images and videos cannot be deployed from a local file" in error.message
+    assert "s3://TRAINING_BUCKET/media/" in error.message and "incoming/" in error.message

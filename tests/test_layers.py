@@ -5,6 +5,7 @@ functions), so a new import that breaks the layering fails here."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,53 @@ def test_the_checker_catches_an_upward_import(tmp_path: Path) -> None:
         "finetune.cli (cli, above it)",
         "finetune.cli.rehearsal (cli, above it)",
     ]
+
+
+def test_client_errors_are_read_only_through_finetune_aws_errors() -> None:
+    """One way to read a ClientError's code and message (finding 2): `finetune.aws.errors`."""
+    reads = re.compile(r"""\.response(\.get\(\s*|\[)["']Error["']""")
+    errors_module = PROJECT_ROOT / "finetune" / "aws" / "errors.py"
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}"
+        for folder in ("finetune", "cdk_constructs", "stacks")
+        for path in files(folder)
+        if path != errors_module
+        for number, text in enumerate(path.read_text().splitlines(), start=1)
+        if reads.search(text)
+    ]
+    assert found == []
+
+
+def test_nothing_cites_a_file_the_repository_does_not_have() -> None:
+    """Sources are public URLs or files of this repository (finding 55): no shared/ notes, no
+    bench/README.md, no DESIGN.md."""
+    cited = re.compile(r"shared/[\w.-]+\.md|bench/README\.md|\bDESIGN\.md")
+    paths = [
+        *(
+            path
+            for folder in ("finetune", "cdk_constructs", "stacks", "bench", "tests")
+            for path in files(folder)
+        ),
+        *(PROJECT_ROOT / name for name in ("Makefile", "README.md", "app.py", "training_data/README.md")),
+    ]
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {match.group()}"
+        for path in paths
+        if path != Path(__file__)
+        for number, text in enumerate(path.read_text().splitlines(), start=1)
+        for match in cited.finditer(text)
+        if not (PROJECT_ROOT / match.group()).exists()
+    ]
+    assert found == []
+
+
+def test_constructs_and_stacks_use_no_assert_as_control_flow() -> None:
+    """`python -O` strips asserts: constructs raise with a message instead (finding 4)."""
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
+        for folder in ("cdk_constructs", "stacks")
+        for path in files(folder)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []

@@ -74,11 +74,12 @@ def check_object(
 ) -> ObjectCheck:
     """Validate `s3://bucket/key` (its `version_id`, or the current version) in one streamed pass.
 
-    Media of Converse records must be in the same bucket (Nova guide: images and videos sit in the
-    dataset's bucket). botocore errors (no such key, access denied) propagate.
+    Images and videos that records name must be in the same bucket (Nova guide: they sit in the
+    dataset's bucket), under media/, where the Bedrock role reads them. botocore errors (no such key,
+    access denied) propagate.
     """
     # Imported when data is checked, not at a cold start (a Delete or an ignored event needs none).
-    from finetune.core.dataset import validate_stream
+    from finetune.core.dataset import MediaLocation, validate_stream
 
     response = s3.get_object(Bucket=bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
     length = response.get("ContentLength")
@@ -92,7 +93,7 @@ def check_object(
             validation=validation,
             batch_size=batch_size,
             size_bytes=size,
-            media_bucket=bucket,
+            media_location=MediaLocation(bucket),
         )
         if report.ok:
             stream.drain()

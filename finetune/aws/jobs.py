@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from finetune.aws import parameters
-from finetune.aws.errors import error_code, is_not_found
+from finetune.aws.errors import error_code, error_message, is_not_found
 from finetune.core.contracts import JobRequest
 from finetune.core.names import (
     DEPLOYED_JOB_PARAMETER,
@@ -132,9 +132,8 @@ class JobRejected(Exception):  # noqa: N818 (the name the project uses for this 
     def from_client_error(
         cls, job_name: str, error: ClientError, *, operation: str, role_arn: str = "(the service role)"
     ) -> JobRejected:
-        details = error.response.get("Error", {})
-        code = str(details.get("Code") or "UnknownError")
-        message = str(details.get("Message") or error)
+        code = error_code(error) or "UnknownError"
+        message = error_message(error)
         hint = HINTS.get(code)
         if hint is not None:
             hint = hint.format(operation=operation, role_arn=role_arn)

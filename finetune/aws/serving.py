@@ -1,7 +1,8 @@
 """Serving the deployed job's custom model, and taking the serving down again.
 
 CloudFormation has no resource type for a provisioned throughput (PT) or an on-demand custom model
-deployment (shared/bedrock-reference.md section 3), and a completion event may be missed (section 2).
+deployment, and a completion event may be missed (Bedrock emits events on a best-effort basis:
+https://docs.aws.amazon.com/bedrock/latest/userguide/monitoring-eventbridge.html).
 So serving is a *reconciliation*: `reconcile()` looks at what exists and converges it to what the
 `ServingResource` asks for, and can run any number of times (a job event, a schedule, a deploy) with the
 same result. `teardown()` removes everything that bills by the hour.

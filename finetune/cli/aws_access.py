@@ -41,16 +41,20 @@ REFUSED_CODES = frozenset(
 )
 
 
-def aws_client(service: str, *, endpoint_url: str | None, region: str | None) -> Any:
-    """A boto3 client by the standard credential chain, optionally on another endpoint."""
+def aws_client(
+    service: str, *, endpoint_url: str | None, region: str | None, read_timeout: int | None = None
+) -> Any:
+    """A boto3 client by the standard credential chain, optionally on another endpoint;
+    `read_timeout` seconds for a call that waits long (default: botocore's 60)."""
     import boto3
     from botocore.config import Config
 
+    timeouts = {} if read_timeout is None else {"read_timeout": read_timeout, "connect_timeout": 10}
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
         region_name=region,
-        config=Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS}),
+        config=Config(retries={"mode": "standard", "max_attempts": RETRY_ATTEMPTS}, **timeouts),
     )
 
 

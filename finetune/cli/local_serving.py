@@ -1,6 +1,6 @@
 """A local stand-in for Bedrock's provisioned-throughput and custom-model-deployment calls.
 
-moto 5.2.5 implements customization jobs but none of these calls (shared/offline-testing.md): under
+moto 5.2.5 implements customization jobs but none of these calls: under
 `mock_aws` they raise NotImplementedError, and moto's server answers HTTP 500. `FakeBedrockServing`
 wraps a real Bedrock client (moto's, over HTTP or in-process) and answers those calls itself, so the
 serving reconciler (`finetune.aws.serving`) runs unchanged in the tests and in `python -m finetune
@@ -11,7 +11,8 @@ service model for Bedrock (types, required members, lengths: what botocore check
 the name patterns the service enforces, and raises `ClientError` with the error codes the service
 model lists. Every other call goes to `backend`, the wrapped Bedrock client.
 
-Behaviour modelled on the Bedrock user guide and shared/bedrock-reference.md section 3:
+Behaviour modelled on the Bedrock user guide (https://docs.aws.amazon.com/bedrock/latest/userguide/prov-throughput.html,
+https://docs.aws.amazon.com/bedrock/latest/userguide/deploy-custom-model-on-demand.html):
 - a created PT is `Creating`, a deployment `Creating`; `settle()` brings everything to steady state
   (InService / Active, updates applied), as time would;
 - `clientRequestToken` is idempotent: the same token returns the same resource;

@@ -17,6 +17,9 @@ from typing import Any
 from finetune.core.dataset_rules import CONVERSE_SCHEMA_VERSION, IMAGE_REF_EXTENSIONS
 from finetune.core.formats import DataFormat
 
+# The training bucket the examples name (a stack's bucket has a generated name).
+EXAMPLE_BUCKET = "my-training-bucket"
+
 
 @dataclass(frozen=True)
 class RecordFormat:
@@ -93,8 +96,9 @@ RECORD_FORMATS: Mapping[DataFormat, RecordFormat] = {
             'for models that take media, {"image": {"format": ..., "source": {"s3Location": {"uri": '
             '"s3://..."}}}} or {"video": {...}} (the formats each model takes are listed with its data '
             'limits); in assistant turns {"reasoningContent": {"reasoningText": {"text": string}}}.',
-            "Images and videos must be in the stack's training data bucket; a record has images or "
-            "one video, and a dataset has one kind or the other.",
+            "Images and videos must be in the stack's training data bucket under media/, so a file "
+            "with media is uploaded under incoming/, not deployed from training_data/; a record has "
+            "images or one video, and a dataset has one kind or the other.",
             "Any other field is an error (the record is a Converse API request, a closed schema).",
         ),
         example={
@@ -118,12 +122,13 @@ RECORD_FORMATS: Mapping[DataFormat, RecordFormat] = {
         shape='{"image-ref": "s3://bucket/key.png", "caption": string}',
         rules=(
             '"image-ref" is the S3 URI of a PNG or JPEG image (a key ending in '
-            f"{', '.join(IMAGE_REF_EXTENSIONS)}).",
+            f"{', '.join(IMAGE_REF_EXTENSIONS)}) in the stack's training data bucket under media/, so "
+            "the file is uploaded under incoming/, not deployed from training_data/.",
             '"caption" describes the image; its length bounds are listed with the data limits.',
             "Other fields are reported as warnings.",
         ),
         example={
-            "image-ref": "s3://my-training-bucket/images/router-front.png",
+            "image-ref": f"s3://{EXAMPLE_BUCKET}/media/router-front.png",
             "caption": "The front of a white Acme router with its status light glowing red.",
         },
     ),

@@ -54,7 +54,9 @@ from typing import Any, Protocol, cast
 
 from finetune.core.dataset_rules import (
     CHECKERS,
+    LOCAL_FILE,
     Checker,
+    MediaLocation,
     RecordContext,
     Severity,
     json_type,
@@ -71,9 +73,11 @@ from finetune.core.formats import (
 __all__ = [
     "DEFAULT_MAX_ERRORS",
     "DEFAULT_MAX_LINE_BYTES",
+    "LOCAL_FILE",
     "ByteStream",
     "DataIssue",
     "DatasetReport",
+    "MediaLocation",
     "validate_file",
     "validate_stream",
 ]
@@ -483,15 +487,15 @@ def validate_stream(
     size_bytes: int | None = None,
     max_errors: int = DEFAULT_MAX_ERRORS,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-    media_bucket: str | None = None,
+    media_location: MediaLocation | None = None,
 ) -> DatasetReport:
     """Validate the JSONL read from `stream` (any object with `read(n) -> bytes`) against `limits`.
 
     `file` names the data in every issue. `validation` checks it as a validation set (its own record
     and size maxima; an error if the model takes none). `batch_size` picks the per-record token limit
     when it depends on the batch size (None: the strictest). `size_bytes`, when known up front, is
-    checked before reading; otherwise the bytes read are. `media_bucket` (Converse only) is the bucket
-    the media URIs must be in (the dataset's bucket). Reads the stream once, in constant memory; does
+    checked before reading; otherwise the bytes read are. `media_location` is where the images and videos
+    that records name must be (None: not checked). Reads the stream once, in constant memory; does
     not close it.
     """
     report = DatasetReport(file=file, validation=validation)
@@ -530,7 +534,7 @@ def validate_stream(
     chunks = _LineChunks(stream, first, max_line_bytes, CHUNK_BYTES)
     if has_bom:
         chunks.bytes_read = len(bom)
-    _scan_lines(chunks, report, log, limits, validation, batch_size, media_bucket)
+    _scan_lines(chunks, report, log, limits, validation, batch_size, media_location)
 
     report.size_bytes = size_bytes if size_bytes is not None else chunks.bytes_read
     if size_bytes is None:
@@ -547,11 +551,11 @@ def _scan_lines(
     limits: DatasetLimits,
     validation: bool,
     batch_size: int | None,
-    media_bucket: str | None,
+    media_location: MediaLocation | None,
 ) -> None:
     """The hot loop: every line of the file goes through here once."""
     check: Checker = CHECKERS[limits.data_format]
-    context = RecordContext(limits=limits, media_bucket=media_bucket)
+    context = RecordContext(limits=limits, media_location=media_location)
     problems = context.problems
     max_tokens = limits.max_tokens_for(batch_size)
     # ceil(chars / CHARS_PER_TOKEN) > max_tokens  <=>  chars > max_tokens * CHARS_PER_TOKEN
@@ -713,8 +717,12 @@ def validate_file(
     size_bytes: int | None = None,
     max_errors: int = DEFAULT_MAX_ERRORS,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    media_location: MediaLocation | None = LOCAL_FILE,
 ) -> DatasetReport:
     """Validate a local JSONL file (see `validate_stream`); issues name it `display_name` or `path`.
+
+    By default (synth) a record that names an image or a video is an error, once per file: media
+    must be in the stack's training bucket, whose name is generated at the first deploy.
 
     Raises OSError when the file cannot be opened or read.
     """
@@ -731,4 +739,5 @@ def validate_file(
             size_bytes=size_bytes,
             max_errors=max_errors,
             max_line_bytes=max_line_bytes,
+            media_location=media_location,
         )

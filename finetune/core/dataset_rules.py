@@ -37,6 +37,7 @@ from finetune.core.formats import (
     dense_estimate_tokens,
     estimate_tokens,
 )
+from finetune.core.names import INCOMING_PREFIX, MEDIA_PREFIX
 
 Severity = Literal["error", "warning"]
 Problems = list[tuple[Severity, str]]
@@ -59,12 +60,44 @@ _MISSING: Any = object()
 _NOT_A_MESSAGE: Any = object()  # the role of a message that is not an object (already reported)
 
 
+@dataclass(frozen=True)
+class MediaLocation:
+    """Where the images and videos that records name must be: under `prefix` of the stack's training
+    bucket, the only place its Bedrock role reads them from. `bucket` None: the file is local (synth,
+    `validate ENV FINE_TUNING`), and the bucket's name is generated at the first deploy, so no URI a
+    local file holds can be right."""
+
+    bucket: str | None
+    prefix: str = MEDIA_PREFIX
+
+    def problem(self, uri: str) -> str | None:
+        """Why the media at `uri` (an s3://bucket/key URI) cannot be read by the job, or None."""
+        if self.bucket is None:
+            return (
+                "images and videos cannot be deployed from a local file: they must be in the stack's "
+                f"training bucket under {self.prefix}, whose name is generated at the first deploy; "
+                f"copy them to s3://TRAINING_BUCKET/{self.prefix} and upload this file under "
+                f'{INCOMING_PREFIX} instead (README, "Images and videos")'
+            )
+        bucket, _, key = uri[5:].partition("/")
+        if bucket != self.bucket or not key.startswith(self.prefix):
+            return (
+                f'"{uri[:100]}" is not under s3://{self.bucket}/{self.prefix}: images and videos must '
+                f"be in the dataset's bucket, under {self.prefix}, where the job's role reads them"
+            )
+        return None
+
+
+LOCAL_FILE = MediaLocation(bucket=None)
+
+
 @dataclass
 class RecordContext:
     """What the checkers need besides the record; one per file."""
 
     limits: DatasetLimits
-    media_bucket: str | None = None  # Converse media must be in this bucket (when known)
+    media_location: MediaLocation | None = None  # where media must be (None: not checked)
+    media_location_reported: bool = False  # a local file's media are refused once, not per record
     problems: Problems = field(default_factory=list)
     # First Converse record with media, to tell a dataset that mixes images and videos.
     media_kind: str | None = None
@@ -315,6 +348,8 @@ def check_image_caption(record: dict[str, Any], context: RecordContext, line: in
                 f"image-ref: {reference[-60:]!r} does not end in {', '.join(IMAGE_REF_EXTENSIONS)}; "
                 "images must be PNG or JPEG"
             )
+        if problem is None:
+            _check_media_location(context, reference, "image-ref")
     if len(record) != 2 or "caption" not in record or "image-ref" not in record:
         _unknown_fields(context, record, _IMAGE_CAPTION_FIELDS, "", "warning")
     return chars
@@ -556,12 +591,18 @@ def _converse_media(
     if problem is not None:
         context.error(f"{path}.source.s3Location.uri: {problem}")
         return
-    bucket = uri[5:].partition("/")[0]
-    if context.media_bucket is not None and bucket != context.media_bucket:
-        context.error(
-            f'{path}.source.s3Location.uri: bucket "{bucket}" is not the dataset\'s bucket '
-            f'"{context.media_bucket}"; images and videos must be in the same bucket as the dataset'
-        )
+    _check_media_location(context, uri, f"{path}.source.s3Location.uri")
+
+
+def _check_media_location(context: RecordContext, uri: str, path: str) -> None:
+    location = context.media_location
+    problem = None if location is None else location.problem(uri)
+    if problem is None or (
+        location is not None and location.bucket is None and context.media_location_reported
+    ):
+        return
+    context.media_location_reported = True
+    context.error(f"{path}: {problem}")
 
 
 def _check_media_counts(context: RecordContext, images: int, videos: int, line: int) -> None:

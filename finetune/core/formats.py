@@ -1,7 +1,7 @@
 """Training-data formats and dataset limits: the vocabulary shared by the catalog and the validator.
 
-Sources: Bedrock user guide "Prepare data for fine-tuning" and the Nova guide "Dataset constraints"
-(summarised in shared/bedrock-reference.md, section 6).
+Sources: Bedrock user guide "Prepare your training datasets" (https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-prepare.html)
+and the Nova guide "Dataset constraints".
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The training and validation metrics a Bedrock customization job writes, parsed and summarized.
 
-Layout (Bedrock user guide "Analyze the results of a model customization job"; shared/
-bedrock-reference.md section 1): under the job's output S3 prefix,
+Layout (Bedrock user guide "Analyze the results of a model customization job",
+https://docs.aws.amazon.com/bedrock/latest/userguide/model-customization-analyze.html): under the job's output S3 prefix,
 `model-customization-job-<job id>/training_artifacts/step_wise_training_metrics.csv` with columns
 `step_number` (from 0), `epoch_number`, `training_loss`, `perplexity`, and, when a validation set
 was given, `.../validation_artifacts/post_fine_tuning_validation/validation/validation_metrics.csv`

@@ -36,10 +36,12 @@ ENDPOINT_ARN_PARAMETER = "endpoint-arn"  # the PT or deployment that serves it
 SETTINGS_PARAMETER = "serving-settings"  # what the deploy asked for; gone once serving is torn down
 DEPLOYED_JOB_PARAMETER = "deployed-job"  # the job whose model is to be served
 
-# The training bucket's top-level prefixes: the Bedrock role reads the first two and writes the
-# third; uploads under incoming/ start a job, output/ never triggers anything.
+# The training bucket's top-level prefixes: the Bedrock role reads training/, validation/ and
+# media/ (the images and videos records name) and writes output/; uploads under incoming/ start a
+# job, output/ never triggers anything.
 TRAINING_PREFIX = "training/"
 VALIDATION_PREFIX = "validation/"
+MEDIA_PREFIX = "media/"
 OUTPUT_PREFIX = "output/"
 INCOMING_PREFIX = "incoming/"
 # The evaluation gate's prefixes: the evaluation role reads prompt datasets under the first and

@@ -75,14 +75,14 @@ def test_check_object_streams_the_body(s3_client: Any) -> None:
     assert spies[0].closed
 
 
-def test_check_object_checks_media_bucket(s3_client: Any) -> None:
+def test_check_object_checks_media_are_under_media_of_the_bucket(s3_client: Any) -> None:
     record = converse(("user", [{"image": S3_IMAGE}]), ("assistant", [text("a")]))
     s3_client.put_object(Bucket="data-bucket", Key="ok.jsonl", Body=line(record))
     s3_client.create_bucket(Bucket="other-bucket")
     s3_client.put_object(Bucket="other-bucket", Key="bad.jsonl", Body=line(record))
     assert data.check_object(s3_client, "data-bucket", "ok.jsonl", limits=CONVERSE).report.ok
     report = data.check_object(s3_client, "other-bucket", "bad.jsonl", limits=CONVERSE).report
-    assert_one_issue(report, 1, "not the dataset's bucket")
+    assert_one_issue(report, 1, "is not under s3://other-bucket/media/")
 
 
 def test_check_object_checks_content_length(s3_client: Any) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from finetune.cli import main as cli
-from finetune.cli.record_formats import RECORD_FORMATS
+from finetune.cli.record_formats import EXAMPLE_BUCKET, RECORD_FORMATS
 from finetune.core.catalog import CATALOG, TYPE_ABBREVIATIONS, ModelEntry
-from finetune.core.dataset import validate_file
+from finetune.core.dataset import MediaLocation, validate_file
 from finetune.core.formats import DataFormat, batch_size_of
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0:200k"
@@ -212,6 +212,7 @@ def test_show_prints_an_example_record_the_validator_accepts_for_each_type(
             batch_size=batch_size_of(
                 {spec.key: str(spec.default) for spec in model.hyperparameters if spec.default is not None}
             ),
+            media_location=MediaLocation(EXAMPLE_BUCKET),  # uploaded to the bucket it names
         )
         assert report.ok, [str(issue) for issue in report.errors]
         assert [str(issue) for issue in report.warnings if issue.line == 1] == []  # the rest: duplicates

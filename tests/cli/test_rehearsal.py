@@ -184,3 +184,16 @@ def test_a_serving_mode_the_model_does_not_support_is_refused(
         ["rehearse", "dev", "support-assistant", "--serving", "on_demand", "--project", str(SAMPLE_PROJECT)]
     )
     assert code == 2 and "cannot be served on demand" in capsys.readouterr().err
+
+
+def test_the_rehearsed_serving_is_the_configured_one_with_its_idle_alarm_hours(
+    plans: tuple[Any, ...],
+) -> None:
+    """prod alarms after 12 idle hours (cdk.json); the rehearsal once wrote its own 24 (finding 10)."""
+    from finetune.cli.rehearsal.state import RehearsalState
+
+    [plan] = [p for p in plans if (p.config.environment.name, p.config.name) == ("prod", "support-assistant")]
+    state = RehearsalState(plan=plan, serving_mode=plan.config.serving.mode, bad_data=False)
+    settings = state.serving_resource().settings
+    assert (settings.mode, settings.idle_alarm_hours) == ("provisioned", 12)
+    assert settings.idle_alarm_hours == plan.config.serving.idle_alarm_hours

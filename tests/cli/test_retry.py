@@ -272,4 +272,7 @@ def test_an_unknown_fine_tuning_is_a_usage_error(capsys: pytest.CaptureFixture[s
 def test_the_invoke_waits_as_long_as_the_function_may_run(fake_aws_credentials: None) -> None:
     clients = retry.clients_for(REGION, None)
     assert clients.lambda_.meta.config.read_timeout == 15 * 60 + 60
+    # The CLI's one retry policy (finetune.cli.aws_access), for the invoke too.
+    assert clients.lambda_.meta.config.retries == clients.ssm.meta.config.retries
+    assert clients.ssm.meta.config.read_timeout == 60
     assert clients.lambda_.meta.region_name == clients.cloudformation.meta.region_name == REGION

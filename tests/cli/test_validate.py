@@ -141,6 +141,33 @@ def test_converse_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     )
 
 
+def test_bucket_checks_that_media_are_under_its_media_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--bucket checks a file before its upload as the job trigger checks it after (finding 51)."""
+    image = {"format": "png", "source": {"s3Location": {"uri": "s3://stack-bucket/media/a.png"}}}
+    records = [
+        {
+            "schemaVersion": "bedrock-conversation-2024",
+            "messages": [
+                {"role": "user", "content": [{"image": image}, {"text": f"what is it ({n})?"}]},
+                {"role": "assistant", "content": [{"text": "a router"}]},
+            ],
+        }
+        for n in range(8)
+    ]
+    path = write_jsonl(tmp_path / "nova.jsonl", records)
+    assert run(["--model", NOVA, "--bucket", "stack-bucket", str(path)], capsys)[0] == 0
+    code, out, _ = run(["--model", NOVA, "--bucket", "other-bucket", str(path)], capsys)
+    assert code == 1
+    assert out[0] == (
+        f'{path}:1: error: messages[0].content[0].image.source.s3Location.uri: "s3://stack-bucket/media/a.png" '
+        "is not under s3://other-bucket/media/: images and videos must be in the dataset's bucket, under "
+        "media/, where the job's role reads them"
+    )
+    assert run(["--model", NOVA, str(path)], capsys)[0] == 0  # without --bucket: not checked
+
+
 def test_validation_set_for_a_model_without_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_jsonl(tmp_path / "val.jsonl", [{"image-ref": "s3://b/a.png", "caption": "a cat"}] * 5)
     code, out, _ = run(["--model", TITAN_IMAGE, "--validation", str(path)], capsys)

@@ -14,6 +14,7 @@ from finetune.core.dataset import (
     DEFAULT_MAX_LINE_BYTES,
     DataIssue,
     DatasetReport,
+    MediaLocation,
     validate_file,
     validate_stream,
 )
@@ -34,8 +35,8 @@ CONVERSE = DatasetLimits(
 TEXT_ONLY_CONVERSE = DatasetLimits(DataFormat.CONVERSE)
 IMAGE_CAPTION = DatasetLimits(DataFormat.IMAGE_CAPTION, caption_min_chars=3, caption_max_chars=20)
 
-S3_IMAGE = {"format": "png", "source": {"s3Location": {"uri": "s3://data-bucket/images/cat.png"}}}
-S3_VIDEO = {"format": "mp4", "source": {"s3Location": {"uri": "s3://data-bucket/videos/cat.mp4"}}}
+S3_IMAGE = {"format": "png", "source": {"s3Location": {"uri": "s3://data-bucket/media/cat.png"}}}
+S3_VIDEO = {"format": "mp4", "source": {"s3Location": {"uri": "s3://data-bucket/media/cat.mp4"}}}
 
 
 def line(record: object) -> bytes:
@@ -626,11 +627,43 @@ def test_converse_dataset_must_not_mix_images_and_videos() -> None:
     assert_one_issue(report_for([both], CONVERSE), 1, "images and videos in one record")
 
 
-def test_converse_media_must_be_in_the_dataset_bucket() -> None:
+def test_converse_media_must_be_under_media_of_the_dataset_bucket() -> None:
     record = converse(("user", [{"image": S3_IMAGE}]), ("assistant", [text("a")]))
-    assert report_for([record], CONVERSE, media_bucket="data-bucket").ok
-    report = report_for([record], CONVERSE, media_bucket="other-bucket")
-    assert_one_issue(report, 1, 'bucket "data-bucket" is not the dataset\'s bucket "other-bucket"')
+    assert report_for([record], CONVERSE, media_location=MediaLocation("data-bucket")).ok
+    report = report_for([record], CONVERSE, media_location=MediaLocation("other-bucket"))
+    assert_one_issue(
+        report,
+        1,
+        'messages[0].content[0].image.source.s3Location.uri: "s3://data-bucket/media/cat.png" is not '
+        "under s3://other-bucket/media/: images and videos must be in the dataset's bucket, under media/",
+    )
+    elsewhere = {"format": "png", "source": {"s3Location": {"uri": "s3://data-bucket/images/cat.png"}}}
+    record = converse(("user", [{"image": elsewhere}]), ("assistant", [text("a")]))
+    report = report_for([record], CONVERSE, media_location=MediaLocation("data-bucket"))
+    assert_one_issue(report, 1, "is not under s3://data-bucket/media/")
+
+
+def test_a_local_file_naming_media_is_refused_once_with_how_to_ship_them(tmp_path: Path) -> None:
+    """Synth validates local files: the stack's bucket has no name yet, so no media URI can be right
+    (the deploy-time check would refuse every one); the error says where media go instead."""
+    record = converse(("user", [{"image": S3_IMAGE}]), ("assistant", [text("a")]))
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"".join(line(item) + b"\n" for item in [VALID_CONVERSE, record, record]))
+    report = validate_file(path, limits=CONVERSE, display_name="train.jsonl")
+    assert_one_issue(
+        report,
+        2,
+        "messages[0].content[0].image.source.s3Location.uri: images and videos cannot be deployed "
+        "from a local file: they must be in the stack's training bucket under media/, whose name is "
+        "generated at the first deploy; copy them to s3://TRAINING_BUCKET/media/ and upload this file "
+        'under incoming/ instead (README, "Images and videos")',
+    )
+    assert len(report.errors) == 1  # once per file, not once per record
+    captions = tmp_path / "captions.jsonl"
+    captions.write_bytes(line({"image-ref": "s3://data-bucket/media/cat.png", "caption": "a cat"}) + b"\n")
+    report = validate_file(captions, limits=IMAGE_CAPTION)
+    assert_one_issue(report, 1, "image-ref: images and videos cannot be deployed from a local file")
+    assert validate_file(path, limits=CONVERSE, media_location=MediaLocation("data-bucket")).ok
 
 
 # --------------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, world: World, **changes: Any) -> 
 
 
 def job_event(status: str, job: str = JOB, **detail: Any) -> dict[str, Any]:
-    """The EventBridge event shape of shared/bedrock-reference.md section 2."""
+    """The EventBridge event shape of the Bedrock user guide's sample (How EventBridge for Amazon Bedrock works)."""
     arn = f"arn:aws:bedrock:{REGION}:123456789012:model-customization-job/{job}"
     return {
         "version": "0",

@@ -583,20 +583,30 @@ def test_a_retry_of_a_failed_job_is_allowed_by_the_triggers_policy(
     assert not denied, report(denied)
 
 
-def test_the_retrys_tag_fallback_needs_list_tags_which_the_trigger_lacks(
+def test_the_retrys_tag_fallback_may_list_the_jobs_tags(
     sample_app: SynthesizedApp, recorded: dict[str, Recorded]
 ) -> None:
-    """A job whose data is not staged by digest (none this project starts) is retried only when its
-    finetune:data-sha256 tag is readable: bedrock:ListTagsForResource, which the trigger's policy does
-    not grant. The retry then refuses, naming the tag. Granting it turns this test around."""
+    """A job whose data is not staged by digest (none this project starts) is retried by its
+    finetune:data-sha256 tag: bedrock:ListTagsForResource on this stack's job is allowed, and only
+    on a customization job."""
     names = recorded["none"].names
     _calls, job_arn = retry_calls(recorded["none"])
-    call = Call("customization_job_trigger", "bedrock", "ListTagsForResource", {"resourceARN": job_arn})
-    checked, problems = decide_all(deployment_of(sample_app, names), [call])
-    assert not problems, problems
-    assert [item.decision.request.action for item in checked if not item.decision.allowed] == [
-        "bedrock:ListTagsForResource"
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    calls = [
+        Call("customization_job_trigger", "bedrock", "ListTagsForResource", {"resourceARN": arn})
+        for arn in (
+            job_arn,
+            f"{bedrock}:custom-model/0123456789ab",
+            f"{bedrock}:provisioned-model/0123456789ab",
+        )
     ]
+    checked, problems = decide_all(deployment_of(sample_app, names), calls)
+    assert not problems, problems
+    listed = [item for item in checked if item.decision.request.action == "bedrock:ListTagsForResource"]
+    assert [(item.decision.request.resource, item.decision.allowed) for item in listed] == [
+        (call.params["resourceARN"], allowed)
+        for call, allowed in zip(calls, (True, False, False), strict=True)
+    ], report(listed)
 
 
 def test_serving_cannot_claim_or_change_another_stacks_serving(

@@ -161,14 +161,15 @@ def test_bedrock_role_reads_input_prefixes_writes_output_prefix_and_uses_the_key
     policy = only(templates[key], "AWS::IAM::ManagedPolicy", "CustomizationRolePolicy")
     by_sid = {statement["Sid"]: statement for statement in statements(policy)}
     assert set(by_sid) == {
-        "ReadTrainingAndValidationData",
+        "ReadJobInput",
         "WriteJobOutput",
         "ListOwnPrefixes",
         "UseKeyThroughS3AndBedrockOnly",
     }
-    read = by_sid["ReadTrainingAndValidationData"]
+    read = by_sid["ReadJobInput"]
     assert read["Action"] == "s3:GetObject"
     assert sorted(flatten(r).split("/", 1)[1] for r in as_list(read["Resource"])) == [
+        "media/*",  # the images and videos records name (finetune.core.dataset.MediaLocation)
         "training/*",
         "validation/*",
     ]
@@ -176,7 +177,9 @@ def test_bedrock_role_reads_input_prefixes_writes_output_prefix_and_uses_the_key
     assert write["Action"] == ["s3:GetObject", "s3:PutObject"]
     assert [flatten(r).split("/", 1)[1] for r in as_list(write["Resource"])] == ["output/*"]
     listing = by_sid["ListOwnPrefixes"]
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["training/*", "validation/*", "output/*"]}}
+    assert listing["Condition"] == {
+        "StringLike": {"s3:prefix": ["training/*", "validation/*", "media/*", "output/*"]}
+    }
     kms = by_sid["UseKeyThroughS3AndBedrockOnly"]
     assert kms["Condition"] == {
         "StringEquals": {"kms:ViaService": ["s3.us-west-2.amazonaws.com", "bedrock.us-west-2.amazonaws.com"]}

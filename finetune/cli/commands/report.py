@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from finetune.aws import endpoints
-from finetune.aws.errors import is_not_found
+from finetune.aws.errors import error_code, is_not_found
 from finetune.cli.aws_access import aws_client, usage_error_for
 from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, find_fine_tuning, project_input
 from finetune.core import metrics
@@ -347,10 +347,7 @@ def find_job(bedrock: Any, identifier: str) -> Mapping[str, Any]:
         job: Mapping[str, Any] = bedrock.get_model_customization_job(jobIdentifier=identifier)
         return job
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in (
-            "ResourceNotFoundException",
-            "ValidationException",
-        ):
+        if not is_not_found(error) and error_code(error) != "ValidationException":
             raise
     if identifier.startswith("arn:"):
         for summary in endpoints.pages(

@@ -35,6 +35,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from finetune.aws import jobs, training
+from finetune.aws.errors import error_code, error_message
 from finetune.cli.aws_access import aws_client, usage_error_for
 from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, find_fine_tuning, project_input
 from finetune.core import names
@@ -54,22 +55,11 @@ class RetryClients:
 
 def clients_for(region: str, endpoint_url: str | None) -> RetryClients:
     """Clients by the standard credential chain; Lambda's waits as long as the function may run."""
-    import boto3
-    from botocore.config import Config
-
-    lambda_ = boto3.client(
-        "lambda",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=Config(
-            read_timeout=INVOKE_READ_TIMEOUT_SECONDS,
-            connect_timeout=10,
-            retries={"mode": "standard", "max_attempts": 3},
-        ),
-    )
     return RetryClients(
         cloudformation=aws_client("cloudformation", endpoint_url=endpoint_url, region=region),
-        lambda_=lambda_,
+        lambda_=aws_client(
+            "lambda", endpoint_url=endpoint_url, region=region, read_timeout=INVOKE_READ_TIMEOUT_SECONDS
+        ),
         ssm=aws_client("ssm", endpoint_url=endpoint_url, region=region),
     )
 
@@ -145,10 +135,10 @@ def trigger_function(cloudformation: Any, stack_name: str, region: str) -> str:
     try:
         resources = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ValidationError":
+        if error_code(error) == "ValidationError":
             raise UsageError(
                 f"no stack {stack_name} in {region}: deploy it first (make deploy), or pass --region "
-                f"(CloudFormation: {error.response['Error'].get('Message', '')})"
+                f"(CloudFormation: {error_message(error)})"
             ) from error
         raise
     for resource in resources:

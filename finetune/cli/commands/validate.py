@@ -1,11 +1,15 @@
 """`python -m finetune validate`: check JSONL training (or validation) data against a model's rules.
 
-    validate --model MODEL_ID [--customization-type T] [--validation] [--batch-size N] FILE [FILE ...]
+    validate --model MODEL_ID [--customization-type T] [--validation] [--batch-size N] [--bucket NAME]
+             FILE [FILE ...]
     validate ENV FINE_TUNING [--project DIR]
 
 The first form checks any files against a model. The second checks the training and validation
 files a fine-tuning of cdk.json names, as synth would: with its model, customization type and
 resolved batch size (the configured one or the model's default), training and validation rules each.
+Images and videos: synth, and so the second form, refuse a local file that names any (they must be in
+the stack's training bucket, named at the first deploy); `--bucket NAME` checks that each is under
+s3://NAME/media/, as the job trigger does for a file uploaded to that bucket.
 
 Prints each problem on its own line, compiler style (`FILE:LINE: error: message`), then a summary per
 file (records, estimated tokens and how they are estimated, largest record). Exit codes: 0 every file
@@ -33,7 +37,7 @@ from finetune.core.catalog import (
 )
 from finetune.core.config import ConfigError, FineTuningConfig
 from finetune.core.cost import DataSize, default_estimate, estimate_cost, training_cost_line
-from finetune.core.dataset import DatasetReport, validate_file
+from finetune.core.dataset import LOCAL_FILE, DatasetReport, MediaLocation, validate_file
 from finetune.core.formats import TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 
 BATCH_SIZE_KEY = "batchSize"
@@ -43,7 +47,7 @@ USAGE = (
     "%(prog)s --model MODEL_ID [--customization-type T] [--validation] [--batch-size N] FILE [FILE ...]\n"
     "       %(prog)s ENV FINE_TUNING [--project DIR]"
 )
-FILE_FORM_OPTIONS = ("--customization-type", "--validation", "--batch-size")
+FILE_FORM_OPTIONS = ("--customization-type", "--validation", "--batch-size", "--bucket")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +78,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_positive_int,
         metavar="N",
         help="the job's batchSize, when token limits depend on it (default: the model's default)",
+    )
+    parser.add_argument(
+        "--bucket",
+        metavar="NAME",
+        help="the stack's training bucket the files go to: images and videos must be under s3://NAME/media/ "
+        "(default: not checked)",
     )
     parser.add_argument(
         "--project",
@@ -194,7 +204,9 @@ def run(args: argparse.Namespace) -> int:
         given = [
             option
             for option, value in zip(
-                FILE_FORM_OPTIONS, (args.customization_type, args.validation, args.batch_size), strict=True
+                FILE_FORM_OPTIONS,
+                (args.customization_type, args.validation, args.batch_size, args.bucket),
+                strict=True,
             )
             if value not in (None, False)
         ]
@@ -214,18 +226,29 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:  # every usage problem before any output
         _check_readable(path)
     checks = [(path, str(path), args.validation) for path in paths]
-    return check_files(checks, limits, batch_size, default_cost_line(model))
+    media_location = MediaLocation(args.bucket) if args.bucket else None
+    return check_files(checks, limits, batch_size, default_cost_line(model), media_location)
 
 
 def check_files(
-    files: list[tuple[Path, str, bool]], limits: DatasetLimits, batch_size: int | None, cost_line: CostLine
+    files: list[tuple[Path, str, bool]],
+    limits: DatasetLimits,
+    batch_size: int | None,
+    cost_line: CostLine,
+    media_location: MediaLocation | None = LOCAL_FILE,
 ) -> int:
-    """Validate each (path, name to show, as validation data), print problems and summaries."""
+    """Validate each (path, name to show, as validation data), print problems and summaries;
+    `media_location`: where the images and videos records name must be (default: as synth)."""
     all_ok = True
     for index, (path, name, validation) in enumerate(files):
         try:
             report = validate_file(
-                path, display_name=name, limits=limits, validation=validation, batch_size=batch_size
+                path,
+                display_name=name,
+                limits=limits,
+                validation=validation,
+                batch_size=batch_size,
+                media_location=media_location,
             )
         except OSError as error:
             raise UsageError(f"{name}: cannot read: {error.strerror or error}") from error

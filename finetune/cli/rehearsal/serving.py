@@ -55,7 +55,8 @@ def create_serving(state: RehearsalState) -> str:
 
 
 def state_change_event(state: RehearsalState) -> dict[str, Any]:
-    """Bedrock's EventBridge event (shared/bedrock-reference.md section 2) for the job as it is now."""
+    """Bedrock's EventBridge event for the job as it is now (the sample event of the Bedrock user
+    guide, How EventBridge for Amazon Bedrock works)."""
     job = state.clients["bedrock"].get_model_customization_job(jobIdentifier=state.spec.job_name)
 
     def iso(value: Any) -> str:
