@@ -12,13 +12,23 @@ from constructs import Construct
 from cdk_constructs import (
     BedrockCustomizationRole,
     CustomizationJobTrigger,
+    ModelEvaluationRole,
     NotificationTopic,
     ServingLifecycle,
     TrainingDataBucket,
     TrainingDataUpload,
     TrainingDataUploadFunction,
 )
-from finetune.core.names import ENDPOINT_ARN_PARAMETER, TRAINING_PREFIX, VALIDATION_PREFIX, ssm_parameter_name
+from finetune.core import catalog
+from finetune.core.contracts import EvaluationGate, GateTrial
+from finetune.core.evaluation import INFERENCE_PROFILE_PREFIXES, EvaluationSettings
+from finetune.core.names import (
+    ENDPOINT_ARN_PARAMETER,
+    EVALUATION_DATA_PREFIX,
+    TRAINING_PREFIX,
+    VALIDATION_PREFIX,
+    ssm_parameter_name,
+)
 from finetune.core.plan import DataPlan, FineTuningPlan
 
 REMOVAL_POLICIES = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}
@@ -109,6 +119,15 @@ class FineTuningStack(cdk.Stack):
             self.job_trigger.add_candidate(
                 candidate.config.trial_name, candidate.job_spec, candidate.training_budget
             )
+        self.evaluation_upload: TrainingDataUpload | None = None
+        self.evaluation_role: ModelEvaluationRole | None = None
+        gate: EvaluationGate | None = None
+        if plan.evaluation is not None:
+            self.evaluation_upload = upload(
+                "EvaluationDataUpload", plan.evaluation.data, EVALUATION_DATA_PREFIX
+            )
+            self.evaluation_role = self._evaluation_role(plan, plan.evaluation.settings)
+            gate = self._gate(plan, plan.evaluation.settings, self.evaluation_upload, self.evaluation_role)
 
         self.serving = ServingLifecycle(
             self,
@@ -123,6 +142,9 @@ class FineTuningStack(cdk.Stack):
             # A destroy environment deletes the key that encrypts the custom models: they would be
             # unreadable, and still billed for storage.
             delete_models_on_destroy=removal_policy == cdk.RemovalPolicy.DESTROY,
+            gate=gate,
+            evaluation_role=self.evaluation_role,
+            training_bucket=self.training_bucket if gate is not None else None,
         )
         # Deploys update the job first (it records the deployed job that serving then reads). On
         # delete, the upload rule goes before serving's teardown, which stops the running jobs
@@ -134,6 +156,83 @@ class FineTuningStack(cdk.Stack):
 
         self.add_metadata("FineTuning", plan.describe())
         self._outputs(plan)
+
+    def _evaluation_role(self, plan: FineTuningPlan, settings: EvaluationSettings) -> ModelEvaluationRole:
+        """The evaluation jobs' role: it may invoke this account's provisioned throughputs (a trial's
+        temporary endpoint), the base models (for beat_base) and the judge."""
+
+        def foundation_model(model_id: str, region: str | None = None) -> str:
+            return self.format_arn(
+                service="bedrock",
+                resource="foundation-model",
+                resource_name=model_id,
+                account="",
+                region=region,
+            )
+
+        evaluated = [self.format_arn(service="bedrock", resource="provisioned-model", resource_name="*")]
+        if settings.gate.beat_base:
+            evaluated += [
+                foundation_model(catalog.without_context_suffix(trial.config.base_model))
+                for trial in plan.trials
+            ]
+        judges: list[str] = []
+        if settings.judge_model is not None:
+            geography, _, model_id = settings.judge_model.partition(".")
+            if geography + "." in INFERENCE_PROFILE_PREFIXES:
+                # A cross-Region profile routes to its geography's Regions, which synth cannot list:
+                # the profile here, and this one foundation model in any Region.
+                judges += [
+                    self.format_arn(
+                        service="bedrock", resource="inference-profile", resource_name=settings.judge_model
+                    ),
+                    foundation_model(model_id, region="*"),
+                ]
+            else:
+                judges.append(foundation_model(settings.judge_model))
+        return ModelEvaluationRole(
+            self,
+            "EvaluationRole",
+            bucket=self.training_bucket.bucket,
+            evaluated_models=list(dict.fromkeys(evaluated)),
+            judge_models=judges,
+        )
+
+    def _gate(
+        self,
+        plan: FineTuningPlan,
+        settings: EvaluationSettings,
+        upload: TrainingDataUpload,
+        role: ModelEvaluationRole,
+    ) -> EvaluationGate:
+        """The gate as the serving function reads it; a candidate's job name is its resource's
+        (a retried generation included), the main one's is read from the deployed-job record."""
+
+        def trial(trial_plan: FineTuningPlan, job_name: str) -> GateTrial:
+            model = catalog.find_model(trial_plan.config.base_model)
+            return GateTrial(
+                name=trial_plan.config.trial_name,
+                job_name=job_name,
+                base_model=trial_plan.config.base_model,
+                serving_usd_per_30_days=trial_plan.cost.serving_per_30_days.value,
+                on_demand=model is not None and plan.config.region in model.serving.on_demand_regions,
+            )
+
+        candidates = self.job_trigger.candidate_jobs
+        return EvaluationGate(
+            settings=settings,
+            trials=(
+                trial(plan, self.job_trigger.job_name),
+                *(
+                    trial(candidate, candidates[candidate.config.trial_name].get_att_string("JobName"))
+                    for candidate in plan.candidates
+                ),
+            ),
+            role_arn=role.role.role_arn,
+            bucket=self.training_bucket.bucket.bucket_name,
+            dataset_key=upload.key,
+            kms_key_arn=self.encryption_key.key_arn,
+        )
 
     def _outputs(self, plan: FineTuningPlan) -> None:
         outputs: dict[str, tuple[str, str]] = {

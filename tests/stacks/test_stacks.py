@@ -195,14 +195,15 @@ def test_training_and_validation_data_are_staged_under_content_addressed_keys(
 ) -> None:
     environment, fine_tuning = key
     uploads = resources(templates[key], "Custom::TrainingDataUpload")
-    assert set(uploads) == {
-        name for name in uploads if name.startswith(("TrainingDataUpload", "ValidationDataUpload"))
-    }
-    assert len(uploads) == 2
-    for logical_prefix, prefix, file_name in (
+    staged = [
         ("TrainingDataUpload", "training", "train.jsonl"),
         ("ValidationDataUpload", "validation", "validation.jsonl"),
-    ):
+    ]
+    if fine_tuning == "sql-generator":  # the sample's gated fine-tuning stages its prompt dataset too
+        staged.append(("EvaluationDataUpload", "evaluation-data", "evaluation.jsonl"))
+    assert set(uploads) == {name for name in uploads if name.startswith(tuple(p for p, _, _ in staged))}
+    assert len(uploads) == len(staged)
+    for logical_prefix, prefix, file_name in staged:
         properties = only(templates[key], "Custom::TrainingDataUpload", logical_prefix)["Properties"]
         sha256 = hashlib.sha256((DATA_ROOT / fine_tuning / file_name).read_bytes()).hexdigest()
         assert properties["Sha256"] == sha256
@@ -344,16 +345,18 @@ def test_every_taggable_resource_carries_the_fine_tuning_tags(
 
 def test_logical_ids_of_stateful_resources_are_stable(templates: dict[tuple[str, str], Template]) -> None:
     """Renaming these replaces real data or keys: a refactoring must not change them."""
-    for template in templates.values():
+    for (_, fine_tuning), template in templates.items():
         assert set(resources(template, "AWS::S3::Bucket")) == {
             "TrainingDataBucketFD9236C9",
             "TrainingDataAccessLogs3046099E",
         }
         assert set(resources(template, "AWS::KMS::Key")) == {"EncryptionKey1B843E66"}
         assert set(resources(template, "AWS::IAM::Role")) >= {"CustomizationRole04F4ECD9"}
+        gated = {"EvaluationDataUpload98CFF20E"} if fine_tuning == "sql-generator" else set()
         assert set(resources(template, "Custom::TrainingDataUpload")) == {
             "TrainingDataUpload3016DCA0",
             "ValidationDataUpload52E9C8CD",
+            *gated,
         }
         assert set(resources(template, "AWS::Logs::LogGroup")) == {
             "DataStagingLogs12CF3B1B",

@@ -125,7 +125,10 @@ def test_job_state_changes_of_this_fine_tuning_only_and_an_hourly_schedule_reach
         "detail": {"jobName": [{"prefix": f"{environment}-{fine_tuning}-"}]},
     }
     schedule = only(template, "AWS::Events::Rule", "ServingLifecycleReconcileSchedule")["Properties"]
-    assert schedule["ScheduleExpression"] == "rate(1 hour)"
+    # A gated fine-tuning (the sample's sql-generator) has temporary endpoints billing by the hour
+    # while an evaluation runs: its reconcile runs every 15 minutes.
+    gated = fine_tuning == "sql-generator"
+    assert schedule["ScheduleExpression"] == ("rate(15 minutes)" if gated else "rate(1 hour)")
     for properties in (rule, schedule):
         (target,) = properties["Targets"]
         assert flatten(target["Arn"]).startswith("<ServingLifecycleFunction")
@@ -158,8 +161,14 @@ def test_serving_may_change_only_throughput_and_deployments_tagged_for_its_stack
     create = by_sid["CreateServingOnlyTaggedForThisStack"]
     assert create["Condition"] == {"StringEquals": {"aws:RequestTag/finetune:stack": stack_name}}
     # Finding 32: tagging is never a way to make another stack's PT or deployment this stack's.
+    serving_arns = ("provisioned-model", "custom-model-deployment")
     tagging = [
-        statement for statement in statements(policy) if "bedrock:TagResource" in as_list(statement["Action"])
+        statement
+        for statement in statements(policy)
+        if "bedrock:TagResource" in as_list(statement["Action"])
+        and any(
+            kind in flatten(resource) for resource in as_list(statement["Resource"]) for kind in serving_arns
+        )
     ]
     assert {statement["Sid"] for statement in tagging} == {
         "TagNewServingForThisStack",
