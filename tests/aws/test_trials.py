@@ -644,3 +644,35 @@ def test_teardown_gate_stops_evaluations_and_deletes_every_temporary_endpoint(la
     lab.settle()
     assert billing(lab) == []
     assert teardown_gate(lab.gate, spec).changes == []
+
+
+def test_an_endpoint_with_our_tags_but_another_name_is_not_ours(lab: Lab) -> None:
+    main = trial()
+    tags = names.temporary_tags(ENV, FT, "main")
+    lab.serving.create_provisioned_model_throughput(
+        modelUnits=1,
+        provisionedModelName=f"{ENV}-{FT}-main-eval0123abcd",
+        modelId="arn:aws:bedrock:us-east-1:123456789012:custom-model/someone-else",
+        tags=[{"key": key, "value": value} for key, value in tags.items()],
+    )
+
+    teardown_gate(lab.gate, gate_spec(lab, main))
+
+    assert len(lab.serving.throughputs) == 1
+    assert trials.find_temporary_endpoints(lab.bedrock, ENV, FT) == []
+
+
+def test_a_failed_pt_fails_the_trial_and_is_deleted(lab: Lab) -> None:
+    main = trial()
+    complete(lab, main)
+    spec = gate_spec(lab, main)
+    reconcile_gate(lab.gate, spec, now=T0)
+    record = lab.serving.throughputs[pt_arn(lab)]
+    record["status"], record["failureMessage"] = "Failed", "Insufficient capacity"
+
+    report = reconcile_gate(lab.gate, spec, now=T0 + timedelta(minutes=5))
+
+    assert report.states == {"main": "failed"}
+    assert "Insufficient capacity" in parameter(lab, "trial-main")["reason"]
+    assert billing(lab) == []
+    assert lab.bedrock.jobs == {}
