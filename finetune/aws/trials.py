@@ -43,6 +43,9 @@ Decisions:
   refuses other than for quota, a model Converse cannot invoke, unreadable results) decides the
   trial as failed and tears its endpoint down. Anything transient (throttling, quota, a run out of
   time) is a report failure or note, and the next run tries again: `max_hours` bounds the cost.
+- Unanswered prompts. Bedrock scores only the prompts that got a response (a BYOI prompt Converse
+  could not answer is left out of the responses): a trial with fewer scored prompts than the dataset
+  holds fails the gate, saying how many were not scored, instead of passing on a subset.
 - Notifications. The report carries `messages`; `publish_messages` sends them (the handler does,
   as serving's handlers do). The gate's message is made only by the run that records the winner.
 """
@@ -88,6 +91,7 @@ from finetune.aws.evaluation import (
     find_evaluation,
     generate_responses,
     object_keys,
+    read_prompts,
     read_results,
     start_evaluation,
     stop_evaluation,
@@ -225,6 +229,7 @@ class TrialRecord:
     byoi: bool = False
     scores: Mapping[str, Any] | None = None  # Scores.to_json()
     verdict: Mapping[str, Any] | None = None  # Verdict.to_json()
+    dataset_prompts: int | None = None  # prompts in the dataset, against the scored ones
     reason: str | None = None  # why it failed, when it did not get as far as a verdict on scores
     decided_at: str | None = None
 
@@ -674,7 +679,11 @@ class _Gate:
         except EvaluationResultsError as error:
             raise _Final(f"the results of evaluation job {state.job_name} cannot be read: {error}") from error
         scores = aggregate(rows, self.settings.metrics)
-        return self.save(replace(record, state=SCORED, scores=scores.to_json()))
+        try:
+            prompts = len(read_prompts(self.clients.s3, self.spec.dataset_s3_uri))
+        except GenerationError as error:
+            raise _Final(str(error)) from error
+        return self.save(replace(record, state=SCORED, scores=scores.to_json(), dataset_prompts=prompts))
 
     def endpoint_kind(self, trial: TrialSpec) -> str:
         return DEPLOYMENT if self.uses_deployment(trial) else PROVISIONED
@@ -979,6 +988,17 @@ class _Gate:
                 )
                 return record
         verdict = judge(self.settings, scores, base)
+        expected = record.dataset_prompts or 0
+        if scores.prompts < expected:
+            # Bedrock scores only the prompts that got a response: the rest must not pass unseen.
+            verdict = Verdict(
+                False,
+                (
+                    *verdict.misses,
+                    f"{expected - scores.prompts} of {expected} prompts were not scored (no response from "
+                    "the model)",
+                ),
+            )
         return self.save(
             replace(
                 record,

@@ -676,3 +676,32 @@ def test_a_failed_pt_fails_the_trial_and_is_deleted(lab: Lab) -> None:
     assert "Insufficient capacity" in parameter(lab, "trial-main")["reason"]
     assert billing(lab) == []
     assert lab.bedrock.jobs == {}
+
+
+def test_prompts_the_model_did_not_answer_fail_the_gate(lab: Lab) -> None:
+    main = trial(on_demand=True)
+    complete(lab, main)
+    lab.runtime.fail_prompt("refund", "ValidationException", "the input is too long")
+
+    report = run_gate(lab, gate_spec(lab, main, settings=JUDGED), {"main": {CORRECTNESS: 0.9}})
+
+    assert report.states == {"main": "failed"}
+    assert "1 of 3 prompts were not scored" in report.messages[0][1]
+    assert billing(lab) == []
+
+
+def test_a_new_job_of_a_decided_trial_is_evaluated_anew(lab: Lab) -> None:
+    first = trial("main", "a")
+    complete(lab, first)
+    run_gate(lab, gate_spec(lab, first), {"main": {ACCURACY: 0.6}})
+    second = trial("main", "b")
+    complete(lab, second)
+
+    report = run_gate(lab, gate_spec(lab, second), {"main": {ACCURACY: 0.9}}, start=T0 + timedelta(days=1))
+
+    assert report.winner is not None and parameter(lab, "gate-winner")["job_name"] == second.job_name
+    assert evaluation_jobs(lab) == [
+        evaluation_job_name(first.job_name, "eval"),
+        evaluation_job_name(second.job_name, "eval"),
+    ]
+    assert billing(lab) == []
