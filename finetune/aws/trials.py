@@ -631,9 +631,13 @@ class _Gate:
         if self.now - aware(started) <= timedelta(hours=self.settings.max_hours):
             return
         if record.evaluation_job:
-            state = find_evaluation(self.bedrock, record.evaluation_job)
-            if state is not None and not state.terminal and stop_evaluation(self.bedrock, state.job_arn):
-                self.report.changes.append(f"evaluation job {state.job_name} stopped")
+            try:
+                state = find_evaluation(self.bedrock, record.evaluation_job)
+                if state is not None and not state.terminal and stop_evaluation(self.bedrock, state.job_arn):
+                    self.report.changes.append(f"evaluation job {state.job_name} stopped")
+            except (ClientError, EvaluationRejected) as error:
+                # The endpoint goes all the same (without it the evaluation cannot go on either).
+                self.report.fail(f"stopping evaluation job {record.evaluation_job}: {_describe(error)}")
         raise _Final(
             f"timed out after {self.settings.max_hours} h (limit evaluation.max_hours) before its "
             "evaluation completed"

@@ -705,3 +705,37 @@ def test_a_new_job_of_a_decided_trial_is_evaluated_anew(lab: Lab) -> None:
         evaluation_job_name(second.job_name, "eval"),
     ]
     assert billing(lab) == []
+
+
+def test_a_stop_that_fails_at_max_hours_still_deletes_the_endpoint(lab: Lab) -> None:
+    main = trial()
+    complete(lab, main)
+    spec = gate_spec(lab, main)
+    lab.bedrock.hang(evaluation_job_name(main.job_name, "eval"))
+    run_gate(lab, spec, {"main": {ACCURACY: 0.9}})
+    lab.bedrock.fail_next("stop_evaluation_job", "InternalServerException", "try again")
+
+    report = reconcile_gate(lab.gate, spec, now=T0 + timedelta(hours=9))
+
+    assert report.states == {"main": "failed"}
+    assert any("stopping evaluation job" in failure for failure in report.failures)
+    assert lab.serving.throughputs == {}
+
+
+def test_an_evaluation_start_that_races_a_lagging_list_is_the_same_job(lab: Lab) -> None:
+    main = trial()
+    complete(lab, main)
+    spec = gate_spec(lab, main)
+    reconcile_gate(lab.gate, spec, now=T0)
+    lab.settle()
+    reconcile_gate(lab.gate, spec, now=T0 + timedelta(minutes=5))
+    listed = lab.bedrock.list_evaluation_jobs
+    lab.bedrock.list_evaluation_jobs = lambda **_: {"jobSummaries": []}  # type: ignore[method-assign]
+
+    report = reconcile_gate(lab.gate, spec, now=T0 + timedelta(minutes=10))
+
+    lab.bedrock.list_evaluation_jobs = listed  # type: ignore[method-assign]
+    assert len(lab.bedrock.calls_of("create_evaluation_job")) == 2  # the same request, the same token
+    assert len(lab.bedrock.jobs) == 1
+    assert report.states == {"main": "evaluating"}
+    assert len(lab.serving.throughputs) == 1
