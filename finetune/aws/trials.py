@@ -1050,6 +1050,8 @@ class _Gate:
             record.outcome(trial) for trial in spec.trials if (record := records[trial.name]) is not None
         ]
         report.finished = True
+        if self.settings.gate.beat_base:
+            self.stop_unneeded_bases()
         report.ranking = rank(self.settings, outcomes)
         report.winner = report.ranking[0] if report.ranking else None
         value: dict[str, Any]
@@ -1073,6 +1075,26 @@ class _Gate:
         if change:
             report.changes.append(change)
             report.messages.append(self.message(outcomes))
+
+    def stop_unneeded_bases(self) -> None:
+        """Every trial is decided: a base model's evaluation still running is needed no more."""
+        spec = self.spec
+        for model_id in dict.fromkeys(trial.invocable_base_model for trial in spec.trials):
+            parameter = names.base_evaluation_parameter(model_id)
+            text = parameters.get(self.clients.ssm, spec.environment, spec.fine_tuning, parameter)
+            record = BaseRecord.from_json(text) if text else None
+            if record is None or record.state != BASE_EVALUATING:
+                continue
+            try:
+                state = find_evaluation(self.bedrock, record.job_name)
+                if state is not None and not state.terminal and stop_evaluation(self.bedrock, state.job_arn):
+                    self.report.changes.append(f"evaluation job {record.job_name} (base model) stopped")
+            except (ClientError, EvaluationRejected) as error:
+                self.report.fail(f"stopping evaluation job {record.job_name}: {_describe(error)}")
+                continue
+            self.save_base(
+                replace(record, state=BASE_FAILED, reason="stopped: every trial was decided without it")
+            )
 
     def message(self, outcomes: list[TrialOutcome]) -> tuple[str, str]:
         report, spec = self.report, self.spec

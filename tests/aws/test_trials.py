@@ -739,3 +739,18 @@ def test_an_evaluation_start_that_races_a_lagging_list_is_the_same_job(lab: Lab)
     assert len(lab.bedrock.jobs) == 1
     assert report.states == {"main": "evaluating"}
     assert len(lab.serving.throughputs) == 1
+
+
+def test_a_base_evaluation_no_trial_needs_any_more_is_stopped(lab: Lab) -> None:
+    main = trial()
+    complete(lab, main)
+    spec = gate_spec(lab, main, settings=replace(PROGRAMMATIC, gate=Gate(beat_base=True)))
+    lab.bedrock.fail_evaluation(evaluation_job_name(main.job_name, "eval"), "The model timed out")
+    lab.bedrock.hang(BASE_ID)
+
+    report = run_gate(lab, spec, {"main": {ACCURACY: 0.9}})
+
+    assert report.finished and report.states == {"main": "failed"}
+    assert len(lab.bedrock.calls_of("stop_evaluation_job")) == 1
+    lab.settle()
+    assert billing(lab) == []
