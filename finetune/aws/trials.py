@@ -126,7 +126,6 @@ BASE_FAILED = "failed"
 EVALUATION_LABEL = "eval"
 BASE_LABEL = "base"
 TEMPORARY_MODEL_UNITS = 1
-CONTEXT_SUFFIX_PARTS = 2  # "meta.llama3-1-8b-instruct-v1:0:128k" -> drop ":128k"
 
 
 # --------------------------------------------------------------------------------------------------
