@@ -268,3 +268,55 @@ def parse_s3_object_uri(uri: str) -> tuple[str, str]:
 
 def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation gate
+# --------------------------------------------------------------------------------------------------
+
+# A temporary endpoint (PT or deployment) made for one trial's evaluation carries the fine-tuning's
+# tags plus these two; serving never owns it (its name can be no serving name, see below).
+TEMPORARY_TAG = "finetune:temporary"
+TEMPORARY_EVALUATION = "evaluation"
+TRIAL_TAG = "finetune:trial"
+WINNER_PARAMETER = "gate-winner"  # {"trial", "job_name", "model_arn"} or {"trial": null, "reason"}
+TEMPORARY_SUFFIX = "eval"
+TEMPORARY_HASH_CHARS = 8
+
+
+def trial_parameter(trial: str) -> str:
+    """The SSM parameter (under the fine-tuning's path) that records one trial's state."""
+    return f"trial-{trial}"
+
+
+def base_evaluation_parameter(base_model: str) -> str:
+    """The SSM parameter of the base model's evaluation (model ids hold ':', which SSM refuses)."""
+    return f"gate-base-{hashlib.sha256(base_model.encode()).hexdigest()[:12]}"
+
+
+def temporary_endpoint_name(environment: str, fine_tuning: str, trial: str) -> str:
+    """`<env>-<ft>-<trial>-eval<8 hex>`, or `<env>-<ft>-eval<8 hex>` when the trial does not fit in
+    Bedrock's 63 characters. The hash is of (environment, fine-tuning, trial), so names of
+    different trials (and fine-tunings that read alike) differ. It ends in `eval<8 hex>`, which no
+    serving name does (`-od`, `-pt-<8 hex>`): `owns_throughput_name` and `deployment_name` of any
+    fine-tuning can never match it, and it never matches theirs."""
+    digest = hashlib.sha256(f"{environment}\n{fine_tuning}\n{trial}".encode()).hexdigest()
+    tail = f"{TEMPORARY_SUFFIX}{digest[:TEMPORARY_HASH_CHARS]}"
+    prefix = job_name_prefix(environment, fine_tuning)
+    readable = f"{prefix}{trial}-{tail}"
+    if len(readable) <= MAX_BEDROCK_NAME_CHARS:
+        return readable
+    return f"{prefix}{tail}"
+
+
+def is_temporary_endpoint_name(name: str) -> bool:
+    """True for any fine-tuning's temporary endpoint name (the shape, not whose it is)."""
+    return re.fullmatch(rf".+-{TEMPORARY_SUFFIX}[0-9a-f]{{{TEMPORARY_HASH_CHARS}}}", name) is not None
+
+
+def temporary_tags(environment: str, fine_tuning: str, trial: str) -> dict[str, str]:
+    return {
+        **resource_tags(environment, fine_tuning),
+        TEMPORARY_TAG: TEMPORARY_EVALUATION,
+        TRIAL_TAG: trial,
+    }
