@@ -28,6 +28,7 @@ from finetune.core.names import (
     TRAINING_PREFIX,
     VALIDATION_PREFIX,
     ssm_parameter_name,
+    without_context_suffix,
 )
 from finetune.core.plan import DataPlan, FineTuningPlan
 
@@ -173,8 +174,7 @@ class FineTuningStack(cdk.Stack):
         evaluated = [self.format_arn(service="bedrock", resource="provisioned-model", resource_name="*")]
         if settings.gate.beat_base:
             evaluated += [
-                foundation_model(catalog.without_context_suffix(trial.config.base_model))
-                for trial in plan.trials
+                foundation_model(without_context_suffix(trial.config.base_model)) for trial in plan.trials
             ]
         judges: list[str] = []
         if settings.judge_model is not None:

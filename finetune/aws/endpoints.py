@@ -71,6 +71,8 @@ class Clients:
     cloudwatch: Any
     sns: Any
     cloudformation: Any = None  # only to check that no deploy is under way before buying a commitment
+    s3: Any = None  # the evaluation gate only: datasets, results and generated responses
+    runtime: Any = None  # the evaluation gate only: bedrock-runtime, to generate a deployment's responses
 
 
 @dataclass(frozen=True)

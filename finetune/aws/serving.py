@@ -39,7 +39,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from finetune.aws import jobs, parameters
+from finetune.aws import jobs, parameters, trials
 from finetune.aws.endpoints import (
     DEPLOYMENT_READY,
     PT_READY,
@@ -106,6 +106,7 @@ class ReconcileReport:
     notes: list[str] = field(default_factory=list)
     pending: bool = False
     disabled: bool = False
+    gate: trials.GateReport | None = None  # the evaluation gate's run, for a gated fine-tuning
 
     @property
     def changed(self) -> bool:
@@ -115,7 +116,9 @@ class ReconcileReport:
         """A message for people (the notification topic)."""
         spec = self.spec
         lines = [f"Fine-tuning {spec.fine_tuning} ({spec.environment}, {spec.region}):"]
-        if self.model is None:
+        if self.model is None and self.gate is not None:
+            lines.append("no model has passed the evaluation gate yet: nothing to serve.")
+        elif self.model is None:
             lines.append("no completed customization job yet: nothing to serve.")
         else:
             job = f"job {self.model.job_name}" if self.model.job_name else "served before"
@@ -140,6 +143,8 @@ class ReconcileReport:
         lines += [f"- {change}" for change in self.changes]
         lines += [f"! {committed.describe()}" for committed in self.committed]
         lines += [f"* {note}" for note in self.notes]
+        if self.gate is not None:
+            lines += ["", self.gate.summary()]
         return "\n".join(lines)
 
     def as_log(self) -> dict[str, Any]:
@@ -158,6 +163,7 @@ class ReconcileReport:
             "committed": [committed.arn for committed in self.committed],
             "notes": self.notes,
             "pending": self.pending,
+            **({"gate": self.gate.states} if self.gate is not None else {}),
         }
 
     def fail(self, message: str) -> None:
@@ -189,9 +195,13 @@ def reconcile(
         report.disabled = True
         report.notes.append("serving is not deployed (torn down, or not created yet): nothing was changed")
         return report
-    model = model_to_serve(clients, spec, completed, report)
+    if spec.gate is not None:
+        model = gated_model(clients, spec, moment, report)
+    else:
+        model = model_to_serve(clients, spec, completed, report)
     if model is None:
-        report.notes.append("no completed customization job to serve yet")
+        if spec.gate is None:
+            report.notes.append("no completed customization job to serve yet")
         return report
     report.model = model
     _write(clients.ssm, spec, names.MODEL_ARN_PARAMETER, model.model_arn, report)
@@ -330,6 +340,41 @@ def model_to_serve(
     report.notes.append(
         f"the deployed job {deployed.job_name} is {status}: "
         + (f"the model served so far ({served}) stays" if served else "nothing to serve until it completes")
+    )
+    return ModelRef(job_name="", job_arn="", model_arn=served) if served else None
+
+
+def gated_model(
+    clients: Clients, spec: ServingResource, now: datetime, report: ReconcileReport
+) -> ModelRef | None:
+    """The evaluation gate's winner, once the gate (`finetune.aws.trials`) has named one.
+
+    Each run moves the gate on first (temporary endpoints, evaluations, verdicts) and tells people
+    what it decided. Until a winner is named nothing new is served; a model served before (an
+    earlier winner) stays until then. A gate that no trial passed serves nothing new, ever, for
+    these jobs: the message says which metric missed by how much.
+    """
+    gate = trials.reconcile_gate(
+        trials.GateClients.of(clients, s3=clients.s3, runtime=clients.runtime),
+        trials.deployed_gate(clients.ssm, spec),
+        now=now,
+    )
+    trials.publish_messages(clients.sns, gate)
+    report.changes += gate.changes
+    for failure in gate.failures:
+        report.fail(f"evaluation gate: {failure}")
+    report.gate = gate
+    if gate.winner is not None and gate.winner_model_arn:
+        record = gate.trials.get(gate.winner.name)
+        return ModelRef(
+            job_name=record.job_name if record else "", job_arn="", model_arn=gate.winner_model_arn
+        )
+    states = ", ".join(f"{name} {state}" for name, state in gate.states.items())
+    served = parameters.get(clients.ssm, spec.environment, spec.fine_tuning, names.MODEL_ARN_PARAMETER)
+    why = "no trial passed" if gate.finished else f"trials: {states}"
+    report.notes.append(
+        f"evaluation gate: no winner ({why}): "
+        + (f"the model served so far ({served}) stays" if served else "nothing is served")
     )
     return ModelRef(job_name="", job_arn="", model_arn=served) if served else None
 

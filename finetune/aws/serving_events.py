@@ -42,7 +42,14 @@ def on_job_state_change(
         log("ignored", reason="job of another fine-tuning", job=job, status=status)
         return {"action": "ignored", "job": job}
     deployed = jobs.read_deployed_job(clients.ssm, spec.environment, spec.fine_tuning)
-    if deployed is not None and deployed.job_name != job and status in (*FAILED_STATES, jobs.COMPLETED):
+    # A candidate's job is the evaluation gate's, not a superseded one.
+    candidate = spec.gate is not None and job in {trial.job_name for trial in spec.gate.trials[1:]}
+    if (
+        deployed is not None
+        and deployed.job_name != job
+        and not candidate
+        and status in (*FAILED_STATES, jobs.COMPLETED)
+    ):
         message = (
             f"Customization job {job} is {status}, but it is not the deployed configuration's job "
             f"({deployed.job_name}, from a {deployed.source}): its model is not served."

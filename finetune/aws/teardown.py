@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from finetune.aws import jobs, parameters
+from finetune.aws import jobs, parameters, trials
 from finetune.aws.endpoints import (
     Clients,
     CommittedThroughput,
@@ -40,12 +40,14 @@ class TeardownReport:
     fine_tuning: str
     deleted: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    stopped_evaluations: list[str] = field(default_factory=list)
     committed: list[CommittedThroughput] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [f"Fine-tuning {self.fine_tuning} ({self.environment}): serving torn down."]
         lines += [f"- stopped customization job {name}" for name in self.stopped]
+        lines += [f"- stopped evaluation job {name}" for name in self.stopped_evaluations]
         lines += [f"- deleted {name}" for name in self.deleted]
         lines += [f"! {committed.describe()}" for committed in self.committed]
         lines += [f"* kept {name}" for name in self.kept]
@@ -72,6 +74,8 @@ def teardown(
     3. No-commitment PTs, the on-demand deployment, the idle alarms and the endpoint-arn parameter
        are deleted, and the teardown waits until Bedrock no longer knows them. Committed PTs cannot
        be deleted: they are reported with their expiry.
+    With an evaluation gate, its running evaluation jobs are stopped and its temporary endpoints
+    deleted (and waited for) with serving's, before 3.
     4. With `spec.delete_models_on_destroy` (a `destroy` environment, whose key is deleted with the
        stack, leaving its models unreadable), the custom models and the remaining parameters are
        deleted too; otherwise models, the custom-model-arn and deployed-job parameters are kept.
@@ -88,6 +92,25 @@ def teardown(
                 report.stopped.append(job_name)
 
     pending: list[_PendingDeletion] = []
+    unstopped: list[str] = []
+    if spec.gate is not None:
+        # The gate's evaluation jobs are stopped, and its temporary endpoints deleted and waited
+        # for like serving's own: none may outlive the stack.
+        gate_clients = trials.GateClients.of(clients, s3=clients.s3, runtime=clients.runtime)
+        gate = trials.GateReport(spec=trials.deployed_gate(clients.ssm, spec))
+        report.stopped_evaluations += trials.stop_evaluations(gate_clients, gate.spec, gate)
+        unstopped = gate.failures  # raised once the endpoints are deleted: those bill by the hour
+        for endpoint in trials.find_temporary_endpoints(bedrock, environment, fine_tuning):
+            get = (
+                partial(bedrock.get_provisioned_model_throughput, provisionedModelId=endpoint.arn)
+                if endpoint.kind == trials.PROVISIONED
+                else partial(
+                    bedrock.get_custom_model_deployment, customModelDeploymentIdentifier=endpoint.arn
+                )
+            )
+            pending.append(
+                _PendingDeletion(endpoint.label, partial(trials.delete_endpoint, bedrock, endpoint), get)
+            )
     for throughput in find_throughputs(bedrock, environment, fine_tuning):
         if throughput.is_committed(moment):
             report.committed.append(
@@ -136,6 +159,11 @@ def teardown(
                 "or run the teardown again."
             )
         sleep(poll_seconds)
+    if unstopped:
+        raise TeardownIncompleteError(
+            "; ".join(unstopped)
+            + ". Stop them in the Bedrock console (Evaluations) or run the teardown again."
+        )
 
     if spec.delete_models_on_destroy and not report.committed:
         for model in find_custom_models(bedrock, environment, fine_tuning):

@@ -97,6 +97,7 @@ from finetune.aws.evaluation import (
     stop_evaluation,
 )
 from finetune.core import names
+from finetune.core.contracts import EvaluationGate, GateTrial, ServingResource
 from finetune.core.deadline import DEFAULT_SECONDS, Deadline, DeadlineError
 from finetune.core.evaluation import (
     JUDGE_TASK_TYPE,
@@ -134,22 +135,6 @@ TEMPORARY_MODEL_UNITS = 1
 
 
 @dataclass(frozen=True)
-class TrialSpec:
-    """One trial: the fine-tuning's own settings ("main") or a candidate."""
-
-    name: str  # "main" or the candidate name (lowercase, digits, '-')
-    job_name: str  # its customization job name (unique per trial)
-    base_model: str  # the catalog's foundation-model id, e.g. "meta.llama3-1-8b-instruct-v1:0:128k"
-    serving_usd_per_30_days: float | None  # for ranking ties
-    on_demand: bool = False  # the model supports an on-demand custom model deployment here
-
-    @property
-    def invocable_base_model(self) -> str:
-        """The base model's id for invoking it: without a trailing `:<n>k` context suffix."""
-        return base_model_id(self.base_model)
-
-
-@dataclass(frozen=True)
 class GateSpec:
     """A fine-tuning's evaluation gate: its settings, trials, and where the evaluation runs."""
 
@@ -157,7 +142,7 @@ class GateSpec:
     fine_tuning: str
     region: str
     settings: EvaluationSettings
-    trials: tuple[TrialSpec, ...]
+    trials: tuple[GateTrial, ...]
     role_arn: str  # the evaluation service role
     bucket: str  # the stack's bucket
     dataset_key: str  # S3 key of the staged evaluation dataset (JSONL)
@@ -177,8 +162,39 @@ class GateSpec:
     def output_s3_uri(self) -> str:
         return names.s3_uri(self.bucket, self.prefix)
 
-    def trial(self, name: str) -> TrialSpec | None:
+    def trial(self, name: str) -> GateTrial | None:
         return next((trial for trial in self.trials if trial.name == name), None)
+
+    @classmethod
+    def for_serving(cls, serving: ServingResource, gate: EvaluationGate, main_job: str | None) -> GateSpec:
+        """The gate of a deployed serving resource; `main_job`: the job recorded as deployed (an
+        upload's or a retry's replaces the one synth named), None to keep synth's."""
+        trials = tuple(
+            replace(trial, job_name=main_job) if trial.name == names.MAIN_TRIAL and main_job else trial
+            for trial in gate.trials
+        )
+        return cls(
+            environment=serving.environment,
+            fine_tuning=serving.fine_tuning,
+            region=serving.region,
+            settings=gate.settings,
+            trials=trials,
+            role_arn=gate.role_arn,
+            bucket=gate.bucket,
+            dataset_key=gate.dataset_key,
+            output_prefix=gate.output_prefix,
+            kms_key_arn=gate.kms_key_arn,
+            topic_arn=serving.topic_arn,
+        )
+
+
+def deployed_gate(ssm: Any, serving: ServingResource) -> GateSpec:
+    """The deployed serving resource's gate, with the main trial's job as recorded (an upload's or
+    a retry's); ValueError for a fine-tuning without a gate."""
+    if serving.gate is None:
+        raise ValueError(f"{serving.environment}/{serving.fine_tuning} has no evaluation gate")
+    deployed = jobs.read_deployed_job(ssm, serving.environment, serving.fine_tuning)
+    return GateSpec.for_serving(serving, serving.gate, deployed.job_name if deployed else None)
 
 
 @dataclass(frozen=True)
@@ -195,14 +211,6 @@ class GateClients:
     @classmethod
     def of(cls, clients: Clients, *, s3: Any, runtime: Any) -> GateClients:
         return cls(bedrock=clients.bedrock, ssm=clients.ssm, sns=clients.sns, s3=s3, runtime=runtime)
-
-
-def base_model_id(catalog_id: str) -> str:
-    """`meta.llama3-1-8b-instruct-v1:0:128k` -> `meta.llama3-1-8b-instruct-v1:0`."""
-    head, _, tail = catalog_id.rpartition(":")
-    if head and tail.endswith("k") and tail[:-1].isdigit():
-        return head
-    return catalog_id
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,7 +256,7 @@ class TrialRecord:
         except (ValueError, TypeError, KeyError):
             return None
 
-    def outcome(self, trial: TrialSpec) -> TrialOutcome:
+    def outcome(self, trial: GateTrial) -> TrialOutcome:
         scores = Scores.from_json(self.scores) if self.scores else Scores(values={}, prompts=0)
         verdict = Verdict.from_json(self.verdict) if self.verdict else Verdict(False, (self.reason or "",))
         return TrialOutcome(trial.name, verdict, scores, trial.serving_usd_per_30_days)
@@ -448,8 +456,25 @@ def reconcile_gate(
 
 def teardown_gate(clients: GateClients, spec: GateSpec) -> GateReport:
     """For stack destroy: stop the gate's running evaluation jobs and delete every temporary
-    endpoint of the fine-tuning (found by name AND tags, whatever trial it was for)."""
+    endpoint of the fine-tuning (found by name AND tags, whatever trial it was for). The serving
+    teardown (`finetune.aws.teardown`) stops the evaluations the same way and waits for the
+    endpoints to be gone."""
     report = GateReport(spec=spec)
+    stop_evaluations(clients, spec, report)
+    for endpoint in find_temporary_endpoints(clients.bedrock, spec.environment, spec.fine_tuning):
+        try:
+            if delete_endpoint(clients.bedrock, endpoint):
+                report.changes.append(f"{endpoint.label} deleted")
+            else:
+                report.fail(f"{endpoint.label} is busy and could not be deleted yet: run the teardown again")
+        except ServingError as error:
+            report.fail(str(error))
+    return report
+
+
+def stop_evaluations(clients: GateClients, spec: GateSpec, report: GateReport) -> list[str]:
+    """Stop every running evaluation job of the gate (each trial's, recorded or named, and the
+    base models'); the names of those stopped."""
     names_to_stop: dict[str, None] = {}
     for trial in spec.trials:
         names_to_stop.setdefault(evaluation_job_name(trial.job_name, EVALUATION_LABEL))
@@ -460,22 +485,16 @@ def teardown_gate(clients: GateClients, spec: GateSpec) -> GateReport:
         if record is not None and record.evaluation_job:
             names_to_stop.setdefault(record.evaluation_job)
         names_to_stop.setdefault(base_job_name(spec, trial.invocable_base_model))
+    stopped: list[str] = []
     for job_name in names_to_stop:
         try:
             state = find_evaluation(clients.bedrock, job_name)
             if state is not None and not state.terminal and stop_evaluation(clients.bedrock, state.job_arn):
                 report.changes.append(f"evaluation job {job_name} stopped")
+                stopped.append(job_name)
         except (ClientError, EvaluationRejected) as error:
             report.fail(f"stopping evaluation job {job_name}: {error}")
-    for endpoint in find_temporary_endpoints(clients.bedrock, spec.environment, spec.fine_tuning):
-        try:
-            if delete_endpoint(clients.bedrock, endpoint):
-                report.changes.append(f"{endpoint.label} deleted")
-            else:
-                report.fail(f"{endpoint.label} is busy and could not be deleted yet: run the teardown again")
-        except ServingError as error:
-            report.fail(str(error))
-    return report
+    return stopped
 
 
 def base_job_name(spec: GateSpec, model_id: str) -> str:
@@ -554,7 +573,7 @@ class _Gate:
         self.name_winner()
         return report
 
-    def load(self, trial: TrialSpec) -> TrialRecord | None:
+    def load(self, trial: GateTrial) -> TrialRecord | None:
         text = parameters.get(
             self.clients.ssm, self.spec.environment, self.spec.fine_tuning, names.trial_parameter(trial.name)
         )
@@ -579,7 +598,7 @@ class _Gate:
         self.report.trials[record.trial] = record
         return record
 
-    def step(self, trial: TrialSpec, record: TrialRecord | None) -> TrialRecord | None:
+    def step(self, trial: GateTrial, record: TrialRecord | None) -> TrialRecord | None:
         if record is not None and record.decided:
             return record
         if record is None:
@@ -595,7 +614,7 @@ class _Gate:
 
     # -- 1. the job ----------------------------------------------------------------------------------
 
-    def begin(self, trial: TrialSpec) -> TrialRecord | None:
+    def begin(self, trial: GateTrial) -> TrialRecord | None:
         job = jobs.find_job(self.bedrock, trial.job_name)
         if job is None or job.status not in (jobs.COMPLETED, "Failed", "Stopped"):
             status = job.status if job is not None else "not found"
@@ -620,12 +639,12 @@ class _Gate:
         )
         return self.save(record)
 
-    def uses_deployment(self, trial: TrialSpec) -> bool:
+    def uses_deployment(self, trial: GateTrial) -> bool:
         return trial.on_demand and self.settings.uses_judge
 
     # -- 5. the hard lifetime --------------------------------------------------------------------------
 
-    def check_lifetime(self, trial: TrialSpec, record: TrialRecord) -> None:
+    def check_lifetime(self, trial: GateTrial, record: TrialRecord) -> None:
         started = datetime.fromisoformat(record.started_at) if record.started_at else self.now
         if self.now - aware(started) <= timedelta(hours=self.settings.max_hours):
             return
@@ -644,7 +663,7 @@ class _Gate:
 
     # -- 2, 3, 4. endpoint and evaluation ------------------------------------------------------------
 
-    def evaluate(self, trial: TrialSpec, record: TrialRecord) -> TrialRecord:
+    def evaluate(self, trial: GateTrial, record: TrialRecord) -> TrialRecord:
         name = record.evaluation_job or evaluation_job_name(trial.job_name, EVALUATION_LABEL)
         state = find_evaluation(self.bedrock, name)
         if state is None:
@@ -688,7 +707,7 @@ class _Gate:
             raise _Final(str(error)) from error
         return self.save(replace(record, state=SCORED, scores=scores.to_json(), dataset_prompts=prompts))
 
-    def endpoint_kind(self, trial: TrialSpec) -> str:
+    def endpoint_kind(self, trial: GateTrial) -> str:
         return DEPLOYMENT if self.uses_deployment(trial) else PROVISIONED
 
     def wanted(self, endpoint: TemporaryEndpoint) -> bool:
@@ -703,7 +722,7 @@ class _Gate:
             and endpoint.kind == self.endpoint_kind(trial)
         )
 
-    def ensure_endpoint(self, trial: TrialSpec, record: TrialRecord) -> TemporaryEndpoint | None:
+    def ensure_endpoint(self, trial: GateTrial, record: TrialRecord) -> TemporaryEndpoint | None:
         """The trial's endpoint for its job's model: found, else created; None while an endpoint of
         another model or kind (an earlier job or setting of the trial) is being deleted first."""
         kind = self.endpoint_kind(trial)
@@ -730,7 +749,7 @@ class _Gate:
             return f"its failure message could not be read ({error_code(error)})"
         return str(found.get("failureMessage") or "Bedrock gave no failure message")
 
-    def create_endpoint(self, trial: TrialSpec, record: TrialRecord, kind: str) -> TemporaryEndpoint:
+    def create_endpoint(self, trial: GateTrial, record: TrialRecord, kind: str) -> TemporaryEndpoint:
         spec = self.spec
         name = names.temporary_endpoint_name(spec.environment, spec.fine_tuning, trial.name)
         model_arn = str(record.model_arn)
@@ -815,7 +834,7 @@ class _Gate:
         )
         return _endpoint_of(kind, name, arn, trial, str(existing.get("modelArn") or ""), existing)
 
-    def start(self, trial: TrialSpec, record: TrialRecord, endpoint: TemporaryEndpoint) -> EvaluationState:
+    def start(self, trial: GateTrial, record: TrialRecord, endpoint: TemporaryEndpoint) -> EvaluationState:
         settings, spec = self.settings, self.spec
         name = record.evaluation_job or evaluation_job_name(trial.job_name, EVALUATION_LABEL)
         fields: dict[str, Any] = {
@@ -851,7 +870,7 @@ class _Gate:
             )
         return state
 
-    def responses(self, trial: TrialSpec, job_name: str, endpoint: TemporaryEndpoint) -> str:
+    def responses(self, trial: GateTrial, job_name: str, endpoint: TemporaryEndpoint) -> str:
         """The BYOI dataset: the deployment's responses, generated once (reused when written)."""
         spec = self.spec
         key = f"{spec.prefix}responses/{job_name}.jsonl"
@@ -886,7 +905,7 @@ class _Gate:
 
     # -- beat_base ----------------------------------------------------------------------------------
 
-    def base_scores(self, trial: TrialSpec) -> tuple[bool, Scores | None]:
+    def base_scores(self, trial: GateTrial) -> tuple[bool, Scores | None]:
         """(decided, scores) of the base model's evaluation; started when not yet."""
         model_id = trial.invocable_base_model
         if model_id in self.bases:
@@ -980,7 +999,7 @@ class _Gate:
 
     # -- verdicts -----------------------------------------------------------------------------------
 
-    def conclude(self, trial: TrialSpec, record: TrialRecord) -> TrialRecord:
+    def conclude(self, trial: GateTrial, record: TrialRecord) -> TrialRecord:
         scores = Scores.from_json(record.scores or {"scores": {}, "prompts": 0})
         base: Scores | None = None
         if self.settings.gate.beat_base:
@@ -1011,7 +1030,7 @@ class _Gate:
             )
         )
 
-    def decide_failed(self, trial: TrialSpec, record: TrialRecord | None, reason: str) -> TrialRecord:
+    def decide_failed(self, trial: GateTrial, record: TrialRecord | None, reason: str) -> TrialRecord:
         base = record or TrialRecord(trial=trial.name, job_name=trial.job_name, state=FAILED)
         decided = replace(
             base,

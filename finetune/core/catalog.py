@@ -35,6 +35,7 @@ import difflib
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from finetune.core import names
 from finetune.core.formats import DataFormat, DatasetLimits, TokenLimit
 
 # --------------------------------------------------------------------------------------------------
@@ -955,12 +956,6 @@ def find_model(identifier: str) -> ModelEntry | None:
     return _BY_IDENTIFIER.get(identifier)
 
 
-def without_context_suffix(identifier: str) -> str:
-    """`amazon.nova-lite-v1:0:128k` -> `amazon.nova-lite-v1:0`; other identifiers unchanged."""
-    stem, _, suffix = identifier.rpartition(":")
-    return stem if stem and suffix[:-1].isdigit() and suffix.endswith("k") else identifier
-
-
 def suggest_models(identifier: str, n: int = 3) -> list[str]:
     """Up to `n` canonical model ids closest to `identifier`: the same model with another context
     suffix first, then ids containing it, then difflib's."""
@@ -968,11 +963,11 @@ def suggest_models(identifier: str, n: int = 3) -> list[str]:
     wanted = identifier.strip().lower()
     if not wanted:
         return []
-    stem = without_context_suffix(wanted)
+    stem = names.without_context_suffix(wanted)
     same_model = [
         entry.model_id
         for entry in CATALOG
-        if stem in {without_context_suffix(i.lower()) for i in entry.identifiers}
+        if stem in {names.without_context_suffix(i.lower()) for i in entry.identifiers}
     ]
     # Substrings shorter than 4 characters ("x", "v1") match almost everything: not a suggestion.
     containing = [model_id for model_id in ids if len(wanted) >= 4 and wanted in model_id.lower()]

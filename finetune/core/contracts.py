@@ -295,6 +295,11 @@ class GateTrial:
     serving_usd_per_30_days: float | None = None
     on_demand: bool = False
 
+    @property
+    def invocable_base_model(self) -> str:
+        """The base model's id for invoking it: without the catalog's `:<n>k` context suffix."""
+        return names.without_context_suffix(self.base_model)
+
 
 @dataclass(frozen=True)
 class EvaluationGate:

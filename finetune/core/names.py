@@ -142,6 +142,13 @@ class JobSpec:
         }
 
 
+def without_context_suffix(identifier: str) -> str:
+    """`amazon.nova-lite-v1:0:128k` -> `amazon.nova-lite-v1:0` (the id a base model is invoked by);
+    other identifiers unchanged."""
+    stem, _, suffix = identifier.rpartition(":")
+    return stem if stem and suffix[:-1].isdigit() and suffix.endswith("k") else identifier
+
+
 def job_name_prefix(environment: str, fine_tuning: str) -> str:
     return f"{environment}-{fine_tuning}-"
 

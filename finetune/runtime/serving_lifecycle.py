@@ -37,6 +37,8 @@ def clients() -> Clients:
         cloudwatch=client("cloudwatch"),
         sns=client("sns"),
         cloudformation=client("cloudformation"),
+        s3=client("s3"),
+        runtime=client("bedrock-runtime"),
     )
 
 

@@ -15,13 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from finetune.aws import serving, teardown, trials
+from finetune.aws import jobs, serving, teardown, trials
 from finetune.aws.endpoints import Clients
 from finetune.aws.evaluation import evaluation_job_name
-from finetune.aws.trials import GateClients, GateReport, GateSpec, TrialSpec, reconcile_gate, teardown_gate
+from finetune.aws.trials import GateClients, GateReport, GateSpec, reconcile_gate, teardown_gate
 from finetune.cli.local_evaluation import FakeBedrockEvaluation, FakeBedrockRuntime
 from finetune.core import names
-from finetune.core.contracts import ServingResource, ServingSettings
+from finetune.core.contracts import EvaluationGate, GateTrial, ServingResource, ServingSettings
 from finetune.core.evaluation import EvaluationSettings, Gate
 from tests.fakes import (
     ACCOUNT,
@@ -106,7 +106,7 @@ def job_name(digest: str) -> str:
     return f"{ENV}-{FT}-{digest * 12}"
 
 
-def trial(name: str = "main", digest: str = "a", **changes: Any) -> TrialSpec:
+def trial(name: str = "main", digest: str = "a", **changes: Any) -> GateTrial:
     fields: dict[str, Any] = {
         "name": name,
         "job_name": job_name(digest),
@@ -114,10 +114,10 @@ def trial(name: str = "main", digest: str = "a", **changes: Any) -> TrialSpec:
         "serving_usd_per_30_days": 100.0,
         **changes,
     }
-    return TrialSpec(**fields)
+    return GateTrial(**fields)
 
 
-def gate_spec(lab: Lab, *trial_specs: TrialSpec, settings: EvaluationSettings = PROGRAMMATIC) -> GateSpec:
+def gate_spec(lab: Lab, *trial_specs: GateTrial, settings: EvaluationSettings = PROGRAMMATIC) -> GateSpec:
     return GateSpec(
         environment=ENV,
         fine_tuning=FT,
@@ -131,7 +131,7 @@ def gate_spec(lab: Lab, *trial_specs: TrialSpec, settings: EvaluationSettings = 
     )
 
 
-def complete(lab: Lab, *trial_specs: TrialSpec, status: str = "Completed") -> None:
+def complete(lab: Lab, *trial_specs: GateTrial, status: str = "Completed") -> None:
     for each in trial_specs:
         create_job(lab.jobs, each.job_name)
         set_job_status(each.job_name, status, ended=T0)
@@ -754,3 +754,107 @@ def test_a_base_evaluation_no_trial_needs_any_more_is_stopped(lab: Lab) -> None:
     assert len(lab.bedrock.calls_of("stop_evaluation_job")) == 1
     lab.settle()
     assert billing(lab) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Serving behind the gate (finetune.aws.serving, finetune.aws.teardown)
+# --------------------------------------------------------------------------------------------------
+
+
+def gated(lab: Lab, *trial_specs: GateTrial, mode: str = "provisioned") -> ServingResource:
+    gate = EvaluationGate(PROGRAMMATIC, trial_specs, EVALUATION_ROLE, BUCKET, DATASET_KEY)
+    settings = ServingSettings(mode, 1, "none", 24)  # type: ignore[arg-type]
+    return ServingResource(ENV, FT, REGION, settings, topic_arn=lab.topic_arn, gate=gate)
+
+
+def serve_through_the_gate(
+    lab: Lab, spec: ServingResource, scores: Mapping[str, Mapping[str, float]]
+) -> serving.ReconcileReport:
+    """The deploy's reconcile, then the schedule's, time settling in between (as run_gate does)."""
+    clients = replace(lab.serving_clients, s3=lab.gate.s3, runtime=lab.runtime)
+    first = serving.reconcile(clients, spec, deploying=True, now=T0)
+    assert first.model is None and first.gate is not None, "nothing is served before the gate decides"
+    for arn in lab.serving.throughputs:
+        owner = lab.serving.tags[arn].get(names.TRIAL_TAG, "")
+        if owner in scores:
+            lab.bedrock.set_scores(arn, scores[owner])
+    lab.settle()
+    serving.reconcile(clients, spec, now=T0 + timedelta(minutes=15))
+    lab.settle()
+    return serving.reconcile(clients, spec, now=T0 + timedelta(minutes=30))
+
+
+def serving_throughputs(lab: Lab) -> dict[str, str]:
+    """Name -> model of every PT that is not a temporary one."""
+    return {
+        record["provisionedModelName"]: record["modelArn"]
+        for record in lab.serving.throughputs.values()
+        if not names.is_temporary_endpoint_name(record["provisionedModelName"])
+    }
+
+
+def test_a_gated_fine_tuning_serves_only_the_winner_and_no_temporary_endpoint_remains(lab: Lab) -> None:
+    main, slow = (
+        trial("main", "a", serving_usd_per_30_days=100.0),
+        trial("slow", "b", serving_usd_per_30_days=100.0),
+    )
+    complete(lab, main, slow)
+    jobs.record_deployed_job(lab.gate.ssm, ENV, FT, jobs.DeployedJob(main.job_name, "d", jobs.DEPLOY))
+
+    report = serve_through_the_gate(
+        lab,
+        gated(lab, main, slow),
+        {"main": {ACCURACY: 0.75, ROBUSTNESS: 0.1}, "slow": {ACCURACY: 0.9, ROBUSTNESS: 0.1}},
+    )
+
+    assert report.gate is not None and report.gate.finished
+    assert report.model is not None and report.model.model_arn == job_model_arn(slow.job_name)
+    assert list(serving_throughputs(lab).values()) == [job_model_arn(slow.job_name)]
+    assert list(lab.serving.throughputs) == [report.endpoint_arn], "the temporary PTs are gone"
+    assert parameter(lab, "gate-winner")["trial"] == "slow"
+
+
+def test_a_gate_no_trial_passes_serves_nothing_and_says_what_missed(lab: Lab) -> None:
+    main = trial("main", "a")
+    complete(lab, main)
+    jobs.record_deployed_job(lab.gate.ssm, ENV, FT, jobs.DeployedJob(main.job_name, "d", jobs.DEPLOY))
+
+    report = serve_through_the_gate(lab, gated(lab, main), {"main": {ACCURACY: 0.6, ROBUSTNESS: 0.1}})
+
+    assert report.model is None and serving_throughputs(lab) == {}
+    assert billing(lab) == []
+    assert "no model has passed the evaluation gate yet" in report.summary()
+    messages = [message for _, message in sent_notifications(lab.topic_arn)]
+    assert any("Builtin.Accuracy: 0.60 < minimum 0.70 (missed by 0.10)" in message for message in messages)
+
+
+def test_the_main_trial_is_the_job_recorded_as_deployed(lab: Lab) -> None:
+    synth_named, uploaded = trial("main", "a"), trial("main", "c")
+    complete(lab, uploaded)
+    jobs.record_deployed_job(lab.gate.ssm, ENV, FT, jobs.DeployedJob(uploaded.job_name, "d", jobs.UPLOAD))
+    spec = trials.deployed_gate(lab.gate.ssm, gated(lab, synth_named))
+    assert spec.trials[0].job_name == uploaded.job_name
+
+
+def test_serving_teardown_deletes_the_gates_temporary_endpoints_and_stops_its_evaluations(lab: Lab) -> None:
+    main = trial("main", "a")
+    complete(lab, main)
+    jobs.record_deployed_job(lab.gate.ssm, ENV, FT, jobs.DeployedJob(main.job_name, "d", jobs.DEPLOY))
+    spec = gated(lab, main)
+    clients = replace(lab.serving_clients, s3=lab.gate.s3, runtime=lab.runtime)
+    serving.reconcile(clients, spec, deploying=True, now=T0)
+    lab.settle()
+    serving.reconcile(clients, spec, now=T0 + timedelta(minutes=15))  # the evaluation starts
+    assert lab.serving.throughputs and evaluation_jobs(lab)
+
+    result = teardown.teardown(
+        clients, spec, timeout_seconds=60, poll_seconds=0, sleep=lambda _: lab.settle()
+    )
+    lab.settle()  # a stopped evaluation job is Stopping until Bedrock ends it
+
+    assert billing(lab) == []
+    assert result.stopped_evaluations == [evaluation_job_name(main.job_name, "eval")]
+    assert any(label.startswith("temporary provisioned throughput") for label in result.deleted)
+    # A schedule that fires after the teardown creates nothing (the settings are gone).
+    after = serving.reconcile(clients, spec, now=T0 + timedelta(hours=1))
+    assert after.disabled and billing(lab) == []
