@@ -59,10 +59,10 @@ destroy: credentials
 	$(CDK) destroy '$(ENV)/*'
 
 ## The whole lifecycle locally against moto's server (no AWS account): see README.md, "Rehearsal".
-## make rehearse ENV=dev FINE_TUNING=support-assistant [BAD_DATA=1] [SERVING=provisioned|on_demand|none]
+## make rehearse ENV=dev FINE_TUNING=support-assistant [BAD_DATA=1] [SERVING=provisioned|on_demand|none] [GATE_FAILS=1]
 rehearse: setup
 	$(if $(FINE_TUNING),,$(error FINE_TUNING is required, e.g. make rehearse ENV=dev FINE_TUNING=support-assistant))
-	python -m finetune rehearse $(ENV) $(FINE_TUNING) $(if $(BAD_DATA),--bad-data) $(if $(SERVING),--serving $(SERVING))
+	python -m finetune rehearse $(ENV) $(FINE_TUNING) $(if $(BAD_DATA),--bad-data) $(if $(SERVING),--serving $(SERVING)) $(if $(GATE_FAILS),--gate-fails)
 
 ## Speed and memory figures, side by side with their baselines (see README.md, "Performance").
 bench: setup

@@ -19,12 +19,12 @@ from cdk_constructs import (
     TrainingDataUpload,
     TrainingDataUploadFunction,
 )
-from finetune.core import catalog
-from finetune.core.contracts import EvaluationGate, GateTrial
+from finetune.core.contracts import EvaluationGate
 from finetune.core.evaluation import INFERENCE_PROFILE_PREFIXES, EvaluationSettings
 from finetune.core.names import (
     ENDPOINT_ARN_PARAMETER,
     EVALUATION_DATA_PREFIX,
+    MAIN_TRIAL,
     TRAINING_PREFIX,
     VALIDATION_PREFIX,
     ssm_parameter_name,
@@ -128,7 +128,19 @@ class FineTuningStack(cdk.Stack):
                 "EvaluationDataUpload", plan.evaluation.data, EVALUATION_DATA_PREFIX
             )
             self.evaluation_role = self._evaluation_role(plan, plan.evaluation.settings)
-            gate = self._gate(plan, plan.evaluation.settings, self.evaluation_upload, self.evaluation_role)
+            # A candidate's job name is its resource's (a retried generation included); the main
+            # one's is read from the deployed-job record at run time.
+            candidates = self.job_trigger.candidate_jobs
+            gate = plan.evaluation_gate(
+                role_arn=self.evaluation_role.role.role_arn,
+                bucket=self.training_bucket.bucket.bucket_name,
+                dataset_key=self.evaluation_upload.key,
+                kms_key_arn=self.encryption_key.key_arn,
+                job_names={
+                    MAIN_TRIAL: self.job_trigger.job_name,
+                    **{name: job.get_att_string("JobName") for name, job in candidates.items()},
+                },
+            )
 
         self.serving = ServingLifecycle(
             self,
@@ -196,42 +208,6 @@ class FineTuningStack(cdk.Stack):
             bucket=self.training_bucket.bucket,
             evaluated_models=list(dict.fromkeys(evaluated)),
             judge_models=judges,
-        )
-
-    def _gate(
-        self,
-        plan: FineTuningPlan,
-        settings: EvaluationSettings,
-        upload: TrainingDataUpload,
-        role: ModelEvaluationRole,
-    ) -> EvaluationGate:
-        """The gate as the serving function reads it; a candidate's job name is its resource's
-        (a retried generation included), the main one's is read from the deployed-job record."""
-
-        def trial(trial_plan: FineTuningPlan, job_name: str) -> GateTrial:
-            model = catalog.find_model(trial_plan.config.base_model)
-            return GateTrial(
-                name=trial_plan.config.trial_name,
-                job_name=job_name,
-                base_model=trial_plan.config.base_model,
-                serving_usd_per_30_days=trial_plan.cost.serving_per_30_days.value,
-                on_demand=model is not None and plan.config.region in model.serving.on_demand_regions,
-            )
-
-        candidates = self.job_trigger.candidate_jobs
-        return EvaluationGate(
-            settings=settings,
-            trials=(
-                trial(plan, self.job_trigger.job_name),
-                *(
-                    trial(candidate, candidates[candidate.config.trial_name].get_att_string("JobName"))
-                    for candidate in plan.candidates
-                ),
-            ),
-            role_arn=role.role.role_arn,
-            bucket=self.training_bucket.bucket.bucket_name,
-            dataset_key=upload.key,
-            kms_key_arn=self.encryption_key.key_arn,
         )
 
     def _outputs(self, plan: FineTuningPlan) -> None:

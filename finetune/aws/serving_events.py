@@ -127,7 +127,10 @@ def reconcile_and_tell(
             clients.sns, spec.topic_arn, subject(spec, "serving failed"), f"{reason}.\n{report.summary()}"
         )
     elif always_publish or report.changed:
-        ready = "model ready, serving" if report.endpoint_ready else "model ready"
+        if report.model is None and report.gate is not None:
+            ready = "evaluation gate under way"
+        else:
+            ready = "model ready, serving" if report.endpoint_ready else "model ready"
         publish(clients.sns, spec.topic_arn, subject(spec, ready), f"{reason}.\n{report.summary()}")
     return report
 

@@ -173,6 +173,11 @@ def teardown(
                 report.deleted.append(f"custom model {model}")
         for name in (names.MODEL_ARN_PARAMETER, names.DEPLOYED_JOB_PARAMETER):
             _forget(clients.ssm, spec, name, report)
+        if spec.gate is not None:
+            # The gate's verdicts name models that are gone: a redeploy trains and judges anew.
+            for trial in spec.gate.trials:
+                _forget(clients.ssm, spec, names.trial_parameter(trial.name), report)
+            _forget(clients.ssm, spec, names.WINNER_PARAMETER, report)
     else:
         if spec.delete_models_on_destroy:
             report.kept.append("the custom models: a committed provisioned throughput still serves one")

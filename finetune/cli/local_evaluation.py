@@ -138,6 +138,11 @@ class FakeBedrockEvaluation(FakeService):
     def __getattr__(self, name: str) -> Any:
         return getattr(self._backend, name)
 
+    @property
+    def backend(self) -> Any:
+        """The Bedrock client (normally the serving fake) every other call goes to."""
+        return self._backend
+
     # -- test controls -----------------------------------------------------------------------------
 
     def set_scores(self, model: str, scores: Mapping[str, float | None]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from finetune.core import catalog, dataset
 from finetune.core import checks as catalog_checks
 from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
-from finetune.core.contracts import TrainingBudget
+from finetune.core.contracts import EvaluationGate, GateTrial, TrainingBudget
 from finetune.core.cost import (
     CostEstimate,
     DataSize,
@@ -72,6 +72,40 @@ class FineTuningPlan:
     def trials(self) -> tuple[FineTuningPlan, ...]:
         """This plan (the main trial) first, then the candidates'."""
         return (self, *self.candidates)
+
+    def evaluation_gate(
+        self,
+        *,
+        role_arn: str,
+        bucket: str,
+        dataset_key: str,
+        kms_key_arn: str | None,
+        job_names: Mapping[str, str],
+    ) -> EvaluationGate | None:
+        """The gate as the serving function reads it (None without an evaluation); `job_names`:
+        each trial's job, by trial name (a candidate's as its resource answers it)."""
+        if self.evaluation is None:
+            return None
+        region = self.config.region
+
+        def trial(plan: FineTuningPlan) -> GateTrial:
+            model = catalog.find_model(plan.config.base_model)
+            return GateTrial(
+                name=plan.config.trial_name,
+                job_name=job_names[plan.config.trial_name],
+                base_model=plan.config.base_model,
+                serving_usd_per_30_days=plan.cost.serving_per_30_days.value,
+                on_demand=model is not None and region in model.serving.on_demand_regions,
+            )
+
+        return EvaluationGate(
+            settings=self.evaluation.settings,
+            trials=tuple(trial(plan) for plan in self.trials),
+            role_arn=role_arn,
+            bucket=bucket,
+            dataset_key=dataset_key,
+            kms_key_arn=kms_key_arn,
+        )
 
     @property
     def evaluation_cost(self) -> TrialCost | None:

@@ -197,3 +197,59 @@ def test_the_rehearsed_serving_is_the_configured_one_with_its_idle_alarm_hours(
     settings = state.serving_resource().settings
     assert (settings.mode, settings.idle_alarm_hours) == ("provisioned", 12)
     assert settings.idle_alarm_hours == plan.config.serving.idle_alarm_hours
+
+
+GATED = [
+    *SETUP,
+    "stage-evaluation",
+    "evaluation-role",
+    "job-create",
+    "one-job",
+    "job-create-retry",
+    "candidate-jobs",
+    "serving-create",
+    "candidates-complete",
+    "job-completes",
+    "gate-endpoints",
+    "gate-evaluations",
+    "gate-decides",
+    "gate-notifications",
+]
+GATED_TAIL = ["serving-delete", "nothing-billing", "upload-accepted", "job-delete"]
+
+
+def test_behind_a_passing_gate_only_the_winner_is_served_and_no_temporary_endpoint_remains(
+    plans: tuple[Any, ...],
+) -> None:
+    result = rehearsal.rehearse(plans, "dev", "sql-generator", serving_mode="provisioned", out=lambda _: None)
+    assert result.outcomes() == [
+        (name, True) for name in [*GATED, "serving-none", "serving-back", *GATED_TAIL]
+    ], result.summary()
+    assert "gentle: dev-sql-generator-" in detail(result, "candidate-jobs")
+    assert detail(result, "gate-endpoints").startswith("nothing served; temporary endpoints")
+    assert detail(result, "gate-evaluations").count("-eval") == 2 and "-base" in detail(
+        result, "gate-evaluations"
+    )
+    decided = detail(result, "gate-decides")
+    # Equal scores (the fake's) and equal serving costs: the tie goes to the trial's name.
+    assert decided.startswith("winner gentle; temporary endpoints gone; dev-sql-generator-pt-")
+    assert "passed the gate and wins" in detail(result, "gate-notifications")
+
+
+def test_behind_a_failing_gate_nothing_is_served_and_the_topic_says_why(plans: tuple[Any, ...]) -> None:
+    result = rehearsal.rehearse(
+        plans, "dev", "sql-generator", serving_mode="provisioned", gate_fails=True, out=lambda _: None
+    )
+    assert result.outcomes() == [(name, True) for name in [*GATED, *GATED_TAIL]], result.summary()
+    assert "scores set to miss the gate" in detail(result, "gate-endpoints")
+    assert detail(result, "gate-decides") == (
+        "no trial passed (no trial passed the evaluation gate); nothing served; temporary endpoints gone"
+    )
+    assert "no trial passed the evaluation gate" in detail(result, "gate-notifications")
+    assert detail(result, "nothing-billing") == "no temporary endpoint, no running evaluation job"
+
+
+def test_gate_fails_needs_a_gate(plans: tuple[Any, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["rehearse", "dev", "support-assistant", "--gate-fails", "--project", str(SAMPLE_PROJECT)])
+    assert code == 2
+    assert "--gate-fails: dev-support-assistant has no evaluation gate" in capsys.readouterr().err

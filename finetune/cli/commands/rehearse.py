@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="serve the model this way in the rehearsal (default: the configuration's serving.mode)",
     )
     parser.add_argument(
+        "--gate-fails",
+        action="store_true",
+        help="with an evaluation gate: score every trial below it (nothing is served, temporary endpoints go)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="print the handlers' log lines under each step"
     )
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the project folder (default: here)")
@@ -55,10 +60,20 @@ def run(args: argparse.Namespace) -> int:
             plan = rehearsal.with_serving_mode(plan, mode)
         except ValueError as error:
             raise UsageError(str(error)) from error
+    if args.gate_fails and plan.evaluation is None:
+        raise UsageError(
+            f"--gate-fails: {plan.config.stack_name} has no evaluation gate (fine_tunings.<ft>.evaluation)"
+        )
     what = "rejection of corrupted training data" if args.bad_data else f"lifecycle, serving mode {mode}"
+    if plan.evaluation is not None and not args.bad_data:
+        what += ", evaluation gate " + ("failing" if args.gate_fails else "passing")
     print(f"Rehearsing {plan.config.stack_name} ({what}) against moto's server on 127.0.0.1")
     result = rehearsal.Rehearsal(
-        plan, bad_data=args.bad_data, verbose=args.verbose, out=lambda line: print(line, flush=True)
+        plan,
+        bad_data=args.bad_data,
+        gate_fails=args.gate_fails,
+        verbose=args.verbose,
+        out=lambda line: print(line, flush=True),
     ).run()
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_INVALID

@@ -14,6 +14,12 @@ contracts the constructs write:
 4. new valid data uploaded under incoming/ (staged, its job started and recorded as the deployed
    job); `Custom::CustomizationJob` Delete.
 
+With an evaluation gate (`fine_tunings.<ft>.evaluation`), the candidates' jobs are created and
+completed too, the main job's completion makes one temporary endpoint per trial and serves nothing,
+the evaluations run and the gate decides: the winner is served and every temporary endpoint is gone.
+With `gate_fails`, the trials' scores are set to miss the gate: nothing is served, the temporary
+endpoints are gone, and the topic says which metric missed by how much.
+
 With `bad_data`, a corrupted copy of the training file goes through the rejection paths instead:
 the deploy-time Create fails naming `s3://...:LINE`, and an upload under `incoming/` is tagged
 rejected and reported on the topic; no job exists at any point.
@@ -79,9 +85,19 @@ class Rehearsal:
     """Runs the steps in order; the first deviation stops it (later steps depend on earlier ones)."""
 
     def __init__(
-        self, plan: FineTuningPlan, *, bad_data: bool, verbose: bool, out: Callable[[str], None]
+        self,
+        plan: FineTuningPlan,
+        *,
+        bad_data: bool,
+        verbose: bool,
+        out: Callable[[str], None],
+        gate_fails: bool = False,
     ) -> None:
-        self.state = RehearsalState(plan=plan, serving_mode=plan.config.serving.mode, bad_data=bad_data)
+        if gate_fails and plan.evaluation is None:
+            raise ValueError(f"{plan.config.stack_name} has no evaluation gate to fail")
+        self.state = RehearsalState(
+            plan=plan, serving_mode=plan.config.serving.mode, bad_data=bad_data, gate_fails=gate_fails
+        )
         self.verbose = verbose
         self.out = out
         self.result = Result(
@@ -101,9 +117,10 @@ class Rehearsal:
                 self.result.endpoint_url = url
                 with (
                     aws_pointed_at(url, self.state.region),
-                    handler_clients(self.state.region) as (clients, fake),
+                    handler_clients(self.state.region) as (clients, evaluation),
                 ):
-                    self.state.clients, self.state.fake = clients, fake
+                    self.state.clients, self.state.evaluation = clients, evaluation
+                    self.state.fake = evaluation.backend
                     self.state.account = str(clients["sts"].get_caller_identity()["Account"])
                     self._record("server", lambda: f"moto {url} (region {self.state.region})")
                     for name, action in self.steps():
@@ -131,6 +148,11 @@ class Rehearsal:
         ]
         if state.plan.validation is not None:
             setup.append(("stage-validation", step(stack.stage, "validation")))
+        if state.gated:
+            setup += [
+                ("stage-evaluation", step(stack.stage, "evaluation")),
+                ("evaluation-role", step(stack.create_evaluation_role)),
+            ]
         if state.bad_data:
             return [
                 *setup,
@@ -149,6 +171,8 @@ class Rehearsal:
                 ("serving-create-fails", step(serving.create_serving_failing)),
                 ("serving-rollback-delete", step(serving.delete_serving)),
             ]
+        if state.gated:
+            return self._gated_steps(setup, step)
         return [
             *setup,
             ("job-create", step(training.create_job)),
@@ -164,6 +188,41 @@ class Rehearsal:
             ("serving-back", step(serving.serve_again)),
             ("serving-delete", step(serving.delete_serving)),
             *failed_create,
+            ("upload-accepted", step(training.upload_accepted)),
+            ("job-delete", step(training.delete_job)),
+        ]
+
+    def _gated_steps(
+        self, setup: list[tuple[str, Action]], step: Callable[..., Action]
+    ) -> list[tuple[str, Action]]:
+        """With an evaluation gate: the candidates train too, nothing is served until the gate
+        decides, each trial's temporary endpoint is gone after it, and only a winner is served
+        (with `gate_fails`, nothing is, and the topic says which metric missed by how much). A
+        serving Create that fails half way is not rehearsed here: behind a gate a Create serves
+        nothing (the gate's own faults are finetune.aws.trials' tests); the teardown must leave
+        no temporary endpoint and no running evaluation job."""
+        passed: list[tuple[str, Action]] = []
+        if not self.state.gate_fails:
+            passed = [
+                ("serving-none", step(serving.serve_nothing)),
+                ("serving-back", step(serving.serve_again)),
+            ]
+        return [
+            *setup,
+            ("job-create", step(training.create_job)),
+            ("one-job", step(training.expect_jobs, 1)),
+            ("job-create-retry", step(training.create_job_again)),
+            ("candidate-jobs", step(training.create_candidate_jobs)),
+            ("serving-create", step(serving.create_serving)),
+            ("candidates-complete", step(training.complete_candidates)),
+            ("job-completes", step(training.complete_job)),
+            ("gate-endpoints", step(serving.gate_starts)),
+            ("gate-evaluations", step(serving.gate_evaluates)),
+            ("gate-decides", step(serving.gate_decides)),
+            ("gate-notifications", step(serving.check_gate_notifications)),
+            *passed,
+            ("serving-delete", step(serving.delete_serving)),
+            ("nothing-billing", step(serving.nothing_billing)),
             ("upload-accepted", step(training.upload_accepted)),
             ("job-delete", step(training.delete_job)),
         ]
@@ -191,6 +250,7 @@ def rehearse(
     *,
     bad_data: bool = False,
     serving_mode: Mode | None = None,
+    gate_fails: bool = False,
     verbose: bool = False,
     out: Callable[[str], None] = print,
 ) -> Result:
@@ -199,7 +259,7 @@ def rehearse(
     plan = find_plan(plans, environment, fine_tuning)
     if serving_mode is not None and serving_mode != plan.config.serving.mode:
         plan = with_serving_mode(plan, serving_mode)
-    return Rehearsal(plan, bad_data=bad_data, verbose=verbose, out=out).run()
+    return Rehearsal(plan, bad_data=bad_data, gate_fails=gate_fails, verbose=verbose, out=out).run()
 
 
 def rehearse_project(project_root: Path, environment: str, fine_tuning: str, **options: Any) -> Result:

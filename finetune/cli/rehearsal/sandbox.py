@@ -128,10 +128,12 @@ def aws_pointed_at(url: str, region: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def handler_clients(region: str) -> Iterator[tuple[dict[str, Any], Any]]:
-    """Clients on the endpoint for the rehearsal's own checks, and the serving fake; the handlers'
-    clients are recreated on the endpoint, serving's on the fake, and dropped afterwards."""
+    """Clients on the endpoint for the rehearsal's own checks, and the Bedrock fake (evaluation jobs
+    in front of the serving fake: its `settle()` lets time pass for both); the handlers' clients are
+    recreated on the endpoint, serving's on the fakes, and dropped afterwards."""
     import boto3
 
+    from finetune.cli.local_evaluation import FakeBedrockEvaluation, FakeBedrockRuntime
     from finetune.cli.local_serving import FakeBedrockServing
     from finetune.runtime import clients as runtime_clients
     from finetune.runtime import serving_lifecycle
@@ -140,19 +142,23 @@ def handler_clients(region: str) -> Iterator[tuple[dict[str, Any], Any]]:
     clients = {service: boto3.client(service) for service in SERVICES}
     account = str(clients["sts"].get_caller_identity()["Account"])
     fake = FakeBedrockServing(clients["bedrock"], region=region, account=account)
+    # Evaluation jobs (the evaluation gate) in front of the serving fake; Converse on its endpoints.
+    evaluation = FakeBedrockEvaluation(fake, s3=clients["s3"], region=region, account=account)
     fronted = Clients(
-        bedrock=fake,
+        bedrock=evaluation,
         ssm=clients["ssm"],
         cloudwatch=clients["cloudwatch"],
         sns=clients["sns"],
         cloudformation=clients["cloudformation"],
+        s3=clients["s3"],
+        runtime=FakeBedrockRuntime(fake),
     )
     original, original_pause = serving_lifecycle.clients, serving_lifecycle.pause
     serving_lifecycle.clients = lambda: fronted
-    # While a run waits for a PT to come up, time passes: the fake's creations finish.
-    serving_lifecycle.pause = lambda _seconds: fake.settle()
+    # While a run waits for a PT to come up, time passes: the fakes' creations and jobs finish.
+    serving_lifecycle.pause = lambda _seconds: evaluation.settle()
     try:
-        yield clients, fake
+        yield clients, evaluation
     finally:
         serving_lifecycle.clients, serving_lifecycle.pause = original, original_pause
         runtime_clients.forget()

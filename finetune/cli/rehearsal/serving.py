@@ -10,12 +10,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from finetune.aws import trials
 from finetune.aws.endpoints import Deployment, Throughput
 from finetune.cli.rehearsal.sandbox import LambdaContext
 from finetune.cli.rehearsal.state import RehearsalState
 from finetune.cli.rehearsal.timeline import Deviation
 from finetune.core import names
 from finetune.core.contracts import ServingResource
+from finetune.core.evaluation import LOWER_IS_BETTER
 from finetune.runtime import serving_lifecycle
 
 
@@ -92,11 +94,19 @@ def state_change_event(state: RehearsalState) -> dict[str, Any]:
     }
 
 
+def model_to_serve(state: RehearsalState) -> str:
+    """The model that must serve: the completed job's, or behind a gate the winner's."""
+    if state.gated:
+        winner = json.loads(state.parameter(names.WINNER_PARAMETER) or "{}")
+        return str(winner.get("model_arn") or "")
+    return str(state.completion_event["detail"]["outputModelArn"])
+
+
 def check_serving(state: RehearsalState, *, ready: bool) -> str:
     throughputs, deployments = state.endpoints()
     model_arn = state.parameter(names.MODEL_ARN_PARAMETER)
     endpoint_arn = state.parameter(names.ENDPOINT_ARN_PARAMETER)
-    expected_model = state.completion_event["detail"]["outputModelArn"]
+    expected_model = model_to_serve(state)
     if model_arn != expected_model:
         raise Deviation(f"custom-model-arn parameter is {model_arn!r}, expected {expected_model}")
     wanted = {"provisioned": (1, 0), "on_demand": (0, 1), "none": (0, 0)}[state.serving_mode]
@@ -132,12 +142,17 @@ def deliver_completion(state: RehearsalState) -> str:
     return "reconciled: " + check_serving(state, ready=True)
 
 
-def endpoint_ready(state: RehearsalState) -> str:
-    state.fake.settle()  # time passes: the local fake's PT / deployment finishes creating
-    answer = serving_lifecycle.handler(
+def scheduled_reconcile(state: RehearsalState) -> dict[str, Any]:
+    state.settle()  # time passes: the fakes' PTs, deployments and evaluation jobs finish
+    answer: dict[str, Any] = serving_lifecycle.handler(
         {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}},
         LambdaContext(function_name="ServingLifecycle"),
     )
+    return answer
+
+
+def endpoint_ready(state: RehearsalState) -> str:
+    answer = scheduled_reconcile(state)
     changed = "changed" if answer.get("changed") else "no change"
     return f"scheduled reconcile ({changed}): " + check_serving(state, ready=True)
 
@@ -155,6 +170,99 @@ def deliver_duplicate(state: RehearsalState) -> str:
     if after != creates:
         raise Deviation(f"the duplicate event created {after - creates} more endpoint(s)")
     return f"{answer.get('action')}: nothing new; " + check_serving(state, ready=True)
+
+
+# -- the evaluation gate --------------------------------------------------------------------------
+
+
+def temporary_endpoints(state: RehearsalState) -> list[trials.TemporaryEndpoint]:
+    return trials.find_temporary_endpoints(state.fake, state.environment, state.fine_tuning)
+
+
+def gate_starts(state: RehearsalState) -> str:
+    """The main job's completion event, every trial's job complete: nothing is served yet; each
+    trial gets one temporary endpoint (with --gate-fails, their scores are set to miss the gate)."""
+    state.completion_event = state_change_event(state)
+    answer = serving_lifecycle.handler(
+        state.completion_event, LambdaContext(function_name="ServingLifecycle")
+    )
+    if answer.get("action") != "reconciled":
+        raise Deviation(f"the serving handler answered {answer}, expected a reconcile")
+    serving_now = state.endpoint_names()
+    if serving_now or state.parameter(names.MODEL_ARN_PARAMETER) is not None:
+        raise Deviation(f"served before the gate decided: {serving_now}")
+    temporary = temporary_endpoints(state)
+    if sorted(endpoint.trial for endpoint in temporary) != sorted(
+        trial.config.trial_name for trial in state.plan.trials
+    ):
+        raise Deviation(f"temporary endpoints {[e.name for e in temporary]}, expected one per trial")
+    if state.gate_fails:
+        settings = state.plan.evaluation.settings if state.plan.evaluation else None
+        low = {
+            metric: 0.9 if metric in LOWER_IS_BETTER else 0.1
+            for metric in (settings.metrics if settings else ())
+        }
+        for endpoint in temporary:
+            state.evaluation.set_scores(endpoint.arn, low)  # a PT is evaluated under its ARN
+            state.evaluation.set_scores(
+                endpoint.trial, low
+            )  # a deployment's responses under the trial's name
+    scores = "scores set to miss the gate" if state.gate_fails else "the fake's scores"
+    return f"nothing served; temporary endpoints {[e.name for e in temporary]} ({scores})"
+
+
+def gate_evaluates(state: RehearsalState) -> str:
+    scheduled_reconcile(state)
+    started = sorted(record["jobName"] for record in state.evaluation.jobs.values())
+    if len(started) < len(state.plan.trials):
+        raise Deviation(f"evaluation jobs {started}, expected one per trial (and the base model's)")
+    if state.endpoint_names():
+        raise Deviation(f"served before the gate decided: {state.endpoint_names()}")
+    return f"evaluation jobs started: {started}"
+
+
+def gate_decides(state: RehearsalState) -> str:
+    scheduled_reconcile(state)
+    state.settle()  # deletions finish
+    winner = json.loads(state.parameter(names.WINNER_PARAMETER) or "null")
+    if winner is None:
+        raise Deviation("the gate named no winner and no reason: it did not decide")
+    left = [endpoint.name for endpoint in temporary_endpoints(state)]
+    if left:
+        raise Deviation(f"temporary endpoints outlived the gate's decision: {left}")
+    if state.gate_fails:
+        if winner.get("trial") is not None or state.endpoint_names():
+            raise Deviation(f"a model that failed the gate is served: {winner}, {state.endpoint_names()}")
+        return f"no trial passed ({winner.get('reason')}); nothing served; temporary endpoints gone"
+    if not winner.get("trial"):
+        raise Deviation(f"no trial passed with the fake's scores: {winner}")
+    return f"winner {winner['trial']}; temporary endpoints gone; " + check_serving(state, ready=True)
+
+
+def nothing_billing(state: RehearsalState) -> str:
+    """After the teardown: no temporary endpoint and no running evaluation job either."""
+    state.settle()
+    left = [endpoint.name for endpoint in temporary_endpoints(state)]
+    running = [
+        record["jobName"]
+        for record in state.evaluation.jobs.values()
+        if record["status"] in ("InProgress", "Stopping")
+    ]
+    if left or running:
+        raise Deviation(
+            f"still billing after the teardown: temporary endpoints {left}, evaluation jobs {running}"
+        )
+    return "no temporary endpoint, no running evaluation job"
+
+
+def check_gate_notifications(state: RehearsalState) -> str:
+    received = state.read_mailbox()
+    gate = [(subject, message) for subject, message in received if "gate" in subject.lower()]
+    if not gate:
+        raise Deviation(f"no evaluation gate notification on the topic; got {[s for s, _ in received]}")
+    if state.gate_fails and not any("missed by" in message for _, message in gate):
+        raise Deviation("the gate's notification does not say which metric missed by how much")
+    return f"{len(received)} on the topic: " + "; ".join(dict.fromkeys(subject for subject, _ in received))
 
 
 def check_notifications(state: RehearsalState) -> str:

@@ -14,6 +14,7 @@ from finetune.aws.staging import DIGEST_METADATA_KEY
 from finetune.cli.rehearsal.state import RehearsalState
 from finetune.cli.rehearsal.timeline import Deviation
 from finetune.core import names
+from finetune.core.config import DataFile, FineTuningConfig
 from finetune.core.contracts import UploadResource
 
 
@@ -111,6 +112,32 @@ def create_role(state: RehearsalState) -> str:
     return f"{state.role_arn} (trusted by bedrock.amazonaws.com, SourceAccount/SourceArn conditions)"
 
 
+def create_evaluation_role(state: RehearsalState) -> str:
+    """The evaluation jobs' service role (ModelEvaluationRole): trusted by Bedrock's evaluation jobs
+    of this account and region only."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "bedrock.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": state.account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:aws:bedrock:{state.region}:{state.account}:evaluation-job/*"
+                    },
+                },
+            }
+        ],
+    }
+    role = state.clients["iam"].create_role(
+        RoleName=f"{state.stack_name}-EvaluationRole"[:64], AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]
+    state.evaluation_role_arn = str(role["Arn"])
+    return f"{state.evaluation_role_arn} (trusted by Bedrock evaluation jobs of this account and region)"
+
+
 def create_topic(state: RehearsalState) -> str:
     sns, sqs = state.clients["sns"], state.clients["sqs"]
     state.topic_arn = str(
@@ -126,10 +153,37 @@ def create_topic(state: RehearsalState) -> str:
     return f"{state.topic_arn} (a queue subscribed in place of the e-mail addresses)"
 
 
+# What the stack stages, by kind: (its prefix, the upload's logical id).
+STAGED = {
+    "training": (names.TRAINING_PREFIX, "TrainingDataUploadResource"),
+    "validation": (names.VALIDATION_PREFIX, "ValidationDataUploadResource"),
+    "evaluation": (names.EVALUATION_DATA_PREFIX, "EvaluationDataUploadResource"),
+}
+
+
+def data_file(state: RehearsalState, which: str) -> DataFile:
+    config: FineTuningConfig = state.config
+    data = {
+        "training": config.training_data,
+        "validation": config.validation_data,
+        "evaluation": config.evaluation_data,
+    }[which]
+    if data is None:
+        raise Deviation(f"the plan has no {which} data to stage")
+    return data
+
+
+def staged_kinds(state: RehearsalState) -> list[str]:
+    kinds = ["training"]
+    if state.plan.validation is not None:
+        kinds.append("validation")
+    if state.gated:
+        kinds.append("evaluation")
+    return kinds
+
+
 def asset_bytes(state: RehearsalState, which: str) -> bytes:
-    data = state.config.training_data if which == "training" else state.config.validation_data
-    assert data is not None
-    content: bytes = data.path.read_bytes()
+    content: bytes = data_file(state, which).path.read_bytes()
     if which == "training" and state.bad_data:
         content, state.bad_line = corrupt(content)
     return content
@@ -138,7 +192,7 @@ def asset_bytes(state: RehearsalState, which: str) -> bytes:
 def upload_assets(state: RehearsalState) -> str:
     s3 = state.clients["s3"]
     uploaded = []
-    for which in ("training", "validation") if state.plan.validation is not None else ("training",):
+    for which in staged_kinds(state):
         content = asset_bytes(state, which)
         sha256 = hashlib.sha256(content).hexdigest()
         s3.put_object(Bucket=state.assets_bucket, Key=f"{sha256}.jsonl", Body=content)
@@ -151,10 +205,9 @@ def upload_assets(state: RehearsalState) -> str:
 def stage(state: RehearsalState, which: str) -> str:
     from finetune.runtime import training_data_upload
 
-    data = state.config.training_data if which == "training" else state.config.validation_data
-    assert data is not None
+    data = data_file(state, which)
     _, sha256 = state.staged[which]
-    prefix = names.TRAINING_PREFIX if which == "training" else names.VALIDATION_PREFIX
+    prefix, logical_id = STAGED[which]
     head = state.clients["s3"].head_object(Bucket=state.assets_bucket, Key=f"{sha256}.jsonl")
     upload = UploadResource(
         source_bucket=state.assets_bucket,
@@ -164,7 +217,6 @@ def stage(state: RehearsalState, which: str) -> str:
         sha256=sha256,
         size_bytes=int(head["ContentLength"]),
     )
-    logical_id = "TrainingDataUploadResource" if which == "training" else "ValidationDataUploadResource"
     event = state.cfn_event(
         "Create", UploadResource.RESOURCE_TYPE, logical_id, "DataStaging", upload.to_properties()
     )

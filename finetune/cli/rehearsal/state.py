@@ -14,7 +14,14 @@ from typing import Any, cast
 from finetune.aws.endpoints import Deployment, Throughput, find_deployments, find_throughputs
 from finetune.cli.rehearsal.sandbox import LambdaContext
 from finetune.core import names
-from finetune.core.contracts import JobResource, JobTemplate, Mode, ServingResource, ServingSettings
+from finetune.core.contracts import (
+    EvaluationGate,
+    JobResource,
+    JobTemplate,
+    Mode,
+    ServingResource,
+    ServingSettings,
+)
 from finetune.core.plan import FineTuningPlan
 
 
@@ -26,7 +33,11 @@ class RehearsalState:
     serving_mode: str
     bad_data: bool
     clients: dict[str, Any] = field(default_factory=dict)
-    fake: Any = None
+    fake: Any = None  # the serving fake (PTs, deployments)
+    evaluation: Any = None  # the evaluation fake in front of it (what the serving function calls)
+    gate_fails: bool = False  # the evaluation gate's scores are set to miss it
+    evaluation_role_arn: str = ""
+    candidate_jobs: dict[str, str] = field(default_factory=dict)  # candidate -> its job (physical id)
     account: str = ""
     key_arn: str = ""
     bucket: str = ""
@@ -80,10 +91,21 @@ class RehearsalState:
 
     # -- the contracts, as the constructs write them -------------------------------------------------
 
-    def job_template(self) -> JobTemplate:
+    @property
+    def gated(self) -> bool:
+        return self.plan.evaluation is not None
+
+    def settle(self) -> None:
+        """Time passes: evaluation jobs end, PTs and deployments finish creating or deleting."""
+        self.evaluation.settle()
+
+    def candidate_spec(self, candidate: FineTuningPlan) -> names.JobSpec:
+        return dataclasses.replace(candidate.job_spec, training_sha256=self.spec.training_sha256)
+
+    def job_template(self, spec: names.JobSpec | None = None) -> JobTemplate:
         validation_uri = self.staged.get("validation", ("", ""))[0] or None
         return JobTemplate.for_spec(
-            self.spec,
+            spec or self.spec,
             role_arn=self.role_arn,
             output_s3_uri=names.s3_uri(self.bucket, names.output_key_prefix(self.fine_tuning)),
             validation_s3_uri=validation_uri,
@@ -91,12 +113,36 @@ class RehearsalState:
             stop_superseded=self.config.environment.stop_superseded_jobs,
         )
 
-    def job_resource(self) -> JobResource:
+    def job_resource(self, candidate: FineTuningPlan | None = None) -> JobResource:
+        """The main job's resource, or a candidate's (its own model and hyperparameters, same data)."""
+        spec = self.candidate_spec(candidate) if candidate is not None else self.spec
         return JobResource(
-            self.job_template(),
+            self.job_template(spec),
             training_s3_uri=self.staged["training"][0],
-            training_sha256=self.spec.training_sha256,
+            training_sha256=spec.training_sha256,
             stop_on_delete=self.config.environment.stop_jobs_on_destroy,
+            trial=candidate.config.trial_name if candidate is not None else names.MAIN_TRIAL,
+        )
+
+    def gate(self) -> EvaluationGate | None:
+        """The evaluation gate as the stack hands it to serving (None without an evaluation)."""
+        if not self.gated:
+            return None
+        _, dataset_key = names.parse_s3_uri(self.staged["evaluation"][0])
+        return self.plan.evaluation_gate(
+            role_arn=self.evaluation_role_arn,
+            bucket=self.bucket,
+            dataset_key=dataset_key,
+            kms_key_arn=self.key_arn,
+            job_names={
+                names.MAIN_TRIAL: self.job_physical_id or self.spec.job_name,
+                **{
+                    candidate.config.trial_name: self.candidate_jobs.get(
+                        candidate.config.trial_name, self.candidate_spec(candidate).job_name
+                    )
+                    for candidate in self.plan.candidates
+                },
+            },
         )
 
     def serving_resource(self, mode: str | None = None) -> ServingResource:
@@ -116,6 +162,7 @@ class RehearsalState:
             stop_jobs_on_destroy=environment.stop_jobs_on_destroy,
             delete_models_on_destroy=environment.removal_policy == "destroy",
             stack_id=self.stack_id,
+            gate=self.gate(),
         )
 
     # -- CloudFormation and AWS, as seen from the rehearsal ------------------------------------------

@@ -82,6 +82,46 @@ def complete_job(state: RehearsalState, job_name: str | None = None) -> str:
     return f"{name} Completed (set in moto's backend: moto never finishes a job)"
 
 
+def create_candidate_jobs(state: RehearsalState) -> str:
+    """Each candidate's `Custom::CustomizationJob` (a `Trial` property): its own job, never recorded
+    as the deployed one."""
+    started = []
+    for candidate in state.plan.candidates:
+        name = candidate.config.trial_name
+        event = state.cfn_event(
+            "Create",
+            JobResource.RESOURCE_TYPE,
+            f"CustomizationJobTriggerCandidate{name}",
+            "CustomizationJobTrigger",
+            state.job_resource(candidate).to_properties(),
+        )
+        response = state.invoke_custom_resource(
+            customization_job_trigger.handler, event, "CustomizationJobTrigger"
+        )
+        if response["Status"] != "SUCCESS":
+            raise Deviation(f"candidate {name}'s Create answered {response['Status']}: {response['Reason']}")
+        expected = state.candidate_spec(candidate).job_name
+        if response["PhysicalResourceId"] != expected:
+            raise Deviation(
+                f"candidate {name}: physical id {response['PhysicalResourceId']!r}, expected {expected}"
+            )
+        state.candidate_jobs[name] = expected
+        started.append(f"{name}: {expected}")
+    deployed = state.parameter(names.DEPLOYED_JOB_PARAMETER) or ""
+    if state.spec.job_name not in deployed:
+        raise Deviation(
+            f"the deployed-job record is {deployed!r}: a candidate must not replace {state.spec.job_name}"
+        )
+    total = len(state.jobs())
+    if total != 1 + len(state.plan.candidates):
+        raise Deviation(f"{total} jobs, expected the main one and {len(state.plan.candidates)} candidate(s)")
+    return "; ".join(started) + f" ({total} jobs; the deployed job is still {state.spec.job_name})"
+
+
+def complete_candidates(state: RehearsalState) -> str:
+    return "; ".join(complete_job(state, job) for job in state.candidate_jobs.values())
+
+
 def redeploy_job(state: RehearsalState) -> str:
     """The stack deployed again after its destroy: in a `destroy` environment the teardown deleted
     the custom model, so the Completed job no longer counts and its next generation trains."""
