@@ -150,3 +150,27 @@ def test_cost_of_an_invalid_configuration_lists_the_problems(
     assert main(["cost", "dev", "support-assistant", "--project", str(project)]) == 1
     err = capsys.readouterr().err
     assert "fine_tunings.support-assistant.hyperparameters.batchSize" in err
+
+
+def test_cost_of_a_gated_fine_tuning_shows_its_candidates_and_what_each_trial_costs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from finetune.core.config import parse_config
+    from finetune.core.plan import plan_app
+    from tests.conftest import DATA_ROOT
+
+    plans, _ = plan_app(parse_config(sample_context(), DATA_ROOT), DATA_ROOT)
+    plan = next(p for p in plans if p.config.stack_name == "prod-sql-generator")
+    assert main(["cost", "prod", "sql-generator", "--project", str(SAMPLE_PROJECT)]) == 0
+    out = capsys.readouterr().out
+    [gentle] = plan.candidates
+    assert f"  Candidate gentle (meta.llama3-1-8b-instruct-v1:0:128k): {gentle.cost.summary()}" in out
+    assert "  Evaluation gate (24 prompts, us.amazon.nova-pro-v1:0), per trial, at most:" in out
+    for trial in plan.trials:
+        cost = trial.evaluation_cost
+        assert cost is not None
+        block = "\n".join([f"    {trial.config.trial_name}:", *(f"      {line}" for line in cost.lines())])
+        assert block in out
+    # Not gated: neither section.
+    assert main(["cost", "prod", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 0
+    assert "Evaluation gate" not in capsys.readouterr().out

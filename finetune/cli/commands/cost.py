@@ -81,7 +81,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     if args.model:
         print(f"  Configured model for comparison: {plan.cost.summary()}")
+    else:
+        for line in trial_lines(plan):
+            print(f"  {line}")
     return EXIT_OK
+
+
+def trial_lines(plan: FineTuningPlan) -> list[str]:
+    """The candidates' own estimates and what evaluating each trial costs (an evaluation gate)."""
+    lines: list[str] = []
+    for candidate in plan.candidates:
+        config = candidate.config
+        lines.append(f"Candidate {config.trial_name} ({config.base_model}): {candidate.cost.summary()}")
+    if plan.evaluation is not None:
+        settings = plan.evaluation.settings
+        judge = settings.judge_model or f"programmatic, {settings.task_type}"
+        lines.append(
+            f"Evaluation gate ({plan.evaluation.data.records} prompts, {judge}), per trial, at most:"
+        )
+        for trial in plan.trials:
+            cost = trial.evaluation_cost
+            if cost is not None:
+                lines.append(f"  {trial.config.trial_name}:")
+                lines.extend(f"    {line}" for line in cost.lines())
+    return lines
 
 
 def _find(plans: Sequence[FineTuningPlan], environment: str, fine_tuning: str) -> FineTuningPlan:
