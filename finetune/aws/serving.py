@@ -202,6 +202,11 @@ def reconcile(
     if model is None:
         if spec.gate is None:
             report.notes.append("no completed customization job to serve yet")
+        else:  # the gate's temporary PTs have idle alarms too, and what served before keeps its own
+            serving_now = find_throughputs(clients.bedrock, spec.environment, spec.fine_tuning)
+            report.changes += sync_alarms(
+                clients.cloudwatch, spec, serving_now, _temporary_throughputs(clients, spec)
+            )
         return report
     report.model = model
     _write(clients.ssm, spec, names.MODEL_ARN_PARAMETER, model.model_arn, report)
@@ -232,7 +237,7 @@ def reconcile(
         kept = _retire_throughputs(clients.bedrock, throughputs, True, "", moment, report)
         _remove_deployments(clients.bedrock, deployments, True, "", report)
 
-    report.changes += sync_alarms(clients.cloudwatch, spec, kept)
+    report.changes += sync_alarms(clients.cloudwatch, spec, kept, _temporary_throughputs(clients, spec))
     report.serving_arn = _serving_now(report, kept, deployments)
     if spec.settings.mode == "none":
         _erase(clients.ssm, spec, names.ENDPOINT_ARN_PARAMETER, report)
@@ -244,6 +249,19 @@ def reconcile(
             "is (this run waits for it while its time allows, then the next reconcile)"
         )
     return report
+
+
+def _temporary_throughputs(clients: Clients, spec: ServingResource) -> list[Throughput]:
+    """The evaluation gate's temporary PTs, for their idle alarms (deployments bill per token)."""
+    if spec.gate is None:
+        return []
+    return [
+        Throughput(
+            endpoint.name, endpoint.arn, endpoint.model_arn, trials.TEMPORARY_MODEL_UNITS, endpoint.status
+        )
+        for endpoint in trials.find_temporary_endpoints(clients.bedrock, spec.environment, spec.fine_tuning)
+        if endpoint.kind == trials.PROVISIONED
+    ]
 
 
 def converge(

@@ -774,6 +774,13 @@ def serve_through_the_gate(
     clients = replace(lab.serving_clients, s3=lab.gate.s3, runtime=lab.runtime)
     first = serving.reconcile(clients, spec, deploying=True, now=T0)
     assert first.model is None and first.gate is not None, "nothing is served before the gate decides"
+    # Each temporary PT has an idle alarm of its own while it exists.
+    alarms = clients.cloudwatch.describe_alarms(AlarmNamePrefix=names.alarm_name_prefix(ENV, FT))[
+        "MetricAlarms"
+    ]
+    assert spec.gate is not None and len(alarms) == len(spec.gate.trials)
+    assert {alarm["EvaluationPeriods"] for alarm in alarms} == {2}
+    assert all("evaluation gate's temporary endpoint" in alarm["AlarmDescription"] for alarm in alarms)
     for arn in lab.serving.throughputs:
         owner = lab.serving.tags[arn].get(names.TRIAL_TAG, "")
         if owner in scores:
@@ -811,6 +818,8 @@ def test_a_gated_fine_tuning_serves_only_the_winner_and_no_temporary_endpoint_re
     assert report.model is not None and report.model.model_arn == job_model_arn(slow.job_name)
     assert list(serving_throughputs(lab).values()) == [job_model_arn(slow.job_name)]
     assert list(lab.serving.throughputs) == [report.endpoint_arn], "the temporary PTs are gone"
+    alarms = lab.serving_clients.cloudwatch.describe_alarms(AlarmNamePrefix=names.alarm_name_prefix(ENV, FT))
+    assert [alarm["Dimensions"][0]["Value"] for alarm in alarms["MetricAlarms"]] == [report.endpoint_arn]
     assert parameter(lab, "gate-winner")["trial"] == "slow"
 
 
