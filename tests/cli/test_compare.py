@@ -287,7 +287,12 @@ def test_the_png_overlays_the_losses_and_puts_the_scores_side_by_side(
     record(aws, "gentle", jobs["gentle"], "passed", {CORRECTNESS: 0.78, COMPLETENESS: 0.8})
     figures: list[Any] = []
     drawn = compare.plot
-    monkeypatch.setattr(compare, "plot", lambda *args: figures.append(drawn(*args)) or figures[-1])
+
+    def plot(comparison: compare.Comparison, output: Path) -> Any:
+        figures.append(drawn(comparison, output))
+        return figures[-1]
+
+    monkeypatch.setattr(compare, "plot", plot)
     output = tmp_path / "compare.png"
     code, out, _err = run(capsys, "--output", str(output))
     assert code == 0
