@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cost",
     "status",
     "report",
+    "compare",
     "rehearse",
     "retry",
     "whoami",

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +48,7 @@ from finetune.core import metrics
 from finetune.core import names as identity
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from finetune.core.config import AppConfig
@@ -408,14 +409,28 @@ def plot(jobs: list[metrics.JobMetrics], output: Path) -> Figure:
     labelled by the hyperparameters that differ; whole-number ticks on both x axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
 
     comparison = metrics.compare(jobs)
     figure = Figure(figsize=(12, 4.5), layout="constrained")
     FigureCanvasAgg(figure)
     training_axes, validation_axes = figure.subplots(1, 2)
+    draw_losses(training_axes, validation_axes, jobs, comparison.labels)
+    if comparison.shared:
+        figure.suptitle(f"Same in every job: {comparison.shared}", fontsize="medium")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, format="png", dpi=100)
+    return figure
+
+
+def draw_losses(
+    training_axes: Axes, validation_axes: Axes, jobs: Sequence[metrics.JobMetrics], labels: Sequence[str]
+) -> None:
+    """Training loss per step on `training_axes`, validation loss per epoch on `validation_axes`, one
+    line per job labelled `labels[i]` (the same colour on both); whole-number ticks on both x axes."""
+    from matplotlib.ticker import MaxNLocator
+
     any_validation = False
-    for job, label in zip(jobs, comparison.labels, strict=True):
+    for job, label in zip(jobs, labels, strict=True):
         rows = sorted(job.training, key=lambda row: (row.step, row.epoch))
         (line,) = training_axes.plot([row.step for row in rows], [row.loss for row in rows], label=label)
         if job.validation:
@@ -428,11 +443,10 @@ def plot(jobs: list[metrics.JobMetrics], output: Path) -> Figure:
                 color=line.get_color(),
                 label=label,
             )
-    if comparison.shared:
-        figure.suptitle(f"Same in every job: {comparison.shared}", fontsize="medium")
     training_axes.set(title="Training loss per step", xlabel="step", ylabel="training loss")
     training_axes.grid(alpha=0.3)
-    training_axes.legend(fontsize="small")
+    if jobs:
+        training_axes.legend(fontsize="small")
     validation_axes.set(title="Validation loss per epoch", xlabel="epoch", ylabel="validation loss")
     validation_axes.grid(alpha=0.3)
     for axes in (training_axes, validation_axes):
@@ -443,6 +457,3 @@ def plot(jobs: list[metrics.JobMetrics], output: Path) -> Figure:
         validation_axes.text(
             0.5, 0.5, "no validation metrics", ha="center", va="center", transform=validation_axes.transAxes
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, format="png", dpi=100)
-    return figure
