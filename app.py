@@ -66,7 +66,7 @@ def prints_stack_table(environ: Mapping[str, str] = os.environ) -> bool:
 
 def summary_table(plans: tuple[FineTuningPlan, ...]) -> str:
     """The table `make synth` prints: one row per stack."""
-    header = ("stage", "stack", "base model", "type", "region", "serving", "cost estimate")
+    header = ("stage", "stack", "base model", "type", "region", "serving", "gate", "cost estimate")
     rows = [header] + [
         (
             plan.config.environment.name,
@@ -75,6 +75,7 @@ def summary_table(plans: tuple[FineTuningPlan, ...]) -> str:
             plan.config.customization_type,
             plan.config.region,
             plan.config.serving.mode,
+            f"{len(plan.trials)} trial(s)" if plan.evaluation is not None else "none",
             plan.cost_summary,
         )
         for plan in plans

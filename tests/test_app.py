@@ -106,6 +106,9 @@ def test_summary_table_has_a_row_per_stack_and_aligned_columns() -> None:
     assert len(table) == 5
     assert table[1].startswith("dev    dev-support-assistant")
     assert {line.index("us-west-2") for line in table[1:]} == {table[0].index("region")}
+    # The gated sql-generator evaluates its own settings and one candidate before serving.
+    gate = table[0].index("gate")
+    assert [line[gate:].split()[0] for line in table[1:]] == ["none", "2", "none", "2"]
 
 
 @pytest.mark.parametrize(
