@@ -31,7 +31,7 @@ from finetune.core.digest import FileDigest, file_digest
 from finetune.core.evaluation import DatasetCheck, EvaluationSettings, check_dataset
 from finetune.core.formats import CHARS_PER_TOKEN, TOKEN_ESTIMATE_METHOD, DatasetLimits, batch_size_of
 from finetune.core.names import MAIN_TRIAL, JobSpec
-from finetune.core.prices import format_usd
+from finetune.core.prices import PT_FIELDS, format_usd
 
 
 @dataclass(frozen=True)
@@ -417,7 +417,21 @@ def _plan_trial(
     warnings.extend(_settings_warnings(fine_tuning, model))
     data = DataSize(training.estimated_tokens, training.records, TOKEN_ESTIMATE_METHOD)
     cost = estimate_cost(fine_tuning, model, data)
+    warnings.extend(_unknown_serving_price(fine_tuning, cost))
     return FineTuningPlan(fine_tuning, training, validation, hyperparameters, cost)
+
+
+def _unknown_serving_price(fine_tuning: FineTuningConfig, cost: CostEstimate) -> list[str]:
+    """A provisioned throughput nobody publishes a price for: synth passes without a budget that
+    needs it (a budget check fails instead), but a user should hear that its hourly bill is unknown."""
+    if fine_tuning.serving.mode != "provisioned" or cost.serving_per_30_days.value is not None:
+        return []
+    field_name = PT_FIELDS[fine_tuning.serving.commitment]
+    return [
+        f"{fine_tuning.path_of('serving.commitment')}: no published price for a {fine_tuning.serving.commitment!r} "
+        f"provisioned throughput of {cost.model_name} in {cost.region}, so its cost shows as unknown; "
+        f"environments.{fine_tuning.environment.name}.pricing.{fine_tuning.base_model}.{field_name} sets one"
+    ]
 
 
 def _settings_warnings(fine_tuning: FineTuningConfig, model: catalog.ModelEntry) -> list[str]:

@@ -213,3 +213,20 @@ def test_a_candidate_over_the_training_budget_fails_with_its_name() -> None:
     errors = plan_errors(context)
     message = errors["environments.prod.budget.training_usd"]
     assert message.startswith("sql-generator (candidate long): estimated training"), message
+
+
+def test_a_provisioned_throughput_without_a_published_price_is_warned_about() -> None:
+    """Llama 3.3 70B has no published Provisioned Throughput price (finding 59)."""
+    context = json.loads((ON_DEMAND_PROJECT / "cdk.json").read_text())["context"]
+    context["fine_tunings"]["support-assistant"]["serving"] = {"mode": "provisioned"}
+    _plans, warnings = plan_app(parse_config(context, ON_DEMAND_DATA), ON_DEMAND_DATA)
+    assert (
+        "fine_tunings.support-assistant.serving.commitment: no published price for a 'none' provisioned "
+        "throughput of Llama 3.3 70B Instruct in us-west-2, so its cost shows as unknown; "
+        "environments.dev.pricing.meta.llama3-3-70b-instruct-v1:0:128k.pt_no_commitment_per_hour sets one"
+    ) in warnings
+    context["environments"]["dev"]["pricing"] = {
+        "meta.llama3-3-70b-instruct-v1:0:128k": {"pt_no_commitment_per_hour": 50.0}
+    }
+    _plans, warnings = plan_app(parse_config(context, ON_DEMAND_DATA), ON_DEMAND_DATA)
+    assert not any("no published price" in warning for warning in warnings)
