@@ -57,6 +57,12 @@ def on_job_state_change(
         publish(clients.sns, spec.topic_arn, subject(spec, f"superseded job {status}"), message)
         log("superseded-job", job=job, status=status, deployed=deployed.job_name)
         return {"action": "ignored", "job": job, "status": status, "deployed": deployed.job_name}
+    if status in FAILED_STATES and candidate:
+        # The gate decides the trial as failed at its next run (and serves nothing of it).
+        message = describe_failure(spec, change, candidate=True)
+        publish(clients.sns, spec.topic_arn, subject(spec, f"candidate job {status}"), message)
+        log("candidate-job-" + status.lower(), job=job, failureMessage=change.failure_message)
+        return {"action": "notified", "job": job, "status": status}
     if status in FAILED_STATES:
         publish(clients.sns, spec.topic_arn, subject(spec, f"job {status}"), describe_failure(spec, change))
         log("job-" + status.lower(), job=job, failureMessage=change.failure_message)
@@ -190,8 +196,9 @@ def model_from_change(change: JobStateChange) -> ModelRef | None:
     )
 
 
-def describe_failure(spec: ServingResource, change: JobStateChange) -> str:
-    """A message for people about a Failed or Stopped customization job, with how to retry it."""
+def describe_failure(spec: ServingResource, change: JobStateChange, *, candidate: bool = False) -> str:
+    """A message for people about a Failed or Stopped customization job, with how to retry it
+    (a candidate's: the evaluation gate counts its trial as failed; a deploy trains it again)."""
     lines = [
         f"Bedrock customization job {change.job_name or '?'} is {change.status or '?'}.",
         f"Reason: {change.failure_message or 'Bedrock gave no failure message'}",
@@ -204,6 +211,13 @@ def describe_failure(spec: ServingResource, change: JobStateChange) -> str:
         )
     else:
         lines.append("No custom model was produced; the previous model (if any) keeps being served.")
+    if candidate:
+        lines.append(
+            "It is a candidate of the evaluation gate: the gate counts that trial as failed and ranks the "
+            "others. The next deploy trains the candidate's next generation on the same data, and the gate "
+            "evaluates it then."
+        )
+        return "\n".join(lines)
     lines.append(
         "To train it again without changing anything (after a transient failure), run "
         f"`python -m finetune retry {spec.environment} {spec.fine_tuning}`: it starts the job's next "

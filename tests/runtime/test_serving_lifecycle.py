@@ -486,3 +486,35 @@ def test_a_failed_pt_found_by_the_schedule_is_told(world: World) -> None:
     assert "Capacity not available" in message and failed in message
     (replacement,) = world.fake.throughputs
     assert replacement != failed and world.fake.throughputs[replacement]["status"] == "InService"
+
+
+def test_a_candidates_failed_job_is_told_as_the_gates_not_as_superseded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from finetune.core.contracts import EvaluationGate, GateTrial
+    from finetune.core.evaluation import EvaluationSettings, Gate
+
+    deployed, candidate = f"{ENV}-{FT}-{'b' * 12}", JOB
+    gate = EvaluationGate(
+        EvaluationSettings(
+            "x/e.jsonl", ("Builtin.Correctness",), Gate(beat_base=True), judge_model="amazon.nova-pro-v1:0"
+        ),
+        (
+            GateTrial("main", deployed, "amazon.nova-micro-v1:0:128k"),
+            GateTrial("slow", candidate, "amazon.nova-micro-v1:0:128k"),
+        ),
+        "arn:aws:iam::123456789012:role/evaluation",
+        "bucket",
+        "evaluation-data/x/e.jsonl",
+    )
+    configure(monkeypatch, world, gate=gate)
+    create_job(world.jobs, deployed)
+    finish(world, status="Failed", job=candidate)
+    jobs.record_deployed_job(world.clients.ssm, ENV, FT, jobs.DeployedJob(deployed, "b" * 64, jobs.DEPLOY))
+
+    result = handler_module.handler(job_event("Failed", job=candidate, failureMessage="quota"), None)
+
+    assert result == {"action": "notified", "job": candidate, "status": "Failed"}
+    ((subject, message),) = sent_notifications(world.topic_arn)
+    assert subject is not None and "candidate job Failed" in subject
+    assert "candidate of the evaluation gate" in message and "python -m finetune retry" not in message
