@@ -35,11 +35,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from finetune.aws import jobs, parameters, trials
+from finetune.aws import jobs, parameters
 from finetune.aws.endpoints import (
     DEPLOYMENT_READY,
     PT_READY,
@@ -72,6 +72,12 @@ STABLE_STACK_STATES = frozenset(
     {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
 )
 
+
+if TYPE_CHECKING:
+    from finetune.aws import trials
+
+# finetune.aws.trials (the evaluation gate) is imported by the functions that need it: only a gated
+# fine-tuning's function pays for loading it at a cold start.
 
 Clock = Callable[[], float]
 
@@ -255,6 +261,8 @@ def _temporary_throughputs(clients: Clients, spec: ServingResource) -> list[Thro
     """The evaluation gate's temporary PTs, for their idle alarms (deployments bill per token)."""
     if spec.gate is None:
         return []
+    from finetune.aws import trials
+
     return [
         Throughput(
             endpoint.name, endpoint.arn, endpoint.model_arn, trials.TEMPORARY_MODEL_UNITS, endpoint.status
@@ -372,6 +380,8 @@ def gated_model(
     earlier winner) stays until then. A gate that no trial passed serves nothing new, ever, for
     these jobs: the message says which metric missed by how much.
     """
+    from finetune.aws import trials
+
     gate = trials.reconcile_gate(
         trials.GateClients.of(clients, s3=clients.s3, runtime=clients.runtime),
         trials.deployed_gate(clients.ssm, spec),

@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from finetune.aws import jobs, parameters, trials
+from finetune.aws import jobs, parameters
 from finetune.aws.endpoints import (
     Clients,
     CommittedThroughput,
@@ -96,6 +96,8 @@ def teardown(
     if spec.gate is not None:
         # The gate's evaluation jobs are stopped, and its temporary endpoints deleted and waited
         # for like serving's own: none may outlive the stack.
+        from finetune.aws import trials  # only a gated fine-tuning loads the gate's code
+
         gate_clients = trials.GateClients.of(clients, s3=clients.s3, runtime=clients.runtime)
         gate = trials.GateReport(spec=trials.deployed_gate(clients.ssm, spec))
         report.stopped_evaluations += trials.stop_evaluations(gate_clients, gate.spec, gate)

@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import unquote_plus
 
 from finetune.core import names
-from finetune.core.evaluation import EvaluationSettings, Gate, settings_problems
 from finetune.core.names import JobSpec
+
+if TYPE_CHECKING:
+    from finetune.core.evaluation import EvaluationSettings
 
 Mode = Literal["provisioned", "on_demand", "none"]
 Commitment = Literal["none", "OneMonth", "SixMonths"]
@@ -321,6 +323,8 @@ class EvaluationGate:
     PROPERTY = "EvaluationGate"
 
     def __post_init__(self) -> None:
+        from finetune.core.evaluation import settings_problems  # only gated fine-tunings load the rules
+
         problems = [f"settings.{field}: {message}" for field, message in settings_problems(self.settings)]
         trial_names = [trial.name for trial in self.trials]
         if names.MAIN_TRIAL not in trial_names or len(set(trial_names)) != len(trial_names):
@@ -379,6 +383,8 @@ class EvaluationGate:
     @classmethod
     def from_json(cls, text: str, *, where: str) -> EvaluationGate:
         """The gate, or ContractError naming what is missing or malformed."""
+        from finetune.core.evaluation import EvaluationSettings, Gate
+
         try:
             value = json.loads(text)
             raw, gate = value["settings"], value["settings"]["gate"]
