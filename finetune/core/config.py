@@ -59,7 +59,7 @@ ENVIRONMENT_KEYS = (
     "budget",
     "overrides",
 )
-BUDGET_KEYS = ("training_usd", "serving_usd_per_month", "total_usd_per_month")
+BUDGET_KEYS = ("training_usd", "serving_usd_per_month", "total_usd_per_month", "evaluation_usd")
 TRAFFIC_KEYS = ("input", "output")
 FINE_TUNING_KEYS = (
     "base_model",
@@ -136,6 +136,7 @@ class Budget:
     training_usd: float | None = None  # per customization job
     serving_usd_per_month: float | None = None  # per fine-tuning, per 30 days
     total_usd_per_month: float | None = None  # the environment: serving and storage of every stack
+    evaluation_usd: float | None = None  # per trial of an evaluation gate, at most
 
     @property
     def limits(self) -> dict[str, float]:

@@ -588,6 +588,28 @@ def budget_problems(
     return problems
 
 
+def evaluation_budget_problems(
+    environment: EnvironmentConfig, trials: Sequence[tuple[str, TrialCost]]
+) -> list[FieldError]:
+    """Each trial's evaluation cost, at most, against `budget.evaluation_usd` (the temporary
+    endpoint bills by the hour while a trial is evaluated)."""
+    limit = environment.budget.evaluation_usd
+    if limit is None:
+        return []
+    field = f"environments.{environment.name}.budget.evaluation_usd"
+    problems: list[FieldError] = []
+    for name, cost in trials:
+        problems += _check(
+            field,
+            limit,
+            f"{name}: estimated evaluation per trial, at most,",
+            cost.total,
+            cost.how,
+            "lower evaluation.max_hours, evaluate fewer prompts, or use a judge on a model served on demand",
+        )
+    return problems
+
+
 def _check(field: str, limit: float, what: str, price: Price, how: str, hint: str) -> list[FieldError]:
     if price.value is None:
         return [FieldError(field, f"{what} is unknown, and the budget check needs it: {how}")]
@@ -657,6 +679,22 @@ class TrialCost:
     @property
     def total(self) -> Price:
         return add(self.endpoint, self.base, self.judge)
+
+    @property
+    def how(self) -> str:
+        """How the total is made, or which of its parts nobody publishes a price for."""
+        unknown = [
+            part
+            for part, price in (
+                ("the temporary endpoint's", self.endpoint),
+                ("the base model's", self.base),
+                ("the judge's", self.judge),
+            )
+            if price.value is None
+        ]
+        if unknown:
+            return f"{' and '.join(unknown)} price is unknown: a pricing override of that model sets it"
+        return self.endpoint_how
 
     def lines(self) -> list[str]:
         return [

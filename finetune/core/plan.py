@@ -9,14 +9,21 @@ user fixes them all in one round, and no construct is built from a configuration
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from finetune.core import catalog, dataset
 from finetune.core import checks as catalog_checks
-from finetune.core.config import AppConfig, ConfigError, DataFile, FieldError, FineTuningConfig
+from finetune.core.config import (
+    AppConfig,
+    ConfigError,
+    DataFile,
+    EnvironmentConfig,
+    FieldError,
+    FineTuningConfig,
+)
 from finetune.core.contracts import EvaluationGate, GateTrial, TrainingBudget
 from finetune.core.cost import (
     CostEstimate,
@@ -24,6 +31,7 @@ from finetune.core.cost import (
     TrialCost,
     budget_problems,
     estimate_cost,
+    evaluation_budget_problems,
     training_budget,
     trial_cost,
 )
@@ -169,6 +177,17 @@ class FineTuningPlan:
                     "training": self.cost.training.render(),
                     "servingPer30Days": self.cost.serving_per_30_days.render(),
                     "servingAndStoragePer30Days": self.cost.per_30_days.render(),
+                    **(
+                        {
+                            "evaluationPerTrial": {
+                                t.config.trial_name: c.total.render()
+                                for t in self.trials
+                                if (c := t.evaluation_cost)
+                            }
+                        }
+                        if self.evaluation is not None
+                        else {}
+                    ),
                 },
             }
         if self.evaluation is not None:
@@ -274,24 +293,33 @@ def plan_app(
     if check_budgets and not errors:
         # Only a configuration without other errors: an estimate of a broken one means nothing.
         for environment in config.environments:
-            estimates = [
-                (p.config.name, p.cost) for p in plans if p.config.environment.name == environment.name
-            ]
-            errors.extend(budget_problems(environment, estimates))
-            # A candidate is a job of its own and may be the one served: its training and serving
-            # are held to the same limits. The environment's total counts each fine-tuning's own
-            # configuration once (a candidate replaces it, never adds to it).
-            per_trial = replace(environment, budget=replace(environment.budget, total_usd_per_month=None))
-            trials = [
-                (f"{p.config.name} (candidate {c.config.trial_name})", c.cost)
-                for p in plans
-                if p.config.environment.name == environment.name
-                for c in p.candidates
-            ]
-            errors.extend(budget_problems(per_trial, trials))
+            errors.extend(budget_errors(plans, environment))
     if errors:
         raise ConfigError(list(dict.fromkeys(errors)))
     return tuple(plans), list(dict.fromkeys(warnings))
+
+
+def budget_errors(plans: Sequence[FineTuningPlan], environment: EnvironmentConfig) -> list[FieldError]:
+    """Every estimate of the environment's plans over its budget, or whose check needs an unknown
+    figure: each fine-tuning's, each candidate's (a job of its own, which may be the one served), and
+    each trial's evaluation. The environment's total counts each fine-tuning's own configuration
+    once (a candidate replaces it, never adds to it)."""
+    ours = [plan for plan in plans if plan.config.environment.name == environment.name]
+    errors = budget_problems(environment, [(plan.config.name, plan.cost) for plan in ours])
+    per_trial = replace(environment, budget=replace(environment.budget, total_usd_per_month=None))
+    candidates = [
+        (f"{plan.config.name} (candidate {candidate.config.trial_name})", candidate.cost)
+        for plan in ours
+        for candidate in plan.candidates
+    ]
+    errors += budget_problems(per_trial, candidates)
+    evaluations = [
+        (f"{plan.config.name} (trial {trial.config.trial_name})", cost)
+        for plan in ours
+        for trial in plan.trials
+        if (cost := trial.evaluation_cost) is not None
+    ]
+    return errors + evaluation_budget_problems(environment, evaluations)
 
 
 def _plan(

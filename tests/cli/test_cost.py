@@ -171,6 +171,13 @@ def test_cost_of_a_gated_fine_tuning_shows_its_candidates_and_what_each_trial_co
         assert cost is not None
         block = "\n".join([f"    {trial.config.trial_name}:", *(f"      {line}" for line in cost.lines())])
         assert block in out
+    # The overview trains every trial's job: the gated fine-tuning's row counts both.
+    assert main(["cost", "--project", str(SAMPLE_PROJECT)]) == 0
+    row = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("prod  sql-generator")
+    )
+    both = plan.cost.training.value + gentle.cost.training.value  # type: ignore[operator]
+    assert f"${both:.4f} (2 jobs)" in row
     # Not gated: neither section.
     assert main(["cost", "prod", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 0
     assert "Evaluation gate" not in capsys.readouterr().out

@@ -28,6 +28,8 @@ def test_serving_settings_without_effect_and_models_that_may_be_gone_are_warned_
     context = copy.deepcopy(sample_context())
     context["fine_tunings"]["support-assistant"]["serving"] = {"mode": "none", "model_units": 2}
     context["fine_tunings"]["sql-generator"]["base_model"] = "amazon.titan-text-express-v1:0:8k"
+    # Titan's on-demand price is not listed: the evaluation budget (base model's answers) could not be checked.
+    del context["environments"]["prod"]["budget"]["evaluation_usd"]
     warnings = plan_warnings(context)
     assert (
         "fine_tunings.support-assistant.serving.model_units: 2 has no effect with serving.mode 'none' "
@@ -230,3 +232,42 @@ def test_a_provisioned_throughput_without_a_published_price_is_warned_about() ->
     }
     _plans, warnings = plan_app(parse_config(context, ON_DEMAND_DATA), ON_DEMAND_DATA)
     assert not any("no published price" in warning for warning in warnings)
+
+
+def test_a_trial_over_the_evaluation_budget_fails_with_its_path_and_both_figures() -> None:
+    context = copy.deepcopy(sample_context())
+    context["environments"]["prod"]["budget"]["evaluation_usd"] = 100
+    with pytest.raises(ConfigError) as raised:
+        plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
+    main, gentle = (
+        e.message for e in raised.value.errors if e.path == "environments.prod.budget.evaluation_usd"
+    )
+    assert "(trial gentle)" in gentle
+    message = main
+    assert message.startswith(
+        "sql-generator (trial main): estimated evaluation per trial, at most, $192.15 (1 no-commitment PT unit "
+        "for at most 8 h (max_hours)) exceeds the budget of $100.00 by $92.15: lower evaluation.max_hours"
+    ), message
+    # Four hours fit: the temporary endpoint is what the budget holds.
+    sql_generator(context)["evaluation"]["max_hours"] = 4
+    plans, _ = plan_app(parse_config(context, DATA_ROOT), DATA_ROOT)
+    prod = next(p for p in plans if p.config.stack_name == "prod-sql-generator")
+    assert prod.describe()["budget"]["estimates"]["evaluationPerTrial"] == {
+        "main": "$96.15",
+        "gentle": "$96.15",
+    }
+
+
+def test_an_evaluation_budget_that_needs_an_unknown_price_fails() -> None:
+    context = copy.deepcopy(sample_context())
+    context["environments"]["prod"]["budget"]["evaluation_usd"] = 1000
+    sql_generator(context)["evaluation"]["judge_model"] = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    from finetune.core.prices import base_inference
+
+    # The catalog lists no on-demand price for Claude Haiku 4.5 (a judge the service offers).
+    assert base_inference("anthropic.claude-haiku-4-5-20251001-v1:0").input_per_1k_tokens.value is None
+    errors = plan_errors(context)
+    assert errors["environments.prod.budget.evaluation_usd"].endswith(
+        "is unknown, and the budget check needs it: the judge's price is unknown: a pricing override of "
+        "that model sets it"
+    )

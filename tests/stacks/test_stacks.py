@@ -303,6 +303,7 @@ def test_the_budget_sits_next_to_the_estimate_and_reaches_the_job_trigger(
         "training_usd": "$25.00",
         "serving_usd_per_month": "$100,000.00",
         "total_usd_per_month": "$100,000.00",
+        "evaluation_usd": "$250.00",
     }
     assert budget["estimates"]["servingPer30Days"] == "$95,040.00"  # 1 unit x $132 x 720 h
     assert any(

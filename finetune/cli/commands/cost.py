@@ -18,8 +18,8 @@ from finetune.cli.commands.models import format_table
 from finetune.cli.main import EXIT_INVALID, EXIT_OK, UsageError, project_input
 from finetune.core import catalog
 from finetune.core.config import EnvironmentConfig
-from finetune.core.cost import CostEstimate, add, budget_problems, estimate_on
-from finetune.core.plan import FineTuningPlan
+from finetune.core.cost import CostEstimate, add, estimate_on
+from finetune.core.plan import FineTuningPlan, budget_errors
 from finetune.core.prices import format_usd
 from finetune.core.project import load_plans
 
@@ -134,7 +134,7 @@ def overview(plans: Sequence[FineTuningPlan]) -> tuple[list[str], bool]:
             plan.config.name,
             plan.config.base_model,
             plan.config.region,
-            plan.cost.training.render(),
+            _training_cell(plan),
             plan.cost.storage.render(),
             _serving_cell(plan.cost),
             _serving_kind(plan.cost),
@@ -150,16 +150,16 @@ def overview(plans: Sequence[FineTuningPlan]) -> tuple[list[str], bool]:
     lines.append("")
     lines.append("Per environment (USD):")
     for name, environment in environments.items():
-        estimates = [(p.config.name, p.cost) for p in plans if p.config.environment.name == name]
-        training = add(*(cost.training for _, cost in estimates))
-        monthly = add(*(cost.per_30_days for _, cost in estimates))
+        ours = [p for p in plans if p.config.environment.name == name]
+        training = add(*(trial.cost.training for p in ours for trial in p.trials))
+        monthly = add(*(p.cost.per_30_days for p in ours))
         budget = environment.budget
         lines.append(
             f"  {name}: training {training.render()} (every job once), serving and storage "
             f"{monthly.render()} per 30 days; budget: {_budget_text(environment)}"
         )
         if budget.limits:
-            problems += [str(problem) for problem in budget_problems(environment, estimates)]
+            problems += [str(problem) for problem in budget_errors(plans, environment)]
     lines.append(
         "Token counts are estimates (characters / 6, the Bedrock user guide's rule). Sources and inputs: "
         "python -m finetune cost ENV FINE_TUNING; another model: add --model ID."
@@ -168,6 +168,13 @@ def overview(plans: Sequence[FineTuningPlan]) -> tuple[list[str], bool]:
         lines += ["", f"Over budget or not checkable ({len(problems)}): synth fails with these:"]
         lines += [f"  {problem}" for problem in problems]
     return lines, bool(problems)
+
+
+def _training_cell(plan: FineTuningPlan) -> str:
+    """The fine-tuning's training, with its candidates' (every job of an evaluation gate trains)."""
+    if not plan.candidates:
+        return plan.cost.training.render()
+    return f"{add(*(trial.cost.training for trial in plan.trials)).render()} ({len(plan.trials)} jobs)"
 
 
 def _serving_cell(cost: CostEstimate) -> str:
