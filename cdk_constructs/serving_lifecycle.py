@@ -28,8 +28,10 @@ from cdk_constructs.training_data_bucket import TrainingDataBucket
 from finetune.core import names
 from finetune.core.contracts import ContractError, EvaluationGate, ServingResource, ServingSettings
 
-# With an evaluation gate, temporary endpoints bill by the hour until an evaluation's end is seen:
-# the reconcile runs this often (a Lambda run costs next to nothing).
+# With an evaluation gate, temporary endpoints bill by the hour until an evaluation's end is seen,
+# and Bedrock sends no event when an evaluation job ends (EventBridge's Bedrock event reference lists
+# customization and batch inference job state changes only): the reconcile runs this often (a
+# Lambda run costs next to nothing).
 GATED_RECONCILE_EVERY = cdk.Duration.minutes(15)
 
 
