@@ -444,6 +444,179 @@ def test_the_harness_covers_at_least_these_authorizations(
     assert expected <= covered, sorted(expected - covered)
 
 
+def gate_path_calls(run: Recorded) -> list[Call]:
+    """The gate's calls the rehearsal's gated runs do not make, as finetune.aws.evaluation makes them:
+    a failed evaluation looked up by ARN, a running one stopped (teardown, `max_hours`), and a
+    trial served on demand: Converse on its temporary deployment, the responses written under
+    evaluation/, and a bring-your-own-inference job (judge only) started on them."""
+    from finetune.core.names import temporary_endpoint_name, temporary_tags
+
+    names = run.names
+    environment, fine_tuning = names.environment, names.fine_tuning
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    job = f"{bedrock}:evaluation-job/0123456789ab"
+    temporary = f"{bedrock}:custom-model-deployment/ba9876543210"
+    model = f"{bedrock}:custom-model/{fine_tuning}-0123456789ab"
+    ours = {
+        temporary: Endpoint(
+            temporary_endpoint_name(environment, fine_tuning, "main"),
+            model,
+            {**temporary_tags(environment, fine_tuning, "main"), "finetune:custom-model-arn": model},
+        )
+    }
+    create = next(call for call in run.calls if call.name == "bedrock:CreateEvaluationJob")
+    responses = f"evaluation/{environment}-{fine_tuning}-0123456789ab-eval/responses.jsonl"
+    automated = create.params["evaluationConfig"]["automated"]
+    byoi = {
+        **create.params,
+        "jobName": f"{environment}-{fine_tuning}-0123456789ab-eval",
+        "evaluationConfig": {
+            "automated": {
+                **automated,
+                "datasetMetricConfigs": [
+                    {
+                        **config,
+                        "dataset": {
+                            **config["dataset"],
+                            "datasetLocation": {"s3Uri": f"s3://{names.bucket}/{responses}"},
+                        },
+                    }
+                    for config in automated["datasetMetricConfigs"]
+                ],
+            }
+        },
+        "inferenceConfig": {
+            "models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": "main"}}]
+        },
+    }
+    serving = "serving_lifecycle"
+    return [
+        Call(serving, "bedrock", "GetEvaluationJob", {"jobIdentifier": job}),
+        Call(serving, "bedrock", "StopEvaluationJob", {"jobIdentifier": job}),
+        Call(
+            serving,
+            "bedrock-runtime",
+            "Converse",
+            {"modelId": temporary, "messages": [{"role": "user", "content": [{"text": "q"}]}]},
+            endpoints=ours,
+        ),
+        Call(
+            serving,
+            "s3",
+            "PutObject",
+            {
+                "Bucket": names.bucket,
+                "Key": responses,
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": names.key_arn,
+            },
+        ),
+        Call(serving, "bedrock", "CreateEvaluationJob", byoi, endpoints=ours),
+    ]
+
+
+@pytest.fixture(scope="session")
+def gate_paths(sample_app: SynthesizedApp, recorded: dict[str, Recorded]) -> tuple[list[Checked], list[str]]:
+    return decide_all(deployment_of(sample_app, recorded["gated"].names), gate_path_calls(recorded["gated"]))
+
+
+def test_the_gates_calls_on_paths_the_rehearsal_does_not_take_are_allowed(
+    gate_paths: tuple[list[Checked], list[str]],
+) -> None:
+    checked, problems = gate_paths
+    assert not problems, problems
+    denied = [item for item in checked if not item.decision.allowed]
+    assert not denied, report(denied)
+
+
+def test_the_harness_covers_the_evaluation_gates_authorizations(
+    decided: dict[str, tuple[list[Checked], list[str]]],
+    gate_paths: tuple[list[Checked], list[str]],
+    recorded: dict[str, Recorded],
+) -> None:
+    """Each of the gate's grants is asked for by some checked call (so removing it fails a test):
+    (principal, action, the resource's ARN up to its variable part)."""
+    names = recorded["gated"].names
+    checked = [*decided["gated"][0], *decided["gate_fails"][0], *gate_paths[0]]
+    covered = {
+        (item.principal, item.decision.request.action, item.decision.request.resource) for item in checked
+    }
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    bucket = f"arn:aws:s3:::{names.bucket}"
+    serving, evaluation = "ServingLifecycleFunctionRole", "EvaluationRole"
+    expected = {
+        (serving, "bedrock:CreateEvaluationJob", f"{bedrock}:custom-model/"),  # a PT's model
+        (serving, "bedrock:CreateEvaluationJob", f"arn:aws:bedrock:{names.region}::foundation-model/"),
+        (serving, "bedrock:TagResource", f"{bedrock}:evaluation-job/"),
+        (serving, "iam:PassRole", names.evaluation_role_arn),
+        (serving, "bedrock:ListEvaluationJobs", "*"),
+        (serving, "bedrock:GetEvaluationJob", f"{bedrock}:evaluation-job/"),
+        (serving, "bedrock:StopEvaluationJob", f"{bedrock}:evaluation-job/"),
+        (serving, "bedrock:InvokeModel", f"{bedrock}:custom-model-deployment/"),
+        (serving, "bedrock:CreateProvisionedModelThroughput", f"{bedrock}:custom-model/"),
+        (serving, "bedrock:DeleteProvisionedModelThroughput", f"{bedrock}:provisioned-model/"),
+        (serving, "bedrock:TagResource", f"{bedrock}:provisioned-model/"),
+        (serving, "s3:ListBucket", bucket),
+        (serving, "s3:GetObject", f"{bucket}/evaluation/"),
+        (serving, "s3:GetObject", f"{bucket}/evaluation-data/"),
+        (serving, "s3:PutObject", f"{bucket}/evaluation/"),
+        (serving, "kms:Decrypt", names.key_arn),
+        (serving, "kms:GenerateDataKey", names.key_arn),
+        (serving, "ssm:PutParameter", f"arn:aws:ssm:{names.region}:{names.account}:parameter/finetune/"),
+        ("bedrock.amazonaws.com", "sts:AssumeRole", names.evaluation_role_arn),
+        ("bedrock.amazonaws.com", "kms:GenerateDataKey", names.key_arn),
+        ("bedrock.amazonaws.com", "kms:Decrypt", names.key_arn),
+        ("bedrock.amazonaws.com", "kms:DescribeKey", names.key_arn),
+        (evaluation, "s3:GetObject", f"{bucket}/evaluation-data/"),
+        (evaluation, "s3:GetObject", f"{bucket}/evaluation/"),  # a BYOI dataset
+        (evaluation, "s3:PutObject", f"{bucket}/evaluation/"),
+        (evaluation, "s3:ListBucket", bucket),
+        (evaluation, "s3:GetBucketLocation", bucket),
+        (evaluation, "kms:Decrypt", names.key_arn),
+        (evaluation, "kms:GenerateDataKey", names.key_arn),
+        (evaluation, "bedrock:InvokeModel", f"{bedrock}:provisioned-model/"),
+        (evaluation, "bedrock:InvokeModel", f"{bedrock}:inference-profile/"),
+        (evaluation, "bedrock:InvokeModel", f"arn:aws:bedrock:{names.region}::foundation-model/"),
+    }
+    missing = sorted(
+        (principal, action, prefix)
+        for principal, action, prefix in expected
+        if not any(
+            item[0] == principal and item[1] == action and item[2].startswith(prefix) for item in covered
+        )
+    )
+    assert not missing, missing
+    for run in ("gated", "gate_fails"):
+        trials = {
+            item.decision.request.resource.rsplit("/", 1)[1]
+            for item in decided[run][0]
+            if item.principal == serving and item.decision.request.action == "ssm:PutParameter"
+        }
+        assert {"trial-main", "trial-gentle", "gate-winner"} <= trials, (run, sorted(trials))
+
+
+def test_the_evaluation_fakes_calls_are_the_handlers_and_their_own_s3_calls_the_services(
+    recorded: dict[str, Recorded],
+) -> None:
+    """FakeBedrockEvaluation's calls are recorded as the serving function's; what the fake does in S3
+    as the evaluation job (its permission check, reading the dataset, writing results) is not:
+    `service_accesses` models it as Bedrock's, with the evaluation role."""
+    from finetune.cli.local_evaluation import PERMISSION_CHECK
+
+    calls = recorded["gated"].calls
+    made = {(call.function, call.name) for call in calls}
+    assert {
+        ("serving_lifecycle", "bedrock:CreateEvaluationJob"),
+        ("serving_lifecycle", "bedrock:ListEvaluationJobs"),
+    } <= made
+    writes = [call for call in calls if call.name == "s3:PutObject"]
+    assert not [call for call in writes if str(call.params["Key"]).startswith("evaluation/")], writes
+    keys = {str(call.params.get("Key", "")) for call in calls if call.service == "s3"}
+    assert not [key for key in keys if PERMISSION_CHECK in key]
+    results = [key for key in keys if key.startswith("evaluation/") and key.endswith("_output.jsonl")]
+    assert results  # the handler reads the results the fake wrote
+
+
 # -- what the policies must refuse -----------------------------------------------------------------
 
 
