@@ -4,9 +4,12 @@
    - botocore's event system (`before-parameter-build` and `after-call`, registered on every boto3
      session created while it is installed, the default one included): service, operation, params
      and the error code the call answered;
-   - `finetune.cli.local_serving.FakeBedrockServing.calls`, for the provisioned-throughput and
-     deployment calls that never reach botocore (with the fake's PTs, deployments and their tags at
-     the moment of the call: a deleted resource has no tags);
+   - the `calls` of the fakes for what moto lacks: `finetune.cli.local_serving.FakeBedrockServing`
+     (provisioned throughputs, deployments), `finetune.cli.local_evaluation.FakeBedrockEvaluation`
+     (evaluation jobs) and `FakeBedrockRuntime` (bedrock-runtime Converse), each with the serving
+     fake's PTs, deployments and their tags at the moment of the call (a deleted resource has no
+     tags). What the evaluation fake itself does in S3 as the job (its permission check, reading the
+     dataset, writing results) is Bedrock's, not the handler's: not recorded (`service_accesses`);
    - each handler module's `handler` is wrapped, so a call is attributed to the handler module that
      was running (also in s3transfer's worker threads). Calls made outside a handler (the
      rehearsal's own set-up and checks) are not the deployed code's and are not recorded.
@@ -18,7 +21,8 @@
    resource types and ARN formats, condition keys). A call without a mapping raises
    `UnmappedCallError` ("add a mapping for service:Operation"), it is never skipped.
 3. `service_accesses` lists what AWS services do on the stack's behalf (Lambda, CloudWatch Logs,
-   CloudWatch alarms, EventBridge dead-letter delivery, the Bedrock job with its service role).
+   CloudWatch alarms, EventBridge dead-letter delivery, the Bedrock customization and evaluation
+   jobs with their service roles).
 """
 
 from __future__ import annotations
