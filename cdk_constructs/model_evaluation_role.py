@@ -18,6 +18,13 @@ from finetune.core.names import EVALUATION_DATA_PREFIX, EVALUATION_PREFIX
 # evaluation jobs" and "Required service role permissions for creating a model evaluation job that
 # uses a judge model").
 INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+# The resource types of bedrock:CreateEvaluationJob (service authorization reference).
+CREATE_EVALUATION_RESOURCE_TYPES = (
+    "foundation-model",
+    "custom-model",
+    "prompt-router",
+    "default-prompt-router",
+)
 
 
 class ModelEvaluationRole(Construct):
@@ -42,6 +49,12 @@ class ModelEvaluationRole(Construct):
     - with a bucket encrypted by a KMS key (the bucket's `encryption_key`): `kms:Decrypt`,
       `kms:GenerateDataKey`, `kms:DescribeKey`, only through S3 in this region (`kms:ViaService`,
       user guide "AWS Key Management Service support in model evaluation jobs"): never directly.
+
+    With that key, its key policy also lets `bedrock.amazonaws.com` use it for the temporary data of
+    a job started with it (`customerEncryptionKeyId`, as the gate starts them): `kms:GenerateDataKey`
+    and `kms:Decrypt` with `kms:EncryptionContext:evaluationJobArn` and `aws:SourceArn` an evaluation
+    job of this account and region, `kms:DescribeKey` with that `aws:SourceArn` (user guide,
+    "Required key policy elements to encrypt your model evaluation job using AWS KMS").
 
     Not granted, although the user guide's examples list them: `s3:ListBucketMultipartUploads` (it
     takes no `s3:prefix` condition, so it would show upload keys of the whole bucket), and
@@ -121,6 +134,35 @@ class ModelEvaluationRole(Construct):
                     conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
                 )
             )
+        if encryption_key is not None:
+            from_own_jobs = {
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": self._job_arns},
+            }
+            encryption_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="EvaluationJobsTemporaryData",
+                    principals=[iam.ServicePrincipal(BEDROCK_SERVICE)],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=["*"],
+                    conditions={
+                        **from_own_jobs,
+                        "ArnLike": {
+                            "aws:SourceArn": self._job_arns,
+                            "kms:EncryptionContext:evaluationJobArn": self._job_arns,
+                        },
+                    },
+                )
+            )
+            encryption_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="EvaluationJobsDescribeKey",
+                    principals=[iam.ServicePrincipal(BEDROCK_SERVICE)],
+                    actions=["kms:DescribeKey"],
+                    resources=["*"],
+                    conditions=from_own_jobs,
+                )
+            )
         self.policy = iam.ManagedPolicy(
             self,
             "Policy",
@@ -144,9 +186,13 @@ class ModelEvaluationRole(Construct):
     def grant_run_evaluations(self, grantee: iam.IGrantable) -> iam.Grant:
         """Start evaluation jobs with this role, and read, stop and list them.
 
-        - `bedrock:CreateEvaluationJob` on the models of this role: the service authorization
-          reference lists only model resource types for it (foundation-model, custom-model,
-          prompt routers), none for the job, so the job cannot be the resource;
+        - `bedrock:CreateEvaluationJob` on the models of this role, as the service authorization
+          reference types them: it lists only foundation-model, custom-model and the prompt routers
+          for it (no provisioned-model, no inference-profile, none for the job, so the job cannot be
+          the resource). A provisioned-model pattern becomes this account's and region's
+          `custom-model/*` (a job that evaluates a provisioned throughput is authorized against the
+          custom model it serves), an inference profile is left out (its foundation models are
+          listed with it, see `inference_profile_arns`);
         - `bedrock:TagResource` on `evaluation-job/*` of this account and region: jobs are started
           with tags (the reference lists no dependent action, the project asks for it on every
           tag-on-create, as for customization jobs);
@@ -158,9 +204,10 @@ class ModelEvaluationRole(Construct):
         Reading the results and staging BYOI datasets are the bucket's grants, not this one's. The
         wildcard-resource findings these statements raise are acknowledged on the grantee's principal.
         """
+        create_on = self._create_evaluation_resources()
         grants = [
             iam.Grant.add_to_principal(
-                grantee=grantee, actions=["bedrock:CreateEvaluationJob"], resource_arns=list(self.models)
+                grantee=grantee, actions=["bedrock:CreateEvaluationJob"], resource_arns=create_on
             ),
             iam.Grant.add_to_principal(
                 grantee=grantee, actions=["bedrock:TagResource"], resource_arns=[self._job_arns]
@@ -189,7 +236,14 @@ class ModelEvaluationRole(Construct):
                     "grant covers the jobs of this account and region only.",
                     "*": "bedrock:ListEvaluationJobs supports no resource-level permissions (Bedrock "
                     "service authorization reference); it lists job summaries, never data.",
-                    **self._model_patterns(),
+                    **self._model_patterns([model for model in create_on if model in self.models]),
+                    **{
+                        arn: "An evaluation job of a provisioned throughput is authorized against the "
+                        "custom model it serves; custom model ids are chosen by Bedrock, the grant "
+                        "covers this account and region only."
+                        for arn in create_on
+                        if arn not in self.models
+                    },
                 },
             )
         combined = grants[0]
@@ -197,13 +251,31 @@ class ModelEvaluationRole(Construct):
             combined = combined.combine(grant)
         return combined
 
-    def _model_patterns(self) -> dict[str, str]:
-        """{model ARN pattern with a wildcard (as cdk-nag spells it): reason}."""
-        texts = as_finding_texts(self, self.models)
+    def _create_evaluation_resources(self) -> list[str]:
+        """The models of this role as bedrock:CreateEvaluationJob's resource types (see
+        `grant_run_evaluations`)."""
+        custom_models = cdk.Stack.of(self).format_arn(
+            service="bedrock", resource="custom-model", resource_name="*"
+        )
+        resources: list[str] = []
+        for model in self.models:
+            parts = model.split(":", 5)
+            kind = parts[5].split("/", 1)[0] if len(parts) == 6 else ""
+            if kind in CREATE_EVALUATION_RESOURCE_TYPES or not kind:
+                resources.append(model)
+            elif kind == "provisioned-model":
+                resources.append(custom_models)
+        return list(dict.fromkeys(resources))
+
+    def _model_patterns(self, models: Sequence[str] | None = None) -> dict[str, str]:
+        """{model ARN pattern with a wildcard (as cdk-nag spells it): reason}, of `models` (default:
+        all of this role's)."""
+        models = self.models if models is None else tuple(models)
+        texts = as_finding_texts(self, models)
         return {
             model: "The evaluated and judge models are given to this construct as ARN patterns; "
             "evaluation jobs may invoke exactly the models these patterns name."
-            for model, text in zip(self.models, texts, strict=True)
+            for model, text in zip(models, texts, strict=True)
             if "*" in text
         }
 

