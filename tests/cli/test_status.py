@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -197,3 +198,42 @@ def test_missing_credentials_are_a_usage_error(
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     assert main(["status", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 2
     assert "no AWS credentials found" in capsys.readouterr().err
+
+
+def test_a_gated_fine_tuning_shows_each_trials_record_and_the_winner(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+
+    def put(name: str, value: object) -> None:
+        path = identity.ssm_parameter_name("dev", "sql-generator", name)
+        ssm.put_parameter(Name=path, Value=json.dumps(value), Type="String")
+
+    put(
+        "trial-main",
+        {
+            "trial": "main",
+            "job_name": "dev-sql-generator-aaaaaaaaaaaa",
+            "state": "failed",
+            "scores": {"scores": {"Builtin.Correctness": 0.61, "Builtin.Completeness": None}, "prompts": 24},
+            "verdict": {
+                "passed": False,
+                "misses": ["Builtin.Correctness: 0.61 < minimum 0.70 (missed by 0.09)"],
+            },
+        },
+    )
+    assert main(["status", "dev", "sql-generator", "--project", str(SAMPLE_PROJECT)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    gate = lines[lines.index("  evaluation gate:") + 1 :]
+    assert gate == [
+        "    main: failed (job dev-sql-generator-aaaaaaaaaaaa); Builtin.Correctness 0.6100, Builtin.Completeness -; "
+        "Builtin.Correctness: 0.61 < minimum 0.70 (missed by 0.09)",
+        "    gentle (meta.llama3-1-8b-instruct-v1:0:128k): waiting for its job to complete",
+        "    winner: not decided yet",
+    ]
+    put("gate-winner", {"trial": None, "reason": "no trial passed the evaluation gate"})
+    assert main(["status", "dev", "sql-generator", "--project", str(SAMPLE_PROJECT)]) == 0
+    assert "    winner: none (no trial passed the evaluation gate)" in capsys.readouterr().out.splitlines()
+    # Not gated: no such section.
+    assert main(["status", "dev", "support-assistant", "--project", str(SAMPLE_PROJECT)]) == 0
+    assert "  evaluation gate:" not in capsys.readouterr().out

@@ -23,6 +23,7 @@ Decisions:
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class FineTuningStatus:
     models: list[str] = field(default_factory=list)
     endpoints: list[str] = field(default_factory=list)
     parameters: list[str] = field(default_factory=list)
+    gate: list[str] | None = None  # the evaluation gate's trials and winner (None: not gated)
     problems: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -160,6 +162,11 @@ class Collector:
             ),
         )
         self._section(status, "SSM parameters", "GetParameter", lambda: self._parameters(clients.ssm, status))
+        if config.evaluation is not None:
+            status.gate = []
+            self._section(
+                status, "evaluation gate", "GetParameter", lambda: self._gate(clients.ssm, config, status)
+            )
         return status
 
     def _section(
@@ -234,6 +241,53 @@ class Collector:
                 value = "(not set)"
             status.parameters.append(f"{path} = {value}")
 
+    def _gate(self, ssm: Any, config: FineTuningConfig, status: FineTuningStatus) -> None:
+        """Each trial's record (`trial-<name>`: state, scores, verdict) and the gate's winner."""
+        lines: list[str] = []
+        status.gate = lines
+        for trial in config.trials:
+            record = _json_parameter(ssm, status, identity.trial_parameter(trial.trial_name))
+            if record is None:
+                status.gate.append(
+                    f"{trial.trial_name} ({trial.base_model}): waiting for its job to complete"
+                )
+                continue
+            scores = (record.get("scores") or {}).get("scores") or {}
+            shown = ", ".join(
+                f"{metric} {value:.4f}" if isinstance(value, int | float) else f"{metric} -"
+                for metric, value in scores.items()
+            )
+            misses = (record.get("verdict") or {}).get("misses") or []
+            detail = f"; {misses[0]}" if misses else (f"; {record['reason']}" if record.get("reason") else "")
+            lines.append(
+                f"{trial.trial_name}: {record.get('state')} (job {record.get('job_name')})"
+                + (f"; {shown}" if shown else "")
+                + detail
+            )
+        winner = _json_parameter(ssm, status, identity.WINNER_PARAMETER)
+        if winner is None:
+            lines.append("winner: not decided yet")
+        elif winner.get("trial"):
+            lines.append(f"winner: {winner['trial']} ({winner.get('model_arn')})")
+        else:
+            lines.append(f"winner: none ({winner.get('reason')})")
+
+
+def _json_parameter(ssm: Any, status: FineTuningStatus, name: str) -> dict[str, Any] | None:
+    """A JSON parameter of the fine-tuning, None when it is not set (or not a JSON object)."""
+    path = identity.ssm_parameter_name(status.environment, status.fine_tuning, name)
+    try:
+        value = ssm.get_parameter(Name=path)["Parameter"]["Value"]
+    except ClientError as error:
+        if error_code(error) != "ParameterNotFound":
+            raise
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
 
 def _data_digest(bedrock: Any, job_arn: str, name: str) -> str:
     try:
@@ -302,6 +356,8 @@ def render(status: FineTuningStatus, now: datetime) -> list[str]:
     section("custom models", status.models, "none", "custom models")
     section("serving", status.endpoints, "nothing serving", "provisioned throughput", "on-demand deployments")
     section("SSM parameters", status.parameters, "none", "SSM parameters")
+    if status.gate is not None:
+        section("evaluation gate", status.gate, "no record yet", "evaluation gate")
     return lines
 
 
