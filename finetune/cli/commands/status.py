@@ -248,7 +248,7 @@ class Collector:
         for trial in config.trials:
             record = _json_parameter(ssm, status, identity.trial_parameter(trial.trial_name))
             if record is None:
-                status.gate.append(
+                lines.append(
                     f"{trial.trial_name} ({trial.base_model}): waiting for its job to complete"
                 )
                 continue
