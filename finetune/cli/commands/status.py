@@ -248,9 +248,7 @@ class Collector:
         for trial in config.trials:
             record = _json_parameter(ssm, status, identity.trial_parameter(trial.trial_name))
             if record is None:
-                lines.append(
-                    f"{trial.trial_name} ({trial.base_model}): waiting for its job to complete"
-                )
+                lines.append(f"{trial.trial_name} ({trial.base_model}): waiting for its job to complete")
                 continue
             scores = (record.get("scores") or {}).get("scores") or {}
             shown = ", ".join(
