@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,7 +229,10 @@ def test_behind_a_passing_gate_only_the_winner_is_served_and_no_temporary_endpoi
         (name, True) for name in [*GATED, "serving-none", "serving-back", *GATED_TAIL]
     ], result.summary()
     assert "gentle: dev-sql-generator-" in detail(result, "candidate-jobs")
-    assert detail(result, "gate-endpoints").startswith("nothing served; temporary endpoints")
+    assert detail(result, "gate-endpoints").startswith(
+        "nothing served; temporary endpoints: dev-sql-generator-"
+    )
+    assert "(provisioned)" in detail(result, "gate-endpoints")  # Llama 3.1 8B has no on-demand deployment
     assert detail(result, "gate-evaluations").count("-eval") == 2 and "-base" in detail(
         result, "gate-evaluations"
     )
@@ -253,3 +259,41 @@ def test_gate_fails_needs_a_gate(plans: tuple[Any, ...], capsys: pytest.CaptureF
     code = main(["rehearse", "dev", "support-assistant", "--gate-fails", "--project", str(SAMPLE_PROJECT)])
     assert code == 2
     assert "--gate-fails: dev-support-assistant has no evaluation gate" in capsys.readouterr().err
+
+
+def test_behind_a_gate_a_model_served_on_demand_is_evaluated_through_a_temporary_deployment(
+    tmp_path: Path,
+) -> None:
+    """The BYOI path: Llama 3.3 70B has on-demand deployments and a judge scores, so the trial's
+    temporary endpoint is a deployment; its answers are generated with Converse and judged."""
+    shutil.copytree(ON_DEMAND_PROJECT / "training_data", tmp_path / "training_data")
+    context = json.loads((ON_DEMAND_PROJECT / "cdk.json").read_text())
+    context["context"]["fine_tunings"]["support-assistant"]["evaluation"] = {
+        "dataset": "support-assistant/eval.jsonl",
+        "judge_model": "us.amazon.nova-pro-v1:0",
+        "metrics": ["Builtin.Correctness"],
+        "gate": {"minimums": {"Builtin.Correctness": 0.5}},
+    }
+    (tmp_path / "cdk.json").write_text(json.dumps(context))
+    prompts = [
+        {"prompt": f"How do I reset my password, case {n}?", "referenceResponse": "Account page."}
+        for n in range(5)
+    ]
+    (tmp_path / "training_data" / "support-assistant" / "eval.jsonl").write_text(
+        "".join(json.dumps(prompt) + "\n" for prompt in prompts)
+    )
+    plans, _warnings = load_plans(tmp_path)
+    result = rehearsal.rehearse(plans, "dev", "support-assistant", out=lambda _: None)
+    steps = [
+        name for name in [*GATED, "serving-none", "serving-back", *GATED_TAIL] if "candidate" not in name
+    ]
+    assert result.outcomes() == [(name, True) for name in steps if name != "stage-validation"], (
+        result.summary()
+    )
+    assert "(deployment)" in detail(result, "gate-endpoints")
+    assert detail(result, "gate-evaluations") == "evaluation jobs started: ['dev-support-assistant-" + (
+        plans[0].job_spec.job_name.removeprefix("dev-support-assistant-") + "-eval']"
+    )
+    assert detail(result, "gate-decides").startswith(
+        "winner main; temporary endpoints gone; dev-support-assistant-od Active"
+    )

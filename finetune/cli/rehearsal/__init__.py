@@ -201,6 +201,7 @@ class Rehearsal:
         serving Create that fails half way is not rehearsed here: behind a gate a Create serves
         nothing (the gate's own faults are finetune.aws.trials' tests); the teardown must leave
         no temporary endpoint and no running evaluation job."""
+        candidates = bool(self.state.plan.candidates)
         passed: list[tuple[str, Action]] = []
         if not self.state.gate_fails:
             passed = [
@@ -212,9 +213,9 @@ class Rehearsal:
             ("job-create", step(training.create_job)),
             ("one-job", step(training.expect_jobs, 1)),
             ("job-create-retry", step(training.create_job_again)),
-            ("candidate-jobs", step(training.create_candidate_jobs)),
+            *([("candidate-jobs", step(training.create_candidate_jobs))] if candidates else []),
             ("serving-create", step(serving.create_serving)),
-            ("candidates-complete", step(training.complete_candidates)),
+            *([("candidates-complete", step(training.complete_candidates))] if candidates else []),
             ("job-completes", step(training.complete_job)),
             ("gate-endpoints", step(serving.gate_starts)),
             ("gate-evaluations", step(serving.gate_evaluates)),

@@ -208,7 +208,8 @@ def gate_starts(state: RehearsalState) -> str:
                 endpoint.trial, low
             )  # a deployment's responses under the trial's name
     scores = "scores set to miss the gate" if state.gate_fails else "the fake's scores"
-    return f"nothing served; temporary endpoints {[e.name for e in temporary]} ({scores})"
+    made = ", ".join(f"{endpoint.name} ({endpoint.kind})" for endpoint in temporary)
+    return f"nothing served; temporary endpoints: {made} ({scores})"
 
 
 def gate_evaluates(state: RehearsalState) -> str:
