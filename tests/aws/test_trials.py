@@ -867,3 +867,18 @@ def test_serving_teardown_deletes_the_gates_temporary_endpoints_and_stops_its_ev
     # A schedule that fires after the teardown creates nothing (the settings are gone).
     after = serving.reconcile(clients, spec, now=T0 + timedelta(hours=1))
     assert after.disabled and billing(lab) == []
+
+
+def test_a_destroy_environments_teardown_forgets_the_gates_verdicts_with_the_models(lab: Lab) -> None:
+    main = trial("main", "a")
+    complete(lab, main)
+    jobs.record_deployed_job(lab.gate.ssm, ENV, FT, jobs.DeployedJob(main.job_name, "d", jobs.DEPLOY))
+    spec = replace(gated(lab, main), delete_models_on_destroy=True)
+    serve_through_the_gate(lab, spec, {"main": {ACCURACY: 0.9, ROBUSTNESS: 0.1}})
+    assert parameter(lab, "trial-main") is not None and parameter(lab, "gate-winner") is not None
+    clients = replace(lab.serving_clients, s3=lab.gate.s3, runtime=lab.runtime)
+
+    teardown.teardown(clients, spec, timeout_seconds=60, poll_seconds=0, sleep=lambda _: lab.settle())
+
+    # Its models are deleted (their key goes with the stack): a redeploy trains and judges anew.
+    assert parameter(lab, "trial-main") is None and parameter(lab, "gate-winner") is None
