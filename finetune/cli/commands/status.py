@@ -40,8 +40,9 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from finetune.aws import endpoints
+from finetune.aws import endpoints, parameters
 from finetune.aws.errors import error_code, error_message
+from finetune.aws.trials import TrialRecord
 from finetune.cli.aws_access import aws_client, refused, usage_error_for
 from finetune.cli.main import EXIT_OK, UsageError, project_input
 from finetune.core import names as identity
@@ -233,36 +234,36 @@ class Collector:
     def _parameters(self, ssm: Any, status: FineTuningStatus) -> None:
         for name in (identity.MODEL_ARN_PARAMETER, identity.ENDPOINT_ARN_PARAMETER):
             path = identity.ssm_parameter_name(status.environment, status.fine_tuning, name)
-            try:
-                value = ssm.get_parameter(Name=path)["Parameter"]["Value"]
-            except ClientError as error:
-                if error_code(error) != "ParameterNotFound":
-                    raise
-                value = "(not set)"
-            status.parameters.append(f"{path} = {value}")
+            value = parameters.get(ssm, status.environment, status.fine_tuning, name)
+            status.parameters.append(f"{path} = {value if value is not None else '(not set)'}")
 
     def _gate(self, ssm: Any, config: FineTuningConfig, status: FineTuningStatus) -> None:
         """Each trial's record (`trial-<name>`: state, scores, verdict) and the gate's winner."""
         lines: list[str] = []
         status.gate = lines
+
+        def read(name: str) -> str | None:
+            return parameters.get(ssm, status.environment, status.fine_tuning, name)
+
         for trial in config.trials:
-            record = _json_parameter(ssm, status, identity.trial_parameter(trial.trial_name))
+            text = read(identity.trial_parameter(trial.trial_name))
+            record = TrialRecord.from_json(text) if text else None
             if record is None:
                 lines.append(f"{trial.trial_name} ({trial.base_model}): waiting for its job to complete")
                 continue
-            scores = (record.get("scores") or {}).get("scores") or {}
+            scores = (record.scores or {}).get("scores") or {}
             shown = ", ".join(
                 f"{metric} {value:.4f}" if isinstance(value, int | float) else f"{metric} -"
                 for metric, value in scores.items()
             )
-            misses = (record.get("verdict") or {}).get("misses") or []
-            detail = f"; {misses[0]}" if misses else (f"; {record['reason']}" if record.get("reason") else "")
+            misses = (record.verdict or {}).get("misses") or []
+            detail = f"; {misses[0]}" if misses else (f"; {record.reason}" if record.reason else "")
             lines.append(
-                f"{trial.trial_name}: {record.get('state')} (job {record.get('job_name')})"
+                f"{trial.trial_name}: {record.state} (job {record.job_name})"
                 + (f"; {shown}" if shown else "")
                 + detail
             )
-        winner = _json_parameter(ssm, status, identity.WINNER_PARAMETER)
+        winner = _json_object(read(identity.WINNER_PARAMETER))
         if winner is None:
             lines.append("winner: not decided yet")
         elif winner.get("trial"):
@@ -271,20 +272,13 @@ class Collector:
             lines.append(f"winner: none ({winner.get('reason')})")
 
 
-def _json_parameter(ssm: Any, status: FineTuningStatus, name: str) -> dict[str, Any] | None:
-    """A JSON parameter of the fine-tuning, None when it is not set (or not a JSON object)."""
-    path = identity.ssm_parameter_name(status.environment, status.fine_tuning, name)
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A parameter's JSON object; None when unset or not a JSON object."""
     try:
-        value = ssm.get_parameter(Name=path)["Parameter"]["Value"]
-    except ClientError as error:
-        if error_code(error) != "ParameterNotFound":
-            raise
-        return None
-    try:
-        parsed = json.loads(value)
+        value = json.loads(text) if text else None
     except ValueError:
         return None
-    return parsed if isinstance(parsed, dict) else None
+    return value if isinstance(value, dict) else None
 
 
 def _data_digest(bedrock: Any, job_arn: str, name: str) -> str:
