@@ -171,13 +171,22 @@ class Rehearsal:
                 ("serving-create-fails", step(serving.create_serving_failing)),
                 ("serving-rollback-delete", step(serving.delete_serving)),
             ]
-        if state.gated:
-            return self._gated_steps(setup, step)
-        return [
+        # Every lifecycle starts and ends alike: the job started (and its start retried), and at the
+        # end an upload's job and the job resource's delete.
+        start = [
             *setup,
             ("job-create", step(training.create_job)),
             ("one-job", step(training.expect_jobs, 1)),
             ("job-create-retry", step(training.create_job_again)),
+        ]
+        end = [
+            ("upload-accepted", step(training.upload_accepted)),
+            ("job-delete", step(training.delete_job)),
+        ]
+        if state.gated:
+            return [*start, *self._gated_steps(step), *end]
+        return [
+            *start,
             ("serving-create", step(serving.create_serving)),
             ("job-completes", step(training.complete_job)),
             ("completion-event", step(serving.deliver_completion)),
@@ -188,13 +197,10 @@ class Rehearsal:
             ("serving-back", step(serving.serve_again)),
             ("serving-delete", step(serving.delete_serving)),
             *failed_create,
-            ("upload-accepted", step(training.upload_accepted)),
-            ("job-delete", step(training.delete_job)),
+            *end,
         ]
 
-    def _gated_steps(
-        self, setup: list[tuple[str, Action]], step: Callable[..., Action]
-    ) -> list[tuple[str, Action]]:
+    def _gated_steps(self, step: Callable[..., Action]) -> list[tuple[str, Action]]:
         """With an evaluation gate: the candidates train too, nothing is served until the gate
         decides, each trial's temporary endpoint is gone after it, and only a winner is served
         (with `gate_fails`, nothing is, and the topic says which metric missed by how much). A
@@ -209,10 +215,6 @@ class Rehearsal:
                 ("serving-back", step(serving.serve_again)),
             ]
         return [
-            *setup,
-            ("job-create", step(training.create_job)),
-            ("one-job", step(training.expect_jobs, 1)),
-            ("job-create-retry", step(training.create_job_again)),
             *([("candidate-jobs", step(training.create_candidate_jobs))] if candidates else []),
             ("serving-create", step(serving.create_serving)),
             *([("candidates-complete", step(training.complete_candidates))] if candidates else []),
@@ -224,8 +226,6 @@ class Rehearsal:
             *passed,
             ("serving-delete", step(serving.delete_serving)),
             ("nothing-billing", step(serving.nothing_billing)),
-            ("upload-accepted", step(training.upload_accepted)),
-            ("job-delete", step(training.delete_job)),
         ]
 
     def _record(self, name: str, action: Action) -> bool:

@@ -81,7 +81,10 @@ def create_bucket(state: RehearsalState) -> str:
     return f"s3://{state.bucket} (versioned, SSE-KMS with the key, public access blocked)"
 
 
-def create_role(state: RehearsalState) -> str:
+def bedrock_role(state: RehearsalState, name: str, jobs: str) -> str:
+    """A role only Bedrock jobs of kind `jobs` (`model-customization-job`, `evaluation-job`) of
+    this account and region may assume, as the constructs define it; its ARN. The trust policy is
+    read back: a role that trusts anyone but Bedrock is a deviation."""
     iam = state.clients["iam"]
     trust = {
         "Version": "2012-10-17",
@@ -92,49 +95,31 @@ def create_role(state: RehearsalState) -> str:
                 "Action": "sts:AssumeRole",
                 "Condition": {
                     "StringEquals": {"aws:SourceAccount": state.account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:aws:bedrock:{state.region}:{state.account}:model-customization-job/*"
-                    },
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:bedrock:{state.region}:{state.account}:{jobs}/*"},
                 },
             }
         ],
     }
     role = iam.create_role(
-        RoleName=f"{state.stack_name}-CustomizationRole"[:64],
+        RoleName=f"{state.stack_name}-{name}"[:64],
         AssumeRolePolicyDocument=json.dumps(trust),
     )["Role"]
-    state.role_arn = str(role["Arn"])
     stored = iam.get_role(RoleName=role["RoleName"])["Role"]["AssumeRolePolicyDocument"]
     document = json.loads(urllib.parse.unquote(stored)) if isinstance(stored, str) else stored
     principal = document["Statement"][0]["Principal"]
     if principal != {"Service": "bedrock.amazonaws.com"}:
-        raise Deviation(f"role {state.role_arn} trusts {principal}, expected bedrock.amazonaws.com only")
+        raise Deviation(f"role {role['Arn']} trusts {principal}, expected bedrock.amazonaws.com only")
+    return str(role["Arn"])
+
+
+def create_role(state: RehearsalState) -> str:
+    state.role_arn = bedrock_role(state, "CustomizationRole", "model-customization-job")
     return f"{state.role_arn} (trusted by bedrock.amazonaws.com, SourceAccount/SourceArn conditions)"
 
 
 def create_evaluation_role(state: RehearsalState) -> str:
-    """The evaluation jobs' service role (ModelEvaluationRole): trusted by Bedrock's evaluation jobs
-    of this account and region only."""
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "bedrock.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-                "Condition": {
-                    "StringEquals": {"aws:SourceAccount": state.account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:aws:bedrock:{state.region}:{state.account}:evaluation-job/*"
-                    },
-                },
-            }
-        ],
-    }
-    role = state.clients["iam"].create_role(
-        RoleName=f"{state.stack_name}-EvaluationRole"[:64], AssumeRolePolicyDocument=json.dumps(trust)
-    )["Role"]
-    state.evaluation_role_arn = str(role["Arn"])
+    """The evaluation jobs' service role (ModelEvaluationRole)."""
+    state.evaluation_role_arn = bedrock_role(state, "EvaluationRole", "evaluation-job")
     return f"{state.evaluation_role_arn} (trusted by Bedrock evaluation jobs of this account and region)"
 
 
