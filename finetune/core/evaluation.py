@@ -327,8 +327,13 @@ def aggregate(rows: Iterable[Mapping[str, Any]], metrics: Sequence[str]) -> Scor
 
 
 def is_better_or_equal(metric: str, score: float, other: float) -> bool:
+    return _at_least_as_good(score, other, lower_is_better=metric in LOWER_IS_BETTER)
+
+
+def _at_least_as_good(score: float, other: float, *, lower_is_better: bool) -> bool:
+    """`score` is no worse than `other`, compared to the decimals reported (SCORE_DECIMALS)."""
     rounded, theirs = round(score, SCORE_DECIMALS), round(other, SCORE_DECIMALS)
-    return rounded <= theirs if metric in LOWER_IS_BETTER else rounded >= theirs
+    return rounded <= theirs if lower_is_better else rounded >= theirs
 
 
 @dataclass(frozen=True)
@@ -377,8 +382,7 @@ def _threshold_miss(metric: str, score: float | None, limit: float, kind: str) -
     decimals reported); which metric takes which is checked at synth."""
     if score is None:
         return [f"{metric}: no score (no answer could be scored); {kind} {limit:.2f}"]
-    rounded, bound = round(score, SCORE_DECIMALS), round(limit, SCORE_DECIMALS)
-    if (rounded <= bound) if kind == "maximum" else (rounded >= bound):
+    if _at_least_as_good(score, limit, lower_is_better=kind == "maximum"):
         return []
     sign = ">" if kind == "maximum" else "<"
     return [f"{metric}: {score:.2f} {sign} {kind} {limit:.2f} (missed by {abs(score - limit):.2f})"]
